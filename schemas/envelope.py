@@ -1,0 +1,175 @@
+"""CloudEvents 1.0 envelope and its Kafka binary-mode codec: the one place events are framed.
+
+On Kafka an event is a record whose value is the JSON `data` and whose headers carry the context
+attributes as `ce_*` (CloudEvents Kafka protocol binding, binary content mode), plus
+`content-type: application/json`. The record key is the event subject (case id, else contact id),
+so one case's events stay in one partition, in order.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from schemas.common import AwareDatetime, MunicipalityCode
+from schemas.events import CATALOG, EventData, topic_for
+
+SPECVERSION = "1.0"
+CONTENT_TYPE = "application/json"
+# CloudEvents extension attribute for the municipality (CBS code). Extension names are lower-case
+# alphanumerics of at most 20 characters.
+MUNICIPALITY_ATTRIBUTE = "municipality"
+
+D = TypeVar("D", bound=EventData)
+
+
+class UnknownEventType(ValueError):
+    def __init__(self, event_type: str) -> None:
+        super().__init__(f"unknown event type {event_type!r}")
+        self.event_type = event_type
+
+
+class Envelope(BaseModel, Generic[D]):
+    """A CloudEvent: context attributes plus typed `data`.
+
+    `source` + `id` identify the event: a repeated event is the same event. `time` is when it
+    happened at the channel (event time), not when Servicepuls received it.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    specversion: str = Field(default=SPECVERSION, pattern=r"^1\.0$")
+    id: str = Field(min_length=1, max_length=128)
+    source: str = Field(min_length=1, max_length=256, pattern=r"^\S+$")
+    type: str = Field(min_length=1, max_length=128)
+    time: AwareDatetime
+    subject: str = Field(min_length=1, max_length=128)
+    municipality: MunicipalityCode
+    datacontenttype: str = CONTENT_TYPE
+    data: D
+
+    @property
+    def dedupe_key(self) -> str:
+        """`source` + `id`: the identity of the event across redelivery and replay."""
+        return f"{self.source}\x1f{self.id}"
+
+    @property
+    def topic(self) -> str:
+        return topic_for(self.type)
+
+
+def new_event(
+    data: D,
+    *,
+    source: str,
+    municipality: str,
+    time: datetime,
+    id: str | None = None,
+) -> Envelope[D]:
+    """Frame `data` as a CloudEvent; `id` defaults to a random UUID (give a deterministic one
+    when the same decision may be taken again, e.g. on replay, so it dedupes downstream)."""
+    return Envelope[type(data)](  # type: ignore[misc]
+        id=id or str(uuid.uuid4()),
+        source=source,
+        type=data.event_type,
+        time=time,
+        subject=data.subject(),
+        municipality=municipality,
+        data=data,
+    )
+
+
+def deterministic_id(*parts: str) -> str:
+    """A stable event id derived from what the event is about (same decision, same id)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "servicepuls:" + "\x1f".join(parts)))
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaRecord:
+    topic: str
+    key: bytes
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+def encode(event: Envelope[Any]) -> KafkaRecord:
+    """Binary content mode: data as the value, attributes as `ce_*` headers."""
+    headers = [
+        ("ce_specversion", event.specversion.encode()),
+        ("ce_id", event.id.encode()),
+        ("ce_source", event.source.encode()),
+        ("ce_type", event.type.encode()),
+        ("ce_time", event.time.isoformat().encode()),
+        ("ce_subject", event.subject.encode()),
+        (f"ce_{MUNICIPALITY_ATTRIBUTE}", event.municipality.encode()),
+        ("content-type", CONTENT_TYPE.encode()),
+    ]
+    return KafkaRecord(
+        topic=event.topic,
+        key=event.subject.encode(),
+        value=event.data.model_dump_json(exclude_none=True).encode(),
+        headers=headers,
+    )
+
+
+def attributes_from_headers(headers: Any) -> dict[str, str]:
+    """The `ce_*` attributes of a Kafka record, without the prefix (headers may be a list of
+    pairs, as aiokafka gives them, or a mapping, as FastStream gives them)."""
+    items = headers.items() if hasattr(headers, "items") else headers
+    attributes: dict[str, str] = {}
+    for name, raw in items:
+        if name.startswith("ce_"):
+            attributes[name[3:]] = raw.decode() if isinstance(raw, bytes | bytearray) else str(raw)
+    return attributes
+
+
+def decode(headers: Any, value: bytes) -> Envelope[Any]:
+    """Rebuild the typed envelope from a Kafka record; raises on anything not in the catalog."""
+    attributes = attributes_from_headers(headers)
+    event_type = attributes.get("type", "")
+    model = CATALOG.get(event_type)
+    if model is None:
+        raise UnknownEventType(event_type)
+    data = model.model_validate_json(value)
+    return Envelope[model](  # type: ignore[valid-type]
+        specversion=attributes.get("specversion", SPECVERSION),
+        id=attributes.get("id", ""),
+        source=attributes.get("source", ""),
+        type=event_type,
+        time=attributes.get("time", ""),
+        subject=attributes.get("subject", ""),
+        municipality=attributes.get(MUNICIPALITY_ATTRIBUTE, ""),
+        data=data,
+    )
+
+
+def parse_structured(document: dict[str, Any]) -> Envelope[Any]:
+    """A CloudEvent in structured JSON (as channel systems POST it) to the typed envelope.
+
+    Raises `UnknownEventType` for a type outside the catalog and pydantic's `ValidationError`
+    (with field locations) for anything else wrong.
+    """
+    event_type = document.get("type")
+    if not isinstance(event_type, str) or event_type not in CATALOG:
+        raise UnknownEventType(str(event_type))
+    return Envelope[CATALOG[event_type]].model_validate(document)  # type: ignore[index]
+
+
+__all__ = [
+    "CONTENT_TYPE",
+    "SPECVERSION",
+    "Envelope",
+    "KafkaRecord",
+    "UnknownEventType",
+    "ValidationError",
+    "attributes_from_headers",
+    "decode",
+    "deterministic_id",
+    "encode",
+    "new_event",
+    "parse_structured",
+]

@@ -1,0 +1,1 @@
+"""What every Servicepuls service shares: settings, logging, migrations, Kafka, privacy."""
