@@ -1,0 +1,66 @@
+"""Watch a real Kafka topic from a test: remember where it ended, act, then wait for events."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from schemas.envelope import Envelope, decode
+
+BOOTSTRAP = os.environ.get("SERVICEPULS_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+
+
+class TopicTail:
+    def __init__(self, consumer: AIOKafkaConsumer) -> None:
+        self.consumer = consumer
+        self.seen: list[Envelope[Any]] = []
+
+    async def wait_for(
+        self,
+        predicate: Callable[[Envelope[Any]], bool],
+        *,
+        count: int = 1,
+        timeout: float = 30,
+    ) -> list[Envelope[Any]]:
+        """Events matching `predicate`, once at least `count` have arrived; raises on timeout."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            matched = [e for e in self.seen if predicate(e)]
+            if len(matched) >= count:
+                return matched
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                raise TimeoutError(f"saw {len(matched)} of {count} expected events in {timeout}s")
+            batches = await self.consumer.getmany(timeout_ms=int(min(remaining, 0.5) * 1000))
+            for records in batches.values():
+                for record in records:
+                    self.seen.append(decode(record.headers, record.value))
+
+
+@asynccontextmanager
+async def topic_tail(topic: str, *, from_beginning: bool = False) -> AsyncIterator[TopicTail]:
+    """Events written to `topic` after this point (or from its start)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        if not partitions:
+            await consumer._client.force_metadata_update()  # topic metadata not yet fetched
+            partitions = [
+                TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []
+            ]
+        consumer.assign(partitions)
+        if from_beginning:
+            await consumer.seek_to_beginning(*partitions)
+        else:
+            await consumer.seek_to_end(*partitions)
+            for tp in partitions:  # resolve the lazy seek now, before the test acts
+                await consumer.position(tp)
+        yield TopicTail(consumer)
+    finally:
+        await consumer.stop()
