@@ -31,7 +31,7 @@ import threading
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
-from email.utils import parsedate_to_datetime
+from email.utils import formatdate, parsedate_to_datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -81,8 +81,14 @@ class MaildirHandler:
     """aiosmtpd handler: each accepted message becomes one file in the Maildir."""
 
     def __init__(self, maildir: Path, failures: FailureBudget) -> None:
+        self.path = maildir
         self.maildir = mailbox.Maildir(maildir, create=True)
         self.failures = failures
+
+    def _ensure_layout(self) -> None:
+        # mailbox.Maildir(create=True) skips an existing (e.g. pre-made or emptied) directory.
+        for sub in ("tmp", "new", "cur"):
+            (self.path / sub).mkdir(parents=True, exist_ok=True)
 
     async def handle_DATA(self, server, session, envelope) -> str:
         if self.failures.take():
@@ -93,6 +99,7 @@ class MaildirHandler:
             f"X-Envelope-From: <{envelope.mail_from}>\r\n"
             f"X-Envelope-To: {', '.join(envelope.rcpt_tos)}\r\n"
         ).encode()
+        self._ensure_layout()
         key = self.maildir.add(envelope_headers + envelope.original_content)
         log.info("stored message %s (%d recipients)", key, len(envelope.rcpt_tos))
         return "250 2.0.0 OK queued as " + key
@@ -105,7 +112,8 @@ def _headers(path: Path) -> dict[str, str]:
         "subject": str(headers.get("Subject", "")),
         "to": str(headers.get("To", "")),
         "from": str(headers.get("From", "")),
-        "date": str(headers.get("Date", "")),
+        # No Date header (some clients leave it to the server): show when the sink received it.
+        "date": str(headers.get("Date", "")) or formatdate(path.stat().st_mtime, localtime=True),
     }
 
 

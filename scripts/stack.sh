@@ -153,6 +153,13 @@ num.partitions=6
 auto.create.topics.enable=false
 # Tests start consumers all the time; do not make each group wait 3s for more members.
 group.initial.rebalance.delay.ms=0
+# After a kill -9 the restarted broker cannot register until its old session expires (default
+# 9s); one JVM hosts both roles, so a short session is safe and recovery quicker.
+broker.heartbeat.interval.ms=1000
+broker.session.timeout.ms=4000
+# The only replica is this broker: electing it after an unclean shutdown loses nothing extra
+# and never leaves a partition without a leader.
+unclean.leader.election.enable=true
 log.retention.hours=168
 log.segment.bytes=104857600
 EOF
