@@ -1,0 +1,411 @@
+"""The intake HTTP API: channel systems post CloudEvents; a 202 means they are durably in Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import structlog
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from schemas.envelope import Envelope, encode
+from schemas.events import CATALOG, Family
+from services.common.kafka import durable_producer, send_records
+from services.common.sealing import Keys, load_keys
+from services.intake.domain.admission import POSTED_MODELS, FieldProblem, NotAdmitted, admit
+from services.intake.domain.channel_systems import ChannelSystem, Gatekeeper
+from services.intake.openapi import (
+    batch_request_body,
+    component_schemas,
+    event_request_body,
+    problem_responses,
+)
+from services.intake.settings import IntakeSettings
+
+log = structlog.get_logger("intake")
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_BASE = "https://servicepuls.nl/problems/"
+
+
+class IntakeMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "servicepuls_intake_requests",
+            "HTTP requests to intake, by route and status code",
+            ["route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "servicepuls_intake_request_duration_seconds",
+            "Time from request to response, publishing to Kafka included",
+            ["route"],
+            buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
+        self.accepted = Counter(
+            "servicepuls_intake_events_accepted",
+            "Events acknowledged by Kafka and answered with 202",
+            ["municipality", "channel_system"],
+            registry=self.registry,
+        )
+        self.rejected = Counter(
+            "servicepuls_intake_events_rejected",
+            "Events refused, by reason (invalid, forbidden, too_large)",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.publish_failures = Counter(
+            "servicepuls_intake_publish_failures",
+            "Requests answered 503 because Kafka did not acknowledge in time",
+            registry=self.registry,
+        )
+
+
+@dataclass
+class Intake:
+    settings: IntakeSettings
+    gatekeeper: Gatekeeper
+    keys: Keys
+    producer: AIOKafkaProducer
+    metrics: IntakeMetrics
+
+
+def problem(
+    status: int,
+    kind: str,
+    title: str,
+    detail: str,
+    *,
+    errors: list[FieldProblem] | None = None,
+    items: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """An RFC 9457 problem details response."""
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + kind,
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if errors:
+        body["errors"] = [{"pointer": e.pointer, "detail": e.detail} for e in errors]
+    if items:
+        body["items"] = items
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _not_admitted(error: NotAdmitted) -> JSONResponse:
+    if error.status == 403:
+        return problem(
+            403, "forbidden", "Not allowed for this channel system", error.problems[0].detail
+        )
+    return problem(
+        422,
+        "invalid-event",
+        "The event is not valid",
+        f"{len(error.problems)} problem(s); each names the field (JSON Pointer) and why",
+        errors=error.problems,
+    )
+
+
+async def _read_body(request: Request, limit: int) -> bytes | None:
+    """The request body, or None when it exceeds `limit` bytes (checked while reading)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(
+    settings: IntakeSettings | None = None, *, producer: AIOKafkaProducer | None = None
+) -> FastAPI:
+    settings = settings or IntakeSettings()
+    state: dict[str, Intake] = {}
+    # Configuration first: a mistake in it stops the service before anything connects.
+    gatekeeper = Gatekeeper.from_file(settings.channel_systems_path())
+    keys = load_keys(settings.infra.state_dir)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        kafka = producer or durable_producer(
+            settings.infra.kafka_bootstrap,
+            "servicepuls-intake",
+            request_timeout_ms=int(settings.publish_timeout_seconds * 1000),
+        )
+        await kafka.start()
+        state["intake"] = Intake(
+            settings=settings,
+            gatekeeper=gatekeeper,
+            keys=keys,
+            producer=kafka,
+            metrics=IntakeMetrics(),
+        )
+        log.info("intake started", kafka=settings.infra.kafka_bootstrap, port=settings.port)
+        try:
+            yield
+        finally:
+            await kafka.stop()
+
+    app = FastAPI(
+        title="Servicepuls intake",
+        version="1.0.0",
+        summary="Channel systems post contact and case events as CloudEvents.",
+        description=(
+            "Post one event (`POST /v1/events`) or a batch (`POST /v1/events:batch`, all or "
+            "nothing) as CloudEvents 1.0 in structured JSON. A `202 Accepted` means every event "
+            "is durably written to Kafka (acknowledged by all in-sync replicas). Posting the "
+            "same event again (same `source` and `id`) is safe: it has no second effect. Errors "
+            "are RFC 9457 problem details naming each bad field by JSON Pointer."
+        ),
+        lifespan=lifespan,
+    )
+
+    def intake() -> Intake:
+        return state["intake"]
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                summary=app.summary,
+                description=app.description,
+                routes=app.routes,
+            )
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(
+                component_schemas()
+            )
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_problem(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return problem(exc.status_code, "http", str(exc.detail), str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_problem(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            FieldProblem("/" + "/".join(str(p) for p in e["loc"]), e["msg"]) for e in exc.errors()
+        ]
+        return problem(
+            422, "invalid-request", "The request is not valid", "see errors", errors=errors
+        )
+
+    @app.middleware("http")
+    async def _observe(request: Request, call_next: Any) -> Response:
+        started = time.perf_counter()
+        response: Response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        if "intake" in state:
+            metrics = intake().metrics
+            metrics.requests.labels(path, str(response.status_code)).inc()
+            metrics.latency.labels(path).observe(time.perf_counter() - started)
+        return response
+
+    def _authenticate(request: Request) -> ChannelSystem | JSONResponse:
+        system = intake().gatekeeper.authenticate(request.headers.get("authorization"))
+        if system is None:
+            return problem(
+                401,
+                "unauthenticated",
+                "Authentication required",
+                "send Authorization: Bearer <token of your channel system>",
+                headers={"WWW-Authenticate": 'Bearer realm="servicepuls-intake"'},
+            )
+        return system
+
+    async def _publish(events: list[Envelope[Any]], system: ChannelSystem) -> JSONResponse | None:
+        """Write to Kafka and wait for the acknowledgement; a 503 problem when that fails."""
+        ctx = intake()
+        try:
+            async with asyncio.timeout(ctx.settings.publish_timeout_seconds):
+                await send_records(ctx.producer, (encode(e) for e in events))
+        except (TimeoutError, KafkaError) as exc:
+            ctx.metrics.publish_failures.inc()
+            log.warning("kafka did not acknowledge", error=type(exc).__name__, events=len(events))
+            return problem(
+                503,
+                "kafka-unavailable",
+                "Events could not be stored now",
+                "Kafka did not acknowledge the write; nothing was accepted. Retry the same "
+                "request later: posting an event again has no second effect.",
+                headers={"Retry-After": str(ctx.settings.retry_after_seconds)},
+            )
+        for event in events:
+            ctx.metrics.accepted.labels(event.municipality, system.name).inc()
+        return None
+
+    def _too_large(limit: int) -> JSONResponse:
+        intake().metrics.rejected.labels("too_large").inc()
+        return problem(
+            413, "too-large", "Request too large", f"the body may be at most {limit} bytes"
+        )
+
+    def _parse_json(body: bytes) -> Any | JSONResponse:
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            intake().metrics.rejected.labels("invalid").inc()
+            return problem(
+                400, "malformed-json", "The body is not JSON", f"{exc.msg} at position {exc.pos}"
+            )
+
+    @app.post(
+        "/v1/events",
+        status_code=202,
+        summary="Post one event",
+        openapi_extra={"requestBody": event_request_body()},
+        responses=problem_responses(single=True),
+    )
+    async def post_event(request: Request) -> Response:
+        system = _authenticate(request)
+        if isinstance(system, JSONResponse):
+            return system
+        limit = intake().settings.max_event_bytes
+        body = await _read_body(request, limit)
+        if body is None:
+            return _too_large(limit)
+        document = _parse_json(body)
+        if isinstance(document, JSONResponse):
+            return document
+        try:
+            event = admit(document, system=system, keys=intake().keys)
+        except NotAdmitted as error:
+            intake().metrics.rejected.labels(
+                "forbidden" if error.status == 403 else "invalid"
+            ).inc()
+            return _not_admitted(error)
+        failure = await _publish([event], system)
+        if failure is not None:
+            return failure
+        return JSONResponse({"accepted": 1, "ids": [event.id]}, status_code=202)
+
+    @app.post(
+        "/v1/events:batch",
+        status_code=202,
+        summary="Post a batch of events, all or nothing",
+        openapi_extra={"requestBody": batch_request_body()},
+        responses=problem_responses(single=False),
+    )
+    async def post_batch(request: Request) -> Response:
+        system = _authenticate(request)
+        if isinstance(system, JSONResponse):
+            return system
+        ctx = intake()
+        body = await _read_body(request, ctx.settings.max_batch_bytes)
+        if body is None:
+            return _too_large(ctx.settings.max_batch_bytes)
+        documents = _parse_json(body)
+        if isinstance(documents, JSONResponse):
+            return documents
+        if not isinstance(documents, list) or not documents:
+            return problem(
+                422,
+                "invalid-batch",
+                "The batch is not valid",
+                "the body must be a non-empty JSON array of CloudEvents",
+                errors=[FieldProblem("", "must be a non-empty JSON array")],
+            )
+        if len(documents) > ctx.settings.max_batch_events:
+            ctx.metrics.rejected.labels("too_large").inc()
+            return problem(
+                413,
+                "too-large",
+                "Too many events in one batch",
+                f"a batch holds at most {ctx.settings.max_batch_events} events; got {len(documents)}",
+            )
+        events: list[Envelope[Any]] = []
+        failed: list[dict[str, Any]] = []
+        statuses: set[int] = set()
+        now = None
+        for index, document in enumerate(documents):
+            try:
+                events.append(admit(document, system=system, keys=ctx.keys, now=now))
+            except NotAdmitted as error:
+                statuses.add(error.status)
+                failed.append(
+                    {
+                        "index": index,
+                        "status": error.status,
+                        "errors": [
+                            {"pointer": f"/{index}{p.pointer}", "detail": p.detail}
+                            for p in error.problems
+                        ],
+                    }
+                )
+        if failed:
+            status = 422 if 422 in statuses else 403
+            ctx.metrics.rejected.labels("invalid" if status == 422 else "forbidden").inc(
+                len(documents)
+            )
+            return problem(
+                status,
+                "invalid-batch" if status == 422 else "forbidden",
+                "The batch was not accepted",
+                f"{len(failed)} of {len(documents)} events failed; nothing was accepted. "
+                "Each item names the event by index, the field and why.",
+                items=failed,
+            )
+        failure = await _publish(events, system)
+        if failure is not None:
+            return failure
+        return JSONResponse(
+            {"accepted": len(events), "ids": [e.id for e in events]}, status_code=202
+        )
+
+    @app.get("/v1/event-types", summary="The event types intake accepts")
+    async def event_types() -> dict[str, list[str]]:
+        return {"event_types": sorted(POSTED_MODELS)}
+
+    @app.get("/health", summary="Alive", include_in_schema=False)
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/ready", summary="Ready to accept events (Kafka reachable)", include_in_schema=False)
+    async def ready() -> Response:
+        if "intake" not in state:
+            return JSONResponse({"status": "starting"}, status_code=503)
+        try:
+            async with asyncio.timeout(2):
+                await intake().producer.client.fetch_all_metadata()
+        except (TimeoutError, KafkaError):
+            return JSONResponse({"status": "kafka unreachable"}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(intake().metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+INTAKE_TYPES = sorted(t for t, m in CATALOG.items() if m.family is Family.INTAKE)

@@ -1,0 +1,210 @@
+"""Admission of one posted event: the checks between a channel system's JSON and the topic.
+
+A posted event is a CloudEvent in structured JSON. It is admitted when its type is one intake
+accepts, every field is valid, no personal identifier hides in a field not meant for it, the
+channel system may post it, and its event time is not in the future. The resident's contact
+details are then sealed for the feedback service and replaced by a pseudonym, so what goes on
+the topic carries no personal data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from schemas.common import AwareDatetime, MunicipalityCode, ResidentRef
+from schemas.envelope import SPECVERSION, Envelope
+from schemas.events import CATALOG, EventData, Family
+from schemas.resident import ResidentIn
+from services.common.pii import PersonalIdentifier, find_personal_identifier, redact
+from services.common.sealing import Keys, pseudonym, seal
+from services.intake.domain.channel_systems import ChannelSystem
+
+# Event time may run ahead of our clock by this much (channel systems' clocks drift a little).
+FUTURE_TOLERANCE = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldProblem:
+    """One thing wrong with a posted event, located by a JSON Pointer (RFC 6901)."""
+
+    pointer: str
+    detail: str
+
+
+class NotAdmitted(Exception):
+    def __init__(self, status: int, problems: list[FieldProblem]) -> None:
+        super().__init__("; ".join(f"{p.pointer}: {p.detail}" for p in problems))
+        self.status = status
+        self.problems = problems
+
+
+def _posted_model(model: type[EventData]) -> type[EventData]:
+    """The data model as channel systems post it: the resident in plaintext (`ResidentIn`)."""
+    if "resident" not in model.model_fields:
+        return model
+    posted = create_model(  # type: ignore[call-overload]
+        f"{model.__name__}Posted",
+        __base__=model,
+        __doc__=model.__doc__,
+        resident=(ResidentIn | None, None),
+    )
+    return posted  # type: ignore[no-any-return]
+
+
+# The event types channel systems may post (the others are emitted by Servicepuls itself).
+POSTED_MODELS: dict[str, type[EventData]] = {
+    event_type: _posted_model(model)
+    for event_type, model in CATALOG.items()
+    if model.family is Family.INTAKE
+}
+
+D = TypeVar("D", bound=EventData)
+
+
+class PostedEvent(BaseModel, Generic[D]):
+    """A CloudEvent in structured JSON mode, as posted to intake."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    specversion: str = Field(pattern=r"^1\.0$", examples=[SPECVERSION])
+    id: str = Field(min_length=1, max_length=128, description="Unique per source")
+    source: str = Field(min_length=1, max_length=256, pattern=r"^\S+$", examples=["/gm0383/kcc"])
+    type: str = Field(
+        description="One of the intake event types, e.g. nl.servicepuls.case.opened.v1"
+    )
+    time: AwareDatetime = Field(description="When it happened at the channel (event time)")
+    subject: str | None = Field(
+        default=None, max_length=128, description="Case id, else contact id; derived when absent"
+    )
+    municipality: MunicipalityCode
+    datacontenttype: str | None = Field(default=None, pattern=r"^application/json$")
+    data: D
+
+
+def _pointer(location: tuple[int | str, ...]) -> str:
+    return "".join(f"/{str(part).replace('~', '~0').replace('/', '~1')}" for part in location)
+
+
+def _problems_from(
+    error: ValidationError, prefix: tuple[int | str, ...] = ()
+) -> list[FieldProblem]:
+    problems = []
+    for item in error.errors(include_url=False, include_input=False):
+        location = tuple(
+            part
+            for part in item["loc"]
+            # pydantic adds the model or union member name to the location; JSON has no such step
+            if not (isinstance(part, str) and (part[:1].isupper() or part.startswith("function-")))
+        )
+        problems.append(FieldProblem(_pointer(prefix + location), redact(item["msg"])))
+    return problems
+
+
+def _personal_data_outside_resident(value: Any, path: tuple[int | str, ...]) -> list[FieldProblem]:
+    if isinstance(value, dict):
+        return [
+            problem
+            for key, item in value.items()
+            if not (path == ("data",) and key == "resident")
+            for problem in _personal_data_outside_resident(item, (*path, key))
+        ]
+    if isinstance(value, list):
+        return [
+            problem
+            for index, item in enumerate(value)
+            for problem in _personal_data_outside_resident(item, (*path, index))
+        ]
+    if isinstance(value, str):
+        found = find_personal_identifier(value)
+        if (
+            found is PersonalIdentifier.BSN
+            and not value.replace(".", "").replace(" ", "").isdigit()
+        ):
+            found = None  # a BSN is only recognised as a whole value; ids may contain 9 digits
+        if found is not None:
+            return [
+                FieldProblem(
+                    _pointer(path),
+                    f"contains what looks like a {found}; personal data belongs only in "
+                    "data.resident, where it is sealed",
+                )
+            ]
+    return []
+
+
+def _resident_ref(resident: ResidentIn, keys: Keys) -> ResidentRef:
+    return ResidentRef(
+        ref=pseudonym(keys.pseudonym, resident.recognised_by()),
+        sealed_contact=seal(
+            keys.sealing_public, resident.contact_details().model_dump_json().encode()
+        ),
+        reachable_by=resident.reachable_by(),
+        survey_consent=resident.survey_consent,
+        language=resident.language,
+    )
+
+
+def admit(
+    document: Any,
+    *,
+    system: ChannelSystem,
+    keys: Keys,
+    now: datetime | None = None,
+) -> Envelope[Any]:
+    """The event to publish for one posted document, or `NotAdmitted` saying why not."""
+    if not isinstance(document, dict):
+        raise NotAdmitted(422, [FieldProblem("", "must be a JSON object (one CloudEvent)")])
+    event_type = document.get("type")
+    if event_type not in POSTED_MODELS:
+        if isinstance(event_type, str) and event_type in CATALOG:
+            detail = f"{event_type!r} is emitted by Servicepuls itself, not posted to intake"
+        elif event_type is None:
+            detail = "required: the CloudEvents type, e.g. nl.servicepuls.case.opened.v1"
+        else:
+            detail = (
+                f"unknown event type {redact(str(event_type))[:128]!r}; see GET /v1/event-types"
+            )
+        raise NotAdmitted(422, [FieldProblem("/type", detail)])
+    model = POSTED_MODELS[event_type]
+    problems = _personal_data_outside_resident(
+        {key: document.get(key) for key in ("id", "source", "subject", "data")}, ()
+    )
+    try:
+        posted = PostedEvent[model].model_validate(document)  # type: ignore[valid-type]
+    except ValidationError as error:
+        raise NotAdmitted(422, _problems_from(error) + problems) from None
+    subject = posted.data.subject()
+    if posted.subject is not None and posted.subject != subject:
+        problems.append(
+            FieldProblem("/subject", f"must be the case id, else the contact id: {subject!r}")
+        )
+    moment = now or datetime.now(UTC)
+    if posted.time > moment + FUTURE_TOLERANCE:
+        problems.append(FieldProblem("/time", "lies in the future; give when it happened"))
+    if problems:
+        raise NotAdmitted(422, problems)
+    refusal = system.may_post(
+        source=posted.source, event_type=event_type, municipality=posted.municipality
+    )
+    if refusal:
+        raise NotAdmitted(403, [FieldProblem("", refusal)])
+
+    fields = dict(posted.data)
+    resident = fields.get("resident")
+    if isinstance(resident, ResidentIn):
+        fields["resident"] = _resident_ref(resident, keys)
+    domain_model = CATALOG[event_type]
+    data = domain_model.model_construct(**fields)  # every field was validated above
+    return Envelope[domain_model](  # type: ignore[valid-type]
+        id=posted.id,
+        source=posted.source,
+        type=event_type,
+        time=posted.time,
+        subject=subject,
+        municipality=posted.municipality,
+        data=data,
+    )

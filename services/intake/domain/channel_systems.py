@@ -1,0 +1,76 @@
+"""Which channel systems may post which events: bearer tokens (stored as SHA-256) and grants."""
+
+from __future__ import annotations
+
+import hashlib
+from fnmatch import fnmatchcase
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from schemas.common import MunicipalityCode
+from services.common.config import load_yaml_model
+
+
+class ChannelSystem(BaseModel):
+    """A system that posts events, e.g. the phone platform or the case system of one municipality.
+
+    `sources` and `event_types` are glob patterns (`/gm0383/*`, `nl.servicepuls.case.*`).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]{0,63}$")
+    description: str = ""
+    token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    sources: list[str] = Field(min_length=1)
+    event_types: list[str] = Field(min_length=1)
+    municipalities: list[MunicipalityCode] = Field(min_length=1)
+
+    def may_post(self, *, source: str, event_type: str, municipality: str) -> str | None:
+        """None when allowed, else the reason it is not (for a 403 problem)."""
+        if municipality not in self.municipalities:
+            return f"channel system {self.name!r} may not post for municipality {municipality}"
+        if not any(fnmatchcase(source, pattern) for pattern in self.sources):
+            return f"channel system {self.name!r} may not post with source {source!r}"
+        if not any(fnmatchcase(event_type, pattern) for pattern in self.event_types):
+            return f"channel system {self.name!r} may not post events of type {event_type!r}"
+        return None
+
+
+class ChannelSystems(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    channel_systems: list[ChannelSystem] = Field(min_length=1)
+
+    @field_validator("channel_systems")
+    @classmethod
+    def _unique(cls, value: list[ChannelSystem]) -> list[ChannelSystem]:
+        for attribute in ("name", "token_sha256"):
+            seen = [getattr(system, attribute) for system in value]
+            if len(set(seen)) != len(seen):
+                raise ValueError(f"two channel systems share a {attribute}")
+        return value
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Gatekeeper:
+    """Finds the channel system behind a bearer token. Tokens are never kept, only digests."""
+
+    def __init__(self, systems: ChannelSystems) -> None:
+        self._by_digest = {system.token_sha256: system for system in systems.channel_systems}
+
+    @classmethod
+    def from_file(cls, path: Path) -> Gatekeeper:
+        return cls(load_yaml_model(path, ChannelSystems))
+
+    def authenticate(self, authorization: str | None) -> ChannelSystem | None:
+        if not authorization:
+            return None
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        return self._by_digest.get(token_digest(token.strip()))

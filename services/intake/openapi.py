@@ -1,0 +1,104 @@
+"""OpenAPI request bodies and problem responses for intake, generated from the event models."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from services.intake.domain.admission import POSTED_MODELS, PostedEvent
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "RFC 9457 problem details",
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"pointer": {"type": "string"}, "detail": {"type": "string"}},
+            },
+        },
+        "items": {"type": "array", "items": {"type": "object"}},
+    },
+    "required": ["type", "title", "status"],
+}
+
+
+@cache
+def _event_schema() -> dict[str, Any]:
+    """One CloudEvent: any of the posted event types, each with its own `data` schema."""
+    variants = []
+    definitions: dict[str, Any] = {}
+    for event_type, model in sorted(POSTED_MODELS.items()):
+        schema = TypeAdapter(PostedEvent[model]).json_schema(  # type: ignore[valid-type]
+            ref_template="#/components/schemas/{model}"
+        )
+        definitions.update(schema.pop("$defs", {}))
+        schema["properties"]["type"] = {"type": "string", "const": event_type}
+        schema["title"] = event_type
+        variants.append(schema)
+    return {"oneOf": variants, "x-definitions": definitions}
+
+
+def component_schemas() -> dict[str, Any]:
+    return dict(_event_schema()["x-definitions"])
+
+
+def event_request_body() -> dict[str, Any]:
+    schema = {"oneOf": _event_schema()["oneOf"]}
+    return {
+        "required": True,
+        "content": {
+            "application/cloudevents+json": {"schema": schema},
+            "application/json": {"schema": schema},
+        },
+    }
+
+
+def batch_request_body() -> dict[str, Any]:
+    schema = {"type": "array", "minItems": 1, "items": {"oneOf": _event_schema()["oneOf"]}}
+    return {
+        "required": True,
+        "content": {
+            "application/cloudevents-batch+json": {"schema": schema},
+            "application/json": {"schema": schema},
+        },
+    }
+
+
+def problem_responses(*, single: bool) -> dict[int | str, dict[str, Any]]:
+    accepted = {
+        "type": "object",
+        "properties": {
+            "accepted": {"type": "integer"},
+            "ids": {"type": "array", "items": {"type": "string"}},
+        },
+    }
+    problem = {"application/problem+json": {"schema": PROBLEM_SCHEMA}}
+    return {
+        202: {
+            "description": "Durably written to Kafka",
+            "content": {"application/json": {"schema": accepted}},
+        },
+        400: {"description": "The body is not JSON", "content": problem},
+        401: {"description": "No valid bearer token", "content": problem},
+        403: {
+            "description": "The channel system may not post this source, type or municipality",
+            "content": problem,
+        },
+        413: {
+            "description": "Body too large" + ("" if single else " or too many events"),
+            "content": problem,
+        },
+        422: {"description": "Invalid event(s): each problem names the field", "content": problem},
+        503: {
+            "description": "Kafka unavailable; retry after Retry-After seconds",
+            "content": problem,
+        },
+    }
