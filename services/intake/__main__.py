@@ -7,7 +7,6 @@ import sys
 import uvicorn
 
 from services.common.config import ConfigError
-
 from services.common.logging import configure_logging
 from services.intake.app import create_app
 from services.intake.settings import IntakeSettings

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from schemas.envelope import Envelope, decode
 
@@ -19,6 +19,7 @@ class TopicTail:
     def __init__(self, consumer: AIOKafkaConsumer) -> None:
         self.consumer = consumer
         self.seen: list[Envelope[Any]] = []
+        self.records: list[ConsumerRecord[Any, Any]] = []  # the raw records, as Kafka holds them
 
     async def wait_for(
         self,
@@ -39,6 +40,7 @@ class TopicTail:
             batches = await self.consumer.getmany(timeout_ms=int(min(remaining, 0.5) * 1000))
             for records in batches.values():
                 for record in records:
+                    self.records.append(record)
                     self.seen.append(decode(record.headers, record.value))
 
 

@@ -1,0 +1,168 @@
+"""Admission of posted events: validation, personal data screening, authorisation, sealing."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from schemas.resident import ContactDetails
+from services.common.sealing import generate_keys, open_sealed, pseudonym
+from services.intake.domain.admission import NotAdmitted, admit
+from services.intake.domain.channel_systems import (
+    ChannelSystem,
+    ChannelSystems,
+    Gatekeeper,
+    token_digest,
+)
+
+KEYS = generate_keys()
+NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+SYSTEM = ChannelSystem(
+    name="zaaksysteem",
+    token_sha256=token_digest("secret"),
+    sources=["/gm0383/zaken"],
+    event_types=["nl.servicepuls.case.*"],
+    municipalities=["GM0383"],
+)
+
+
+def opened(**data_overrides):
+    data = {"case_id": "Z-2026-001", "case_type": "melding_openbare_ruimte", "channel": "webform"}
+    data.update(data_overrides)
+    return {
+        "specversion": "1.0",
+        "id": "evt-1",
+        "source": "/gm0383/zaken",
+        "type": "nl.servicepuls.case.opened.v1",
+        "time": "2026-03-02T10:15:00+01:00",
+        "municipality": "GM0383",
+        "data": data,
+    }
+
+
+def problems_of(document, system=SYSTEM):
+    with pytest.raises(NotAdmitted) as caught:
+        admit(document, system=system, keys=KEYS, now=NOW)
+    return caught.value.status, {p.pointer: p.detail for p in caught.value.problems}
+
+
+def test_a_valid_event_is_admitted_with_subject_and_event_time():
+    event = admit(opened(), system=SYSTEM, keys=KEYS, now=NOW)
+    assert event.subject == "Z-2026-001"
+    assert event.time == datetime(2026, 3, 2, 9, 15, tzinfo=UTC)
+    assert event.data.channel == "webform"
+
+
+def test_each_bad_field_is_named_by_json_pointer():
+    document = opened(channel="fax", case_type="Bad Type", surprise=1)
+    document["time"] = "2026-03-02T10:15:00"
+    status, problems = problems_of(document)
+    assert status == 422
+    assert set(problems) == {"/time", "/data/channel", "/data/case_type", "/data/surprise"}
+    assert "timezone" in problems["/time"]
+
+
+def test_unknown_and_internal_types_are_refused():
+    _, problems = problems_of({**opened(), "type": "nl.servicepuls.case.teleported.v1"})
+    assert "unknown event type" in problems["/type"]
+    _, problems = problems_of({**opened(), "type": "nl.servicepuls.norm.breached.v1"})
+    assert "emitted by Servicepuls itself" in problems["/type"]
+    assert problems_of([opened()])[1] == {"": "must be a JSON object (one CloudEvent)"}
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "kind"),
+    [
+        ("case_id", "111222333", "BSN"),
+        ("case_id", "jan@example.nl", "e-mail address"),
+        ("topic", "0612345678", "phone number"),
+    ],
+)
+def test_personal_identifiers_outside_the_resident_are_refused(field, value, kind):
+    status, problems = problems_of(opened(**{field: value}))
+    assert status == 422
+    assert kind in problems[f"/data/{field}"]
+    assert value not in json.dumps(problems)  # the error itself does not echo the personal data
+
+
+def test_ids_that_merely_contain_nine_digits_are_fine():
+    admit(opened(case_id="Z-111222333"), system=SYSTEM, keys=KEYS, now=NOW)
+
+
+def test_subject_must_match_the_case():
+    _, problems = problems_of({**opened(), "subject": "Z-other"})
+    assert "/subject" in problems
+
+
+def test_event_time_in_the_future_is_refused():
+    _, problems = problems_of({**opened(), "time": (NOW + timedelta(hours=1)).isoformat()})
+    assert "future" in problems["/time"]
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"source": "/gm0383/telefonie"}, "source"),
+        ({"municipality": "GM0363"}, "municipality"),
+        (
+            {
+                "type": "nl.servicepuls.contact.received.v1",
+                "data": {"contact_id": "C-1", "channel": "email", "topic": "afval"},
+            },
+            "type",
+        ),
+    ],
+)
+def test_a_channel_system_posts_only_what_it_is_granted(change, reason):
+    status, problems = problems_of({**opened(), **change})
+    assert status == 403
+    assert reason in problems[""]
+
+
+def test_the_resident_leaves_intake_sealed_and_pseudonymous():
+    resident = {
+        "bsn": "111222333",
+        "email": "jan@example.nl",
+        "phone": "06-12345678",
+        "survey_consent": True,
+        "language": "en",
+    }
+    event = admit(opened(resident=resident), system=SYSTEM, keys=KEYS, now=NOW)
+    on_topic = event.data.model_dump_json()
+    for secret in ("111222333", "jan@example.nl", "12345678"):
+        assert secret not in on_topic
+    ref = event.data.resident
+    assert ref.ref == pseudonym(KEYS.pseudonym, "111222333")
+    assert ref.survey_consent is True and ref.language == "en"
+    assert [m.value for m in ref.reachable_by] == ["email", "sms", "phone"]
+    details = ContactDetails.model_validate_json(
+        open_sealed(KEYS.sealing_private, ref.sealed_contact)
+    )
+    assert details.email == "jan@example.nl" and details.phone == "06-12345678"
+
+
+def test_an_invalid_bsn_in_the_resident_is_named():
+    _, problems = problems_of(opened(resident={"bsn": "123456789"}))
+    assert "elfproef" in problems["/data/resident/bsn"]
+
+
+@given(
+    st.dictionaries(
+        st.text(max_size=10), st.one_of(st.none(), st.integers(), st.text(max_size=30)), max_size=6
+    )
+)
+def test_arbitrary_documents_are_refused_cleanly_never_crash(document):
+    with pytest.raises(NotAdmitted):
+        admit(document, system=SYSTEM, keys=KEYS, now=NOW)
+
+
+def test_gatekeeper_knows_systems_by_token_digest_only():
+    gatekeeper = Gatekeeper(ChannelSystems(channel_systems=[SYSTEM]))
+    assert gatekeeper.authenticate("Bearer secret") is SYSTEM
+    assert gatekeeper.authenticate("bearer  secret ") is SYSTEM
+    for header in (None, "", "Bearer", "Bearer wrong", "Basic secret", "secret"):
+        assert gatekeeper.authenticate(header) is None
