@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh machine: installs what is missing, starts the local stack
+# (Kafka, PostgreSQL, Prometheus, SMTP sink) on 127.0.0.1, lints, then runs every test against
+# the real parts. Extra arguments go to pytest (e.g. `scripts/test.sh tests/unit -x`).
+#
+# The stack is left as it was found: started here means stopped here (SERVICEPULS_KEEP_STACK=1
+# keeps it running).
+set -euo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+
+bash scripts/bootstrap.sh
+
+started_here=0
+if ! bash scripts/stack.sh status >/dev/null 2>&1; then
+    started_here=1
+fi
+stop_stack() {
+    if ((started_here)) && [[ "${SERVICEPULS_KEEP_STACK:-0}" != 1 ]]; then
+        bash scripts/stack.sh down || true
+    fi
+}
+trap stop_stack EXIT
+bash scripts/stack.sh up
+set -a
+# shellcheck disable=SC1091
+source .stack/env
+set +a
+
+echo "== ruff"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check --quiet . || { echo "ruff format: run .venv/bin/ruff format ."; exit 1; }
+
+echo "== pytest"
+if (($# > 0)); then
+    .venv/bin/pytest "$@"
+else
+    # One run, so the closing line counts everything: pure tests first, then the real parts.
+    .venv/bin/pytest -p no:cacheprovider tests/unit tests/integration tests/e2e
+fi
