@@ -1,0 +1,247 @@
+"""Composition root of the metrics service: settings, store, consumer, HTTP face.
+
+Consumes the intake, norms and feedback topics in batches (consumer group `metrics`). Each batch
+is applied to PostgreSQL in one transaction (dedupe keys + aggregate increments + state), then
+added to the in-memory view, then the offsets are committed to Kafka. A crash anywhere in between
+re-delivers the batch; the dedupe keys make the second delivery count nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from faststream import AckPolicy
+from faststream.asgi import AsgiFastStream, AsgiResponse, get
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    make_asgi_app,
+)
+
+from schemas.envelope import Envelope, decode
+from schemas.events import TOPICS
+from services.common.config import load_municipalities
+from services.common.logging import configure_logging
+from services.common.migrations import migrate
+from services.common.settings import REPO_ROOT, InfraSettings
+from services.metrics.adapters.exposition import AggregateView
+from services.metrics.adapters.lag import ConsumerLag
+from services.metrics.adapters.store import AggregateStore
+from services.metrics.domain.tally import Policy
+from services.metrics.settings import MetricsSettings
+
+MIGRATIONS = REPO_ROOT / "services" / "metrics" / "migrations"
+EXPORTER_LOCK = zlib.crc32(b"servicepuls-metrics-exporter")
+
+
+@dataclass
+class Runtime:
+    """What the handlers share once the service started."""
+
+    pool: asyncpg.Pool | None = None
+    store: AggregateStore | None = None
+    lock_conn: asyncpg.Connection | None = None
+    # Serialises "commit + add to view" against "reload view from store" within this process.
+    view_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    gauges_at: float = 0.0
+
+
+def build_app(
+    settings: MetricsSettings | None = None, infra: InfraSettings | None = None
+) -> AsgiFastStream:
+    settings = settings or MetricsSettings()
+    infra = infra or InfraSettings()
+    log = configure_logging("metrics", infra.log_level, infra.log_format)
+    municipalities = load_municipalities(infra.config_dir)
+    policy = Policy(
+        municipalities={m.code: m.zone for m in municipalities.municipalities},
+        phone_answer_norm_seconds=settings.phone_answer_norm_seconds,
+        complaint_case_types=frozenset(settings.complaint_case_types),
+    )
+    topics = list(TOPICS.values())
+
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    view = AggregateView(settings.phone_answer_norm_seconds)
+    registry.register(view)
+    lag = ConsumerLag(infra.kafka_bootstrap, settings.lag_groups, topics)
+    registry.register(lag)
+    duplicates = Counter(
+        "servicepuls_metrics_duplicate_events",
+        "Events delivered again (redelivery after a crash or rebalance) and not counted again.",
+        registry=registry,
+    )
+    undecodable = Counter(
+        "servicepuls_metrics_undecodable_records",
+        "Records skipped because they are not a known CloudEvent of the catalog.",
+        ["topic"],
+        registry=registry,
+    )
+    batch_seconds = Histogram(
+        "servicepuls_metrics_batch_duration_seconds",
+        "Time to apply one consumed batch to the durable aggregates.",
+        registry=registry,
+        buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+    )
+    events_seen = Counter(
+        "servicepuls_metrics_records_consumed",
+        "Records consumed from Kafka by this process (duplicates included).",
+        ["topic"],
+        registry=registry,
+    )
+
+    runtime = Runtime()
+    broker = KafkaBroker(
+        infra.kafka_bootstrap, client_id="servicepuls-metrics", logger=log, log_level=logging.DEBUG
+    )
+
+    @broker.subscriber(
+        *topics,
+        group_id=settings.consumer_group,
+        batch=True,
+        max_records=settings.max_batch,
+        batch_timeout_ms=settings.batch_timeout_ms,
+        auto_offset_reset="earliest",
+        # Commit offsets only after the batch committed in PostgreSQL; on an error rewind.
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+    )
+    async def apply_batch(msg: KafkaMessage) -> None:
+        records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
+        events: list[Envelope[Any]] = []
+        for record in records:
+            events_seen.labels(record.topic).inc()
+            try:
+                events.append(decode(record.headers, record.value))
+            except ValueError as exc:  # unknown type or invalid data: skip, never block
+                undecodable.labels(record.topic).inc()
+                log.warning(
+                    "record skipped",
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                    error=type(exc).__name__,
+                )
+        if not events:
+            return
+        assert runtime.store is not None
+        started = time.perf_counter()
+        async with runtime.view_lock:
+            result, duplicate_count = await runtime.store.apply(events)
+            view.add(result)
+            if (result.cases or result.clocks or result.goals) and (
+                time.monotonic() - runtime.gauges_at > 0.25
+            ):
+                view.replace_gauges(await runtime.store.gauges())
+                runtime.gauges_at = time.monotonic()
+        batch_seconds.observe(time.perf_counter() - started)
+        if duplicate_count:
+            duplicates.inc(duplicate_count)
+
+    async def refresh_view() -> None:
+        assert runtime.store is not None
+        async with runtime.view_lock:
+            view.replace(await runtime.store.snapshot())
+            runtime.gauges_at = time.monotonic()
+
+    async def hold_exporter_lock() -> None:
+        """Only the replica holding this session lock exposes business metrics; if it dies,
+        PostgreSQL releases the lock and another replica takes over."""
+        conn = runtime.lock_conn
+        try:
+            if conn is None or conn.is_closed():
+                view.exporting = False
+                runtime.lock_conn = conn = await asyncpg.connect(infra.database_url)
+            if not view.exporting:
+                view.exporting = bool(
+                    await conn.fetchval("SELECT pg_try_advisory_lock($1)", EXPORTER_LOCK)
+                )
+            else:
+                await conn.fetchval("SELECT 1")
+        except (OSError, asyncpg.PostgresError) as exc:
+            view.exporting = False
+            log.warning("exporter lock check failed", error=str(exc))
+            if conn is not None:
+                conn.terminate()
+            runtime.lock_conn = None
+
+    async def every(seconds: float, action: Any, name: str) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await action()
+            except Exception:
+                log.exception("periodic task failed", task=name)
+
+    async def start() -> None:
+        runtime.pool = await asyncpg.create_pool(infra.database_url, min_size=1, max_size=4)
+        async with runtime.pool.acquire() as conn:
+            applied = await migrate(conn, "metrics", MIGRATIONS)
+        if applied:
+            log.info("migrations applied", versions=applied)
+        runtime.store = AggregateStore(runtime.pool, policy)
+        await refresh_view()
+        await hold_exporter_lock()
+        runtime.tasks = [
+            asyncio.create_task(every(settings.refresh_seconds, refresh_view, "refresh")),
+            asyncio.create_task(every(settings.refresh_seconds, hold_exporter_lock, "lock")),
+            asyncio.create_task(every(settings.lag_interval_seconds, lag.measure, "lag")),
+        ]
+        log.info("metrics service started", exporting=view.exporting)
+
+    async def stop() -> None:
+        for task in runtime.tasks:
+            task.cancel()
+        for task in runtime.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await lag.stop()
+        if runtime.lock_conn is not None:
+            await runtime.lock_conn.close()
+        if runtime.pool is not None:
+            await runtime.pool.close()
+
+    @get
+    async def health(scope: Any) -> AsgiResponse:
+        return AsgiResponse(b"ok", 200)
+
+    @get
+    async def ready(scope: Any) -> AsgiResponse:
+        problems = []
+        try:
+            assert runtime.pool is not None
+            async with runtime.pool.acquire(timeout=2) as conn:
+                await conn.fetchval("SELECT 1")
+        except Exception:
+            problems.append("database")
+        if not await broker.ping(timeout=2):
+            problems.append("kafka")
+        if not view.loaded:
+            problems.append("aggregates not loaded")
+        if problems:
+            return AsgiResponse(("not ready: " + ", ".join(problems)).encode(), 503)
+        return AsgiResponse(b"ready", 200)
+
+    return AsgiFastStream(
+        broker,
+        asgi_routes=[
+            ("/health", health),
+            ("/ready", ready),
+            ("/metrics", make_asgi_app(registry)),
+        ],
+        on_startup=[start],
+        after_shutdown=[stop],
+    )
