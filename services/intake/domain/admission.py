@@ -159,7 +159,7 @@ def admit(
     if not isinstance(document, dict):
         raise NotAdmitted(422, [FieldProblem("", "must be a JSON object (one CloudEvent)")])
     event_type = document.get("type")
-    if event_type not in POSTED_MODELS:
+    if not isinstance(event_type, str) or event_type not in POSTED_MODELS:
         if isinstance(event_type, str) and event_type in CATALOG:
             detail = f"{event_type!r} is emitted by Servicepuls itself, not posted to intake"
         elif event_type is None:

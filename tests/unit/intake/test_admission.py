@@ -72,6 +72,8 @@ def test_unknown_and_internal_types_are_refused():
     _, problems = problems_of({**opened(), "type": "nl.servicepuls.norm.breached.v1"})
     assert "emitted by Servicepuls itself" in problems["/type"]
     assert problems_of([opened()])[1] == {"": "must be a JSON object (one CloudEvent)"}
+    for not_a_name in ({}, [], 7, None):  # found by the schemathesis fuzz test: {} crashed once
+        assert "/type" in problems_of({**opened(), "type": not_a_name})[1]
 
 
 @pytest.mark.parametrize(
