@@ -94,7 +94,8 @@ launch() {
     shift 2
     # In a non-interactive script a background job is not a group leader, so setsid execs in
     # place and $! is the server's own pid.
-    setsid "$@" >>"$logfile" 2>&1 </dev/null &
+    # 9>&-: the server must not inherit (and so hold) the lock of this script (take_lock).
+    setsid "$@" >>"$logfile" 2>&1 </dev/null 9>&- &
     printf '%s\n' "$!" >"$pidfile"
 }
 
@@ -286,7 +287,7 @@ EOF
     fi
     touch "$LOGS/postgres.log"
     if [[ $EUID -eq 0 ]]; then chown postgres: "$LOGS/postgres.log"; fi
-    as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$LOGS/postgres.log" -w -t "$READY_TIMEOUT" start >/dev/null \
+    as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$LOGS/postgres.log" -w -t "$READY_TIMEOUT" start >/dev/null 9>&- \
         || { tail -n 20 "$LOGS/postgres.log" >&2; die "postgres: start failed"; }
 }
 
@@ -539,9 +540,21 @@ cmd_logs() {
 
 usage() { sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
+# Several people and test runs share one machine: one changing command at a time.
+take_lock() {
+    exec 9>"$STATE/stack.lock"
+    if ! flock -n 9; then
+        echo "stack: waiting for another scripts/stack.sh to finish" >&2
+        flock 9
+    fi
+}
+
 main() {
     local command="${1:-}"
     shift || true
+    case "$command" in
+        up | down | reset | start | stop | restart) take_lock ;;
+    esac
     case "$command" in
         up) cmd_up ;;
         down) cmd_down ;;
