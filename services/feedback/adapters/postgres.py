@@ -1,0 +1,345 @@
+"""Feedback's tables in PostgreSQL: surveys, residents (by pseudonym), the outbox, the clock.
+
+Every function takes a connection inside the caller's transaction, so a state change and the
+events it causes commit together (outbox), and a consumed event is marked processed in the same
+transaction as its effect (dedupe).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from schemas.envelope import Envelope
+
+SCHEMA = "feedback"
+
+
+async def create_pool(database_url: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    async def _init(conn: asyncpg.Connection) -> None:
+        await conn.execute(f"SET search_path TO {SCHEMA}, public")
+
+    return await asyncpg.create_pool(database_url, min_size=min_size, max_size=max_size, init=_init)
+
+
+async def first_time_seen(conn: asyncpg.Connection, dedupe_key: str) -> bool:
+    """Mark an input event processed; False when it was processed before (a redelivery)."""
+    inserted = await conn.fetchval(
+        "INSERT INTO processed_events (dedupe_key) VALUES ($1) ON CONFLICT DO NOTHING RETURNING 1",
+        dedupe_key,
+    )
+    return inserted is not None
+
+
+async def enqueue(conn: asyncpg.Connection, events: Iterable[Envelope[Any]]) -> None:
+    rows = [(json.dumps(e.model_dump(mode="json")),) for e in events]
+    if rows:
+        await conn.executemany("INSERT INTO outbox (event) VALUES ($1::jsonb)", rows)
+
+
+async def advance_event_clock(conn: asyncpg.Connection, seen: datetime) -> None:
+    await conn.execute(
+        "INSERT INTO event_clock (singleton, watermark) VALUES (true, $1)"
+        " ON CONFLICT (singleton) DO UPDATE"
+        " SET watermark = greatest(event_clock.watermark, excluded.watermark)",
+        seen,
+    )
+
+
+async def event_clock(conn: asyncpg.Connection) -> datetime | None:
+    return await conn.fetchval("SELECT watermark FROM event_clock")
+
+
+# --- cases opened with a resident --------------------------------------------------------------
+
+
+async def keep_case_resident(conn: asyncpg.Connection, **row: Any) -> None:
+    await conn.execute(
+        "INSERT INTO case_residents (municipality, case_id, resident_ref, sealed_contact,"
+        " reachable_by, survey_consent, language, channel, party_role, opened_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        " ON CONFLICT (municipality, case_id) DO UPDATE SET resident_ref = excluded.resident_ref,"
+        " sealed_contact = excluded.sealed_contact, reachable_by = excluded.reachable_by,"
+        " survey_consent = excluded.survey_consent, language = excluded.language",
+        row["municipality"],
+        row["case_id"],
+        row["resident_ref"],
+        row["sealed_contact"],
+        row["reachable_by"],
+        row["survey_consent"],
+        row["language"],
+        row["channel"],
+        row["party_role"],
+        row["opened_at"],
+    )
+
+
+async def take_case_resident(
+    conn: asyncpg.Connection, municipality: str, case_id: str
+) -> asyncpg.Record | None:
+    """The resident kept at opening, removed now: after closing, feedback no longer needs it."""
+    return await conn.fetchrow(
+        "DELETE FROM case_residents WHERE municipality = $1 AND case_id = $2 RETURNING *",
+        municipality,
+        case_id,
+    )
+
+
+async def forget_old_case_residents(conn: asyncpg.Connection, before: datetime) -> int:
+    result = await conn.execute("DELETE FROM case_residents WHERE opened_at < $1", before)
+    return int(result.split()[-1])
+
+
+# --- residents (pseudonymous) ------------------------------------------------------------------
+
+
+async def lock_resident(conn: asyncpg.Connection, resident_ref: str) -> asyncpg.Record:
+    """The resident's row, locked until commit: two closures of one resident handled at the same
+    time by two replicas cannot both pass the throttle."""
+    await conn.execute(
+        "INSERT INTO residents (resident_ref) VALUES ($1) ON CONFLICT DO NOTHING", resident_ref
+    )
+    return await conn.fetchrow(
+        "SELECT * FROM residents WHERE resident_ref = $1 FOR UPDATE", resident_ref
+    )
+
+
+async def record_surveyed(conn: asyncpg.Connection, resident_ref: str, at: datetime) -> None:
+    await conn.execute(
+        "UPDATE residents SET last_surveyed_at = greatest(last_surveyed_at, $2)"
+        " WHERE resident_ref = $1",
+        resident_ref,
+        at,
+    )
+
+
+async def opt_out(
+    conn: asyncpg.Connection, resident_ref: str, at: datetime
+) -> list[asyncpg.Record]:
+    """Never survey this resident again: erase contact details of their open surveys and cancel
+    the ones not sent yet (returned, so the caller can say why)."""
+    await conn.execute(
+        "INSERT INTO residents (resident_ref, opted_out_at) VALUES ($1, $2)"
+        " ON CONFLICT (resident_ref) DO UPDATE"
+        " SET opted_out_at = coalesce(residents.opted_out_at, excluded.opted_out_at)",
+        resident_ref,
+        at,
+    )
+    await conn.execute(
+        "UPDATE surveys SET sealed_contact = NULL WHERE resident_ref = $1"
+        " AND sealed_contact IS NOT NULL AND status = 'sent'",
+        resident_ref,
+    )
+    return await conn.fetch(
+        "UPDATE surveys SET status = 'cancelled', suppression = 'opted_out',"
+        " sealed_contact = NULL, next_attempt_at = NULL"
+        " WHERE resident_ref = $1 AND status = 'scheduled' RETURNING *",
+        resident_ref,
+    )
+
+
+# --- surveys ----------------------------------------------------------------------------------
+
+
+async def survey_for_subject(
+    conn: asyncpg.Connection, municipality: str, subject_kind: str, subject_id: str
+) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT * FROM surveys WHERE municipality = $1 AND subject_kind = $2 AND subject_id = $3",
+        municipality,
+        subject_kind,
+        subject_id,
+    )
+
+
+async def get_survey(conn: asyncpg.Connection, survey_id: uuid.UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM surveys WHERE survey_id = $1", survey_id)
+
+
+_SURVEY_COLUMNS = (
+    "survey_id",
+    "municipality",
+    "subject_kind",
+    "subject_id",
+    "case_type",
+    "channel",
+    "party_role",
+    "resident_ref",
+    "language",
+    "status",
+    "suppression",
+    "delivery_channel",
+    "sealed_contact",
+    "decided_at",
+    "closed_at",
+    "send_at",
+    "next_attempt_at",
+    "low_score",
+    "answered_at",
+    "answered_via",
+    "score",
+    "comment",
+    "may_contact",
+)
+
+
+async def insert_survey(conn: asyncpg.Connection, **row: Any) -> bool:
+    """Insert the one row of this subject; False when it already had one (a race lost)."""
+    values = [row.get(c) for c in _SURVEY_COLUMNS]
+    placeholders = ", ".join(f"${i}" for i in range(1, len(values) + 1))
+    inserted = await conn.fetchval(
+        f"INSERT INTO surveys ({', '.join(_SURVEY_COLUMNS)}) VALUES ({placeholders})"
+        " ON CONFLICT DO NOTHING RETURNING 1",
+        *values,
+    )
+    return inserted is not None
+
+
+async def claim_due(
+    conn: asyncpg.Connection, now: datetime, lease_until: datetime, limit: int
+) -> list[asyncpg.Record]:
+    """Take due surveys for delivery. SKIP LOCKED lets replicas share the work; the claim is
+    committed before sending, so a survey is never handed to two senders."""
+    return await conn.fetch(
+        "UPDATE surveys SET status = 'sending', attempts = attempts + 1, lease_until = $2"
+        " WHERE survey_id IN (SELECT survey_id FROM surveys WHERE status = 'scheduled'"
+        "  AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED)"
+        " RETURNING *",
+        now,
+        lease_until,
+        limit,
+    )
+
+
+async def mark_sent(
+    conn: asyncpg.Connection,
+    survey_id: uuid.UUID,
+    sent_at: datetime,
+    expires_at: datetime,
+    list_date: date | None,
+) -> bool:
+    done = await conn.fetchval(
+        "UPDATE surveys SET status = 'sent', sent_at = $2, expires_at = $3, list_date = $4,"
+        " lease_until = NULL, next_attempt_at = NULL, last_error = NULL"
+        " WHERE survey_id = $1 AND status = 'sending' RETURNING 1",
+        survey_id,
+        sent_at,
+        expires_at,
+        list_date,
+    )
+    return done is not None
+
+
+async def mark_retry(
+    conn: asyncpg.Connection, survey_id: uuid.UUID, at: datetime, error: str
+) -> bool:
+    done = await conn.fetchval(
+        "UPDATE surveys SET status = 'scheduled', next_attempt_at = $2, last_error = $3,"
+        " lease_until = NULL WHERE survey_id = $1 AND status = 'sending' RETURNING 1",
+        survey_id,
+        at,
+        error,
+    )
+    return done is not None
+
+
+async def mark_failed(conn: asyncpg.Connection, survey_id: uuid.UUID, error: str) -> bool:
+    done = await conn.fetchval(
+        "UPDATE surveys SET status = 'failed', last_error = $2, lease_until = NULL,"
+        " sealed_contact = NULL WHERE survey_id = $1 AND status = 'sending' RETURNING 1",
+        survey_id,
+        error,
+    )
+    return done is not None
+
+
+async def abandoned_sends(conn: asyncpg.Connection, now: datetime) -> list[asyncpg.Record]:
+    """Claims whose sender vanished (crash mid-send): the outcome is unknown, so they are
+    reported failed rather than sent a second time."""
+    return await conn.fetch(
+        "UPDATE surveys SET status = 'failed', last_error = 'outcome_unknown',"
+        " sealed_contact = NULL, lease_until = NULL"
+        " WHERE survey_id IN (SELECT survey_id FROM surveys WHERE status = 'sending'"
+        "  AND lease_until < $1 FOR UPDATE SKIP LOCKED) RETURNING *",
+        now,
+    )
+
+
+async def expire_due(conn: asyncpg.Connection, now: datetime, limit: int) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "UPDATE surveys SET status = 'expired', sealed_contact = NULL"
+        " WHERE survey_id IN (SELECT survey_id FROM surveys WHERE status = 'sent'"
+        "  AND expires_at <= $1 ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
+        " RETURNING *",
+        now,
+        limit,
+    )
+
+
+async def record_answer(
+    conn: asyncpg.Connection,
+    survey_id: uuid.UUID,
+    now: datetime,
+    *,
+    score: int,
+    comment: str | None,
+    may_contact: bool,
+    via: str,
+    statuses: tuple[str, ...] = ("sent",),
+) -> asyncpg.Record | None:
+    """Single use: only an open survey takes an answer; the row update is the arbiter when two
+    submits race. Contact details are erased: they are no longer needed."""
+    return await conn.fetchrow(
+        "UPDATE surveys SET status = 'answered', answered_at = $2, score = $3, comment = $4,"
+        " may_contact = $5, answered_via = $6, sealed_contact = NULL, next_attempt_at = NULL"
+        " WHERE survey_id = $1 AND status = ANY($7::text[])"
+        " AND (expires_at IS NULL OR expires_at > $2) RETURNING *",
+        survey_id,
+        now,
+        score,
+        comment,
+        may_contact,
+        via,
+        list(statuses),
+    )
+
+
+async def record_supplement(
+    conn: asyncpg.Connection,
+    survey_id: uuid.UUID,
+    now: datetime,
+    comment: str | None,
+    may_contact: bool,
+) -> asyncpg.Record | None:
+    """After a one-click score, the resident may add a remark once, while the link is valid."""
+    return await conn.fetchrow(
+        "UPDATE surveys SET comment = $3, may_contact = $4, supplemented_at = $2"
+        " WHERE survey_id = $1 AND status = 'answered' AND answered_via = 'email_one_click'"
+        " AND supplemented_at IS NULL AND expires_at > $2 RETURNING *",
+        survey_id,
+        now,
+        comment,
+        may_contact,
+    )
+
+
+async def day_list(
+    conn: asyncpg.Connection, municipality: str, day: date, channel: str
+) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT * FROM surveys WHERE municipality = $1 AND list_date = $2"
+        " AND delivery_channel = $3 AND status = 'sent' AND sealed_contact IS NOT NULL"
+        " ORDER BY sent_at",
+        municipality,
+        day,
+        channel,
+    )
+
+
+def backoff(attempt: int, base_seconds: float, max_seconds: float) -> timedelta:
+    return timedelta(seconds=min(max_seconds, base_seconds * 2 ** max(0, attempt - 1)))

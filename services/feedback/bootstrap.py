@@ -1,0 +1,154 @@
+"""The composition root: settings, configuration, database, Kafka, delivery adapters, and the
+tasks that run inside the web app's lifespan (consumer, dispatcher, outbox relay)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import holidays
+import structlog
+from aiokafka import AIOKafkaProducer
+from fastapi import FastAPI
+from faststream.kafka import KafkaBroker
+
+from services.common.kafka import durable_producer
+from services.common.migrations import migrate_url
+from services.common.sealing import Keys, load_keys
+from services.feedback.adapters import outbox
+from services.feedback.adapters import postgres as db
+from services.feedback.adapters.sms import SmsGateway
+from services.feedback.adapters.smtp import SmtpMailer
+from services.feedback.clock import Clock
+from services.feedback.config import PolicyBook, StaffTokens, load_policy_book, load_staff_tokens
+from services.feedback.dispatcher import Dispatcher
+from services.feedback.entrypoints.consumer import register_handlers
+from services.feedback.settings import FeedbackSettings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+log = structlog.get_logger("feedback")
+
+_NL_HOLIDAYS = holidays.country_holidays("NL")
+
+
+def is_public_holiday(day: date) -> bool:
+    return day in _NL_HOLIDAYS
+
+
+class Feedback:
+    """Everything the service is made of; tests can build one with other settings."""
+
+    def __init__(self, settings: FeedbackSettings) -> None:
+        self.settings = settings
+        self.book: PolicyBook = load_policy_book(
+            settings.infra.config_dir,
+            delay_override=timedelta(seconds=settings.delay_seconds)
+            if settings.delay_seconds is not None
+            else None,
+            always_send=settings.sending_hours == "always",
+            link_valid_override=timedelta(seconds=settings.link_valid_seconds)
+            if settings.link_valid_seconds
+            else None,
+        )
+        self.staff_tokens: StaffTokens = load_staff_tokens(settings.staff_tokens_path())
+        self.keys: Keys = load_keys(settings.infra.state_dir)
+        self.link_key = settings.link_key_bytes()
+        self.outbox_wake = asyncio.Event()
+        self._pool: asyncpg.Pool | None = None
+        self.producer: AIOKafkaProducer | None = None
+        self.broker = KafkaBroker(
+            settings.infra.kafka_bootstrap, client_id="feedback", logger=log, graceful_timeout=15
+        )
+        self.dispatcher: Dispatcher | None = None
+        register_handlers(
+            self.broker,
+            pool_ref=lambda: self.pool,
+            book=self.book,
+            is_holiday=is_public_holiday,
+            event_clock=settings.clock == "event",
+            wake=self._wake_dispatcher,
+        )
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        assert self._pool is not None, "the pool exists once the app started"
+        return self._pool
+
+    @property
+    def clock(self) -> Clock:
+        return Clock(self.settings.clock, self.pool)
+
+    def _wake_dispatcher(self) -> None:
+        self.outbox_wake.set()
+        if self.dispatcher is not None:
+            self.dispatcher.wake.set()
+
+    async def readiness_problems(self) -> list[str]:
+        problems = []
+        try:
+            async with self.pool.acquire(timeout=2) as conn:
+                await conn.fetchval("SELECT 1")
+        except Exception:
+            problems.append("database unreachable")
+        try:
+            assert self.producer is not None
+            await asyncio.wait_for(self.producer.client.fetch_all_metadata(), 2)
+        except Exception:
+            problems.append("kafka unreachable")
+        return problems
+
+    @asynccontextmanager
+    async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
+        s = self.settings
+        await migrate_url(s.infra.database_url, db.SCHEMA, MIGRATIONS)
+        self._pool = await db.create_pool(s.infra.database_url, max_size=12)
+        self.producer = durable_producer(s.infra.kafka_bootstrap, "feedback")
+        await self.producer.start()
+        sms = SmsGateway(s.sms_gateway_url, s.sms_gateway_token)
+        self.dispatcher = Dispatcher(
+            settings=s,
+            pool=self.pool,
+            clock=self.clock,
+            book=self.book,
+            mailer=SmtpMailer(s.smtp),
+            sms=sms,
+            sealing_private=self.keys.sealing_private,
+            link_key=self.link_key,
+            outbox_wake=self.outbox_wake,
+        )
+        relay = asyncio.create_task(outbox.run_relay(self.pool, self.producer, self.outbox_wake))
+        dispatching = asyncio.create_task(self.dispatcher.run())
+        purge = asyncio.create_task(_every(3600, outbox.purge_sent, self.pool))
+        await self.broker.start()
+        log.info("feedback started", clock=s.clock, port=s.port)
+        try:
+            yield
+        finally:
+            await self.broker.stop()
+            # Let sends in flight finish (nothing is claimed and then dropped), then drain events.
+            self.dispatcher.stop()
+            with suppress(Exception):
+                await asyncio.wait_for(dispatching, s.smtp.timeout_seconds + 5)
+            with suppress(Exception):
+                await outbox.relay_once(self.pool, self.producer)
+            for task in (relay, purge, dispatching):
+                task.cancel()
+            for task in (relay, purge, dispatching):
+                with suppress(asyncio.CancelledError, Exception):
+                    await task
+            await sms.close()
+            await self.producer.stop()
+            await self.pool.close()
+            log.info("feedback stopped")
+
+
+async def _every(seconds: float, job: Any, *args: Any) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        with suppress(Exception):
+            await job(*args)

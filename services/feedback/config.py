@@ -1,0 +1,218 @@
+"""Survey policy as municipalities write it (deploy/config/surveys/<name>.yaml), turned into the
+domain's `SurveyPolicy` per municipality and case type. Errors name the file and the field."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import replace
+from datetime import time, timedelta
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from schemas.common import Channel, Code
+from schemas.events import CaseOutcome, DeliveryChannel
+from services.common.config import ConfigError, Municipality, load_municipalities, load_yaml_model
+from services.feedback.domain.policy import SendingHours, SurveyPolicy
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: dict[str, int] = {
+    d: i for i, d in enumerate(("mon", "tue", "wed", "thu", "fri", "sat", "sun"))
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class SendingHoursConfig(_Strict):
+    weekdays: list[Weekday] = Field(
+        default=["mon", "tue", "wed", "thu", "fri", "sat"], min_length=1
+    )
+    start: time = Field(default=time(9, 0), alias="from")
+    end: time = Field(default=time(20, 0), alias="until")
+    skip_public_holidays: bool = True
+
+    @model_validator(mode="after")
+    def _starts_before_it_ends(self) -> SendingHoursConfig:
+        if self.start >= self.end:
+            raise ValueError("'from' must be before 'until'")
+        return self
+
+    def to_domain(self) -> SendingHours:
+        return SendingHours(
+            frozenset(WEEKDAYS[d] for d in self.weekdays),
+            self.start,
+            self.end,
+            self.skip_public_holidays,
+        )
+
+
+class ContactsConfig(_Strict):
+    surveyed: bool = True
+    channels: list[Channel] = [Channel.COUNTER, Channel.PHONE]
+
+
+class CaseTypeOverride(_Strict):
+    surveyed: bool | None = None
+    delay_hours: float | None = Field(default=None, ge=0, le=24 * 60)
+    sampling_rate: float | None = Field(default=None, ge=0, le=1)
+
+
+class SurveyPolicyFile(_Strict):
+    delay_hours: float = Field(default=4, ge=0, le=24 * 60)
+    sending_hours: SendingHoursConfig = SendingHoursConfig()
+    resident_interval_days: int = Field(default=90, ge=0, le=3650)
+    require_consent: bool = False
+    sampling_rate: float = Field(default=1.0, ge=0, le=1)
+    link_valid_days: int = Field(default=14, ge=1, le=365)
+    low_score: int = Field(default=5, ge=1, le=10)
+    delivery_channels: list[DeliveryChannel] = Field(
+        default=[
+            DeliveryChannel.EMAIL,
+            DeliveryChannel.SMS,
+            DeliveryChannel.LETTER_LIST,
+            DeliveryChannel.PHONE_LIST,
+        ],
+        min_length=1,
+    )
+    excluded_case_types: list[Code] = []
+    excluded_outcomes: list[CaseOutcome] = [
+        CaseOutcome.CANCELLED,
+        CaseOutcome.WITHDRAWN,
+        CaseOutcome.AUTO_CLOSED,
+    ]
+    contacts: ContactsConfig = ContactsConfig()
+    case_types: dict[Code, CaseTypeOverride] = {}
+
+    @field_validator("delivery_channels")
+    @classmethod
+    def _deliverable(cls, value: list[DeliveryChannel]) -> list[DeliveryChannel]:
+        if DeliveryChannel.IN_PERSON in value:
+            raise ValueError("in_person is how staff record answers, not a way to send a survey")
+        return value
+
+
+class PolicyBook:
+    """Every municipality's survey policy, resolved per case type (and for contacts)."""
+
+    def __init__(
+        self,
+        municipalities: dict[str, Municipality],
+        files: dict[str, SurveyPolicyFile],
+        *,
+        delay_override: timedelta | None = None,
+        always_send: bool = False,
+        link_valid_override: timedelta | None = None,
+    ) -> None:
+        self.municipalities = municipalities
+        self._files = files
+        self._delay_override = delay_override
+        self._always_send = always_send
+        self._link_valid_override = link_valid_override
+
+    def municipality_name(self, code: str) -> str:
+        found = self.municipalities.get(code)
+        return found.name if found else code
+
+    def for_case(self, municipality: str, case_type: str | None) -> SurveyPolicy | None:
+        base = self._base(municipality)
+        if base is None:
+            return None
+        policy, file = base
+        override = file.case_types.get(case_type or "")
+        if override is not None:
+            if override.surveyed is not None:
+                policy = replace(policy, surveyed=override.surveyed)
+            if override.delay_hours is not None and self._delay_override is None:
+                policy = replace(policy, delay=timedelta(hours=override.delay_hours))
+            if override.sampling_rate is not None:
+                policy = replace(policy, sampling_rate=override.sampling_rate)
+        return policy
+
+    def for_contact(self, municipality: str) -> SurveyPolicy | None:
+        base = self._base(municipality)
+        if base is None:
+            return None
+        policy, file = base
+        return replace(policy, surveyed=file.contacts.surveyed)
+
+    def _base(self, municipality: str) -> tuple[SurveyPolicy, SurveyPolicyFile] | None:
+        found = self.municipalities.get(municipality)
+        if found is None:
+            return None
+        file = self._files[found.survey_policy]
+        policy = SurveyPolicy(
+            timezone=found.timezone,
+            surveyed=True,
+            delay=self._delay_override
+            if self._delay_override is not None
+            else timedelta(hours=file.delay_hours),
+            sending_hours=SendingHours.always()
+            if self._always_send
+            else file.sending_hours.to_domain(),
+            resident_interval=timedelta(days=file.resident_interval_days),
+            require_consent=file.require_consent,
+            excluded_case_types=frozenset(file.excluded_case_types),
+            excluded_outcomes=frozenset(file.excluded_outcomes),
+            sampling_rate=file.sampling_rate,
+            delivery_channels=tuple(file.delivery_channels),
+            surveyed_contact_channels=frozenset(file.contacts.channels),
+            link_valid_for=self._link_valid_override or timedelta(days=file.link_valid_days),
+            low_score=file.low_score,
+        )
+        return policy, file
+
+
+def load_policy_book(
+    config_dir: Path,
+    *,
+    delay_override: timedelta | None = None,
+    always_send: bool = False,
+    link_valid_override: timedelta | None = None,
+) -> PolicyBook:
+    municipalities = load_municipalities(config_dir).by_code()
+    files: dict[str, SurveyPolicyFile] = {}
+    for municipality in municipalities.values():
+        name = municipality.survey_policy
+        if name not in files:
+            files[name] = load_yaml_model(config_dir / "surveys" / f"{name}.yaml", SurveyPolicyFile)
+    return PolicyBook(
+        municipalities,
+        files,
+        delay_override=delay_override,
+        always_send=always_send,
+        link_valid_override=link_valid_override,
+    )
+
+
+class StaffToken(_Strict):
+    name: str = Field(min_length=1, max_length=80)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class StaffTokensFile(_Strict):
+    tokens: list[StaffToken] = Field(min_length=1)
+
+
+class StaffTokens:
+    def __init__(self, tokens: list[StaffToken]) -> None:
+        self._by_hash = {t.sha256: t.name for t in tokens}
+
+    def who(self, presented: str) -> str | None:
+        """The name of the token holder, or None. Compares hashes in constant time."""
+        digest = hashlib.sha256(presented.encode()).hexdigest()
+        found = None
+        for known, name in self._by_hash.items():
+            if hmac.compare_digest(known, digest):
+                found = name
+        return found
+
+
+def load_staff_tokens(path: Path) -> StaffTokens:
+    return StaffTokens(load_yaml_model(path, StaffTokensFile).tokens)
+
+
+__all__ = ["ConfigError", "PolicyBook", "StaffTokens", "load_policy_book", "load_staff_tokens"]

@@ -1,0 +1,546 @@
+"""The survey page residents open from their message, the staff API, and /health /ready /metrics.
+
+Forged or altered links get a plain 404; expired ones a friendly 410. Forms carry a token bound to
+the link (CSRF) and are checked for a foreign Origin. Answers are stored as plain text and always
+rendered escaped (jinja2 autoescape).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.common import Channel, Code, MunicipalityCode, PartyRole, Reference
+from schemas.events import AnsweredVia, DeliveryChannel
+from schemas.resident import ContactDetails
+from services.common.sealing import SealError, open_sealed
+from services.feedback import metrics
+from services.feedback import service as svc
+from services.feedback.adapters import postgres as db
+from services.feedback.domain.answers import MAX_COMMENT_CHARS, InvalidAnswer, parse_answer
+from services.feedback.domain.policy import CASE, CONTACT
+from services.feedback.domain.tokens import (
+    ForgedLink,
+    LinkClaim,
+    form_token,
+    form_token_valid,
+    verify_link,
+)
+from services.feedback.messages import templates
+from services.feedback.texts import TEXTS
+
+STATIC = Path(__file__).resolve().parents[1] / "static"
+MAX_FORM_BYTES = 16 * 1024
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; form-action 'self';"
+    " frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    # The link is a secret: never pass it on in a Referer header.
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+}
+
+
+def not_found() -> PlainTextResponse:
+    return PlainTextResponse("Not Found\n", status_code=404, headers=SECURITY_HEADERS)
+
+
+class StaffAnswer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    score: int = Field(ge=1, le=10)
+    comment: str | None = Field(default=None, max_length=MAX_COMMENT_CHARS)
+    may_contact: bool = False
+
+
+class InPersonAnswer(StaffAnswer):
+    """An answer given at the counter or on the phone, without a survey sent beforehand."""
+
+    municipality: MunicipalityCode
+    subject_kind: Code = Field(pattern=r"^(case|contact)$")
+    subject_id: Reference
+    channel: Channel
+    case_type: Code | None = None
+    party_role: PartyRole = PartyRole.INWONER
+
+
+def create_web_app(ctx: Any) -> FastAPI:
+    """`ctx` is the composition root (`services.feedback.bootstrap.Feedback`)."""
+    app = FastAPI(title="Servicepuls feedback", version="1", lifespan=ctx.lifespan)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.middleware("http")
+    async def timing(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        metrics.PAGE_SECONDS.labels(getattr(route, "path", "other")).observe(
+            time.perf_counter() - started
+        )
+        return response
+
+    @app.get("/health", include_in_schema=False)
+    async def health() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @app.get("/ready", include_in_schema=False)
+    async def ready() -> Response:
+        problems = await ctx.readiness_problems()
+        if problems:
+            return Response(json.dumps({"ready": False, "problems": problems}), 503)
+        return Response(json.dumps({"ready": True}), 200, media_type="application/json")
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    app.include_router(survey_pages(ctx))
+    app.include_router(staff_api(ctx))
+    return app
+
+
+# --- the survey page ---------------------------------------------------------------------------
+
+
+def survey_pages(ctx: Any) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+    key: bytes = ctx.link_key
+
+    def language(request: Request, survey: Any, posted: str | None = None) -> str:
+        wanted = posted or request.query_params.get("lang")
+        return (
+            wanted
+            if wanted in TEXTS
+            else (survey["language"] if survey["language"] in TEXTS else "nl")
+        )
+
+    def page(template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        lang = context["lang"]
+        return HTMLResponse(
+            templates.get_template(template).render(t=TEXTS[lang], **context),
+            status_code=status,
+            headers=SECURITY_HEADERS,
+        )
+
+    def base_context(request: Request, token: str, survey: Any, lang: str) -> dict[str, Any]:
+        other = TEXTS[lang]["switch_lang"]
+        return {
+            "lang": lang,
+            "municipality": ctx.book.municipality_name(survey["municipality"]),
+            "action": f"/s/{token}",
+            "csrf": form_token(key, token),
+            "switch_url": f"/s/{token}?lang={other}",
+            "errors": [],
+            "error_fields": {},
+        }
+
+    async def resolve(token: str) -> tuple[LinkClaim, Any] | None:
+        try:
+            claim = verify_link(key, token)
+        except ForgedLink:
+            return None
+        async with ctx.pool.acquire() as conn:
+            survey = await db.get_survey(conn, claim.survey_id)
+        return (claim, survey) if survey is not None else None
+
+    def message(
+        request: Request, token: str, survey: Any, lang: str, which: str, status: int
+    ) -> HTMLResponse:
+        t = TEXTS[lang]
+        context = base_context(request, token, survey, lang)
+        context["switch_url"] = None
+        name = context["municipality"]
+        return page(
+            "message.html",
+            status,
+            heading=t[f"{which}_title"],
+            body=t[f"{which}_body"].format(municipality=name),
+            **context,
+        )
+
+    async def closed_page(
+        request: Request, token: str, claim: LinkClaim, survey: Any, lang: str
+    ) -> HTMLResponse | None:
+        """The page for a survey that takes no answer, or None when it is open."""
+        now = await ctx.clock.now()
+        if survey["status"] == "answered":
+            if more_allowed(survey, claim, now):
+                return thanks(request, token, survey, lang, more=True)
+            return message(request, token, survey, lang, "answered", 200)
+        if survey["status"] != "sent" or claim.expired(now):
+            return message(request, token, survey, lang, "expired", 410)
+        return None
+
+    def more_allowed(survey: Any, claim: LinkClaim, now: Any) -> bool:
+        return (
+            survey["answered_via"] == AnsweredVia.EMAIL_ONE_CLICK.value
+            and survey["supplemented_at"] is None
+            and not claim.expired(now)
+        )
+
+    def thanks(
+        request: Request,
+        token: str,
+        survey: Any,
+        lang: str,
+        *,
+        more: bool,
+        supplemented: bool = False,
+        status: int = 200,
+        error_fields: dict[str, bool] | None = None,
+    ) -> HTMLResponse:
+        context = base_context(request, token, survey, lang)
+        context["switch_url"] = None
+        context["error_fields"] = error_fields or {}
+        return page(
+            "thanks.html",
+            status,
+            score=survey["score"],
+            more_allowed=more,
+            supplemented=supplemented,
+            **context,
+        )
+
+    def same_origin(request: Request) -> bool:
+        origin = request.headers.get("origin")
+        if not origin or origin == "null":
+            return origin != "null"
+        allowed = {
+            _origin(ctx.settings.public_base_url),
+            f"{request.url.scheme}://{request.headers.get('host', '')}",
+        }
+        return origin.rstrip("/") in allowed
+
+    async def read_form(request: Request) -> dict[str, str] | None:
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_FORM_BYTES):
+            return None
+        body = await request.body()
+        if len(body) > MAX_FORM_BYTES:
+            return None
+        form = await request.form()
+        return {k: v for k, v in form.items() if isinstance(v, str)}
+
+    @router.get("/s/{token}")
+    async def open_survey(request: Request, token: str) -> Response:
+        found = await resolve(token)
+        if found is None:
+            return not_found()
+        claim, survey = found
+        lang = language(request, survey)
+        closed = await closed_page(request, token, claim, survey, lang)
+        if closed is not None:
+            return closed
+        one_click = request.query_params.get("score")
+        if one_click is not None and request.method == "GET":
+            try:
+                answer = parse_answer(one_click, None, False)
+            except InvalidAnswer:
+                answer = None
+            if answer is not None:
+                async with ctx.pool.acquire() as conn, conn.transaction():
+                    now = await ctx.clock.now(conn)
+                    answered = await svc.record_answer(
+                        conn, claim.survey_id, answer, AnsweredVia.EMAIL_ONE_CLICK, now
+                    )
+                ctx.outbox_wake.set()
+                if answered is None:
+                    async with ctx.pool.acquire() as conn:
+                        survey = await db.get_survey(conn, claim.survey_id)
+                    return await closed_page(request, token, claim, survey, lang) or not_found()
+                return thanks(request, token, answered, lang, more=True)
+        return page(
+            "survey.html",
+            score=None,
+            comment=None,
+            may_contact=False,
+            **base_context(request, token, survey, lang),
+        )
+
+    @router.post("/s/{token}")
+    async def answer_survey(request: Request, token: str) -> Response:
+        found = await resolve(token)
+        if found is None:
+            return not_found()
+        claim, survey = found
+        form = await read_form(request)
+        if form is None:
+            return PlainTextResponse("Payload Too Large\n", 413, headers=SECURITY_HEADERS)
+        lang = language(request, survey, form.get("lang"))
+        if not same_origin(request) or not form_token_valid(key, token, form.get("csrf", "")):
+            return PlainTextResponse("Forbidden\n", 403, headers=SECURITY_HEADERS)
+        closed = await closed_page(request, token, claim, survey, lang)
+        if closed is not None and survey["status"] == "answered":
+            return message(request, token, survey, lang, "answered", 200)
+        if closed is not None:
+            return closed
+        may_contact = form.get("may_contact") == "yes"
+        try:
+            answer = parse_answer(form.get("score"), form.get("comment"), may_contact)
+        except InvalidAnswer as problem:
+            context = base_context(request, token, survey, lang)
+            t = TEXTS[lang]
+            context["errors"] = [(problem.field, t[f"error_{problem.field}"])]
+            context["error_fields"] = {problem.field: True}
+            score = form.get("score", "")
+            return page(
+                "survey.html",
+                400,
+                score=int(score) if score.isdigit() else None,
+                comment=(form.get("comment") or "")[: MAX_COMMENT_CHARS * 2],
+                may_contact=may_contact,
+                **context,
+            )
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            now = await ctx.clock.now(conn)
+            answered = await svc.record_answer(conn, claim.survey_id, answer, AnsweredVia.WEB, now)
+        ctx.outbox_wake.set()
+        if answered is None:
+            async with ctx.pool.acquire() as conn:
+                survey = await db.get_survey(conn, claim.survey_id)
+            if survey["status"] == "answered":
+                return message(request, token, survey, lang, "answered", 200)
+            return message(request, token, survey, lang, "expired", 410)
+        return thanks(request, token, answered, lang, more=False)
+
+    @router.post("/s/{token}/more")
+    async def add_remark(request: Request, token: str) -> Response:
+        found = await resolve(token)
+        if found is None:
+            return not_found()
+        claim, survey = found
+        form = await read_form(request)
+        if form is None:
+            return PlainTextResponse("Payload Too Large\n", 413, headers=SECURITY_HEADERS)
+        lang = language(request, survey, form.get("lang"))
+        if not same_origin(request) or not form_token_valid(key, token, form.get("csrf", "")):
+            return PlainTextResponse("Forbidden\n", 403, headers=SECURITY_HEADERS)
+        try:
+            answer = parse_answer(
+                survey["score"] or 1, form.get("comment"), form.get("may_contact") == "yes"
+            )
+        except InvalidAnswer:
+            return thanks(
+                request, token, survey, lang, more=True, status=400, error_fields={"comment": True}
+            )
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            now = await ctx.clock.now(conn)
+            updated = await svc.record_supplement(conn, claim.survey_id, answer, now)
+        ctx.outbox_wake.set()
+        if updated is None:
+            return await closed_page(request, token, claim, survey, lang) or message(
+                request, token, survey, lang, "answered", 200
+            )
+        return thanks(request, token, updated, lang, more=False, supplemented=True)
+
+    @router.post("/s/{token}/opt-out")
+    async def opt_out(request: Request, token: str) -> Response:
+        found = await resolve(token)
+        if found is None:
+            return not_found()
+        _, survey = found
+        form = await read_form(request)
+        if form is None:
+            return PlainTextResponse("Payload Too Large\n", 413, headers=SECURITY_HEADERS)
+        lang = language(request, survey, form.get("lang"))
+        if not same_origin(request) or not form_token_valid(key, token, form.get("csrf", "")):
+            return PlainTextResponse("Forbidden\n", 403, headers=SECURITY_HEADERS)
+        if survey["resident_ref"] is None:
+            return not_found()
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            now = await ctx.clock.now(conn)
+            cancelled = await db.opt_out(conn, survey["resident_ref"], now)
+            await db.enqueue(conn, [svc.cancelled_event(r, now) for r in cancelled])
+        ctx.outbox_wake.set()
+        return message(request, token, survey, lang, "optout", 200)
+
+    return router
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+# --- staff API ---------------------------------------------------------------------------------
+
+
+def staff_api(ctx: Any) -> APIRouter:
+    router = APIRouter(prefix="/api/v1", tags=["staff"])
+
+    def staff(request: Request) -> str:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        who = ctx.staff_tokens.who(token.strip()) if scheme.lower() == "bearer" else None
+        if who is None:
+            raise HTTPException(
+                401,
+                "send Authorization: Bearer <staff token>",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return who
+
+    @router.post("/surveys/{survey_id}/responses", status_code=201)
+    async def record_for_survey(
+        survey_id: uuid.UUID, body: StaffAnswer, request: Request
+    ) -> dict[str, Any]:
+        """Record an answer given to staff (phone list call, counter) for a survey."""
+        staff(request)
+        answer = _answer(body)
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            now = await ctx.clock.now(conn)
+            answered = await svc.record_answer(
+                conn, survey_id, answer, AnsweredVia.IN_PERSON, now, statuses=("sent", "scheduled")
+            )
+            if answered is None:
+                survey = await db.get_survey(conn, survey_id)
+        ctx.outbox_wake.set()
+        if answered is None:
+            if survey is None:
+                raise HTTPException(404, "no such survey")
+            if survey["status"] == "answered":
+                raise HTTPException(409, "this survey was already answered")
+            raise HTTPException(410, f"this survey takes no answer (status {survey['status']})")
+        return {"survey_id": str(survey_id), "status": "answered"}
+
+    @router.post("/responses", status_code=201)
+    async def record_in_person(body: InPersonAnswer, request: Request) -> dict[str, Any]:
+        """An answer given in person about a contact or case that had no survey yet."""
+        staff(request)
+        answer = _answer(body)
+        survey_id = svc.survey_id_for(body.municipality, body.subject_kind, body.subject_id)
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            now = await ctx.clock.now(conn)
+            inserted = await db.insert_survey(
+                conn,
+                survey_id=survey_id,
+                municipality=body.municipality,
+                subject_kind=CASE if body.subject_kind == "case" else CONTACT,
+                subject_id=body.subject_id,
+                case_type=body.case_type,
+                channel=body.channel.value,
+                party_role=body.party_role.value,
+                language="nl",
+                status="scheduled",
+                delivery_channel=DeliveryChannel.IN_PERSON.value,
+                decided_at=now,
+                closed_at=now,
+                low_score=_low_score(ctx, body),
+            )
+            if not inserted:
+                existing = await db.get_survey(conn, survey_id)
+                if existing is None or existing["status"] not in ("sent", "scheduled"):
+                    raise HTTPException(409, "this subject already has a survey")
+            answered = await svc.record_answer(
+                conn, survey_id, answer, AnsweredVia.IN_PERSON, now, statuses=("sent", "scheduled")
+            )
+            if answered is None:
+                raise HTTPException(409, "this subject already has a survey")
+        ctx.outbox_wake.set()
+        return {"survey_id": str(survey_id), "status": "answered"}
+
+    @router.get("/lists/{municipality}/{day}/{kind}.csv")
+    async def day_list(municipality: str, day: date, kind: str, request: Request) -> Response:
+        """Today's letter or phone list: residents without a digital address, to survey them
+        personally. Contains personal data: staff only, never stored by Servicepuls as a file."""
+        staff(request)
+        if kind not in (DeliveryChannel.LETTER_LIST.value, DeliveryChannel.PHONE_LIST.value):
+            raise HTTPException(404, "kind is letter_list or phone_list")
+        async with ctx.pool.acquire() as conn:
+            rows = await db.day_list(conn, municipality, day, kind)
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(
+            [
+                "survey_id",
+                "subject_id",
+                "case_type",
+                "language",
+                "name",
+                "street",
+                "postal_code",
+                "city",
+                "phone",
+                "survey_link",
+                "expires_at",
+            ]
+        )
+        from services.feedback.domain.tokens import sign_link
+        from services.feedback.messages import survey_links
+
+        for row in rows:
+            try:
+                details = ContactDetails.model_validate(
+                    json.loads(open_sealed(ctx.keys.sealing_private, row["sealed_contact"]))
+                )
+            except (SealError, ValueError):
+                continue
+            address = details.postal_address
+            token = sign_link(ctx.link_key, row["survey_id"], row["expires_at"])
+            writer.writerow(
+                [
+                    str(row["survey_id"]),
+                    row["subject_id"],
+                    row["case_type"] or "",
+                    row["language"],
+                    _cell(address.name if address and address.name else ""),
+                    _cell(address.street if address else ""),
+                    _cell(address.postal_code if address else ""),
+                    _cell(address.city if address else ""),
+                    _cell(details.phone or ""),
+                    survey_links(ctx.settings.public_base_url, token)["page"],
+                    row["expires_at"].isoformat(),
+                ]
+            )
+        return Response(
+            out.getvalue(),
+            media_type="text/csv; charset=utf-8",
+            headers={
+                "Cache-Control": "no-store",
+                "Content-Disposition": f'attachment; filename="{kind}-{municipality}-{day}.csv"',
+            },
+        )
+
+    return router
+
+
+def _cell(value: str) -> str:
+    """No spreadsheet formulas from data (CSV injection)."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@") else value
+
+
+def _answer(body: StaffAnswer) -> Any:
+    try:
+        return parse_answer(body.score, body.comment, body.may_contact)
+    except InvalidAnswer as problem:
+        raise HTTPException(422, str(problem)) from problem
+
+
+def _low_score(ctx: Any, body: InPersonAnswer) -> int:
+    policy = (
+        ctx.book.for_case(body.municipality, body.case_type)
+        if body.subject_kind == "case"
+        else ctx.book.for_contact(body.municipality)
+    )
+    return policy.low_score if policy else 5
+
+
+__all__ = ["asyncpg", "create_web_app"]

@@ -1,0 +1,31 @@
+"""Operational metrics of the feedback service. Labels are bounded: municipality code, channel,
+decision, reason, result, route. Never a survey, case or resident."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+DECISIONS = Counter(
+    "servicepuls_feedback_decisions_total",
+    "Survey decisions taken at closing",
+    ["municipality", "decision", "reason"],
+)
+DELIVERIES = Counter(
+    "servicepuls_feedback_deliveries_total",
+    "Delivery attempts by channel and result (sent, retry, failed)",
+    ["channel", "result"],
+)
+RESPONSES = Counter(
+    "servicepuls_feedback_responses_total",
+    "Survey answers recorded",
+    ["municipality", "via"],
+)
+EXPIRED = Counter("servicepuls_feedback_expired_total", "Surveys expired unanswered")
+PAGE_SECONDS = Histogram(
+    "servicepuls_feedback_page_seconds",
+    "Survey page and API response time",
+    ["route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+OUTBOX_PENDING = Gauge("servicepuls_feedback_outbox_pending", "Events waiting in the outbox")
+CONSUMED = Counter("servicepuls_feedback_consumed_total", "Intake records consumed", ["result"])

@@ -1,0 +1,396 @@
+"""What feedback does, in the field's words: decide on a survey when a case closes or a contact
+ends, record an answer, expire a survey. Each handler runs inside the caller's transaction and
+writes the events it causes to the outbox."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Any
+
+import asyncpg
+import structlog
+
+from schemas.common import Channel, ContactMedium, Direction, PartyRole
+from schemas.envelope import Envelope, deterministic_id, new_event
+from schemas.events import (
+    AnsweredVia,
+    CaseClosed,
+    CaseOpened,
+    ContactCompleted,
+    DeliveryChannel,
+    SuppressionReason,
+    SurveyDeliveryFailed,
+    SurveyEvent,
+    SurveyExpired,
+    SurveyFollowUpRequested,
+    SurveyResponded,
+    SurveyScheduled,
+    SurveySent,
+    SurveySuppressed,
+)
+from services.feedback import metrics
+from services.feedback.adapters import postgres as db
+from services.feedback.config import PolicyBook
+from services.feedback.domain.answers import Answer
+from services.feedback.domain.policy import (
+    CASE,
+    CONTACT,
+    Closure,
+    ResidentHistory,
+    Schedule,
+    SurveyPolicy,
+    decide,
+)
+
+SOURCE = "/servicepuls/feedback"
+log = structlog.get_logger("feedback")
+
+
+def survey_id_for(municipality: str, subject_kind: str, subject_id: str) -> uuid.UUID:
+    """One survey per subject: its id follows from the subject, on every replica and replay."""
+    return uuid.UUID(deterministic_id("survey", municipality, subject_kind, subject_id))
+
+
+def survey_event(
+    survey: Any,
+    model: type[SurveyEvent],
+    *,
+    time: datetime,
+    id_parts: tuple[str, ...],
+    **fields: Any,
+) -> Envelope[Any]:
+    data = model(
+        survey_id=str(survey["survey_id"]),
+        subject_id=survey["subject_id"],
+        subject_kind=survey["subject_kind"],
+        case_type=survey["case_type"],
+        channel=survey["channel"],
+        party_role=survey["party_role"],
+        resident_ref=survey["resident_ref"],
+        **fields,
+    )
+    return new_event(
+        data,
+        source=SOURCE,
+        municipality=survey["municipality"],
+        time=time,
+        id=deterministic_id(SOURCE, str(survey["survey_id"]), *id_parts),
+    )
+
+
+# --- closures ---------------------------------------------------------------------------------
+
+
+async def apply_intake_event(
+    conn: asyncpg.Connection,
+    envelope: Envelope[Any],
+    book: PolicyBook,
+    is_holiday: Callable[[date], bool],
+) -> None:
+    """Apply one intake event exactly once (the dedupe mark commits with the effect)."""
+    data = envelope.data
+    if isinstance(data, CaseOpened):
+        if data.resident is None:
+            return
+        if not await db.first_time_seen(conn, envelope.dedupe_key):
+            return
+        await db.keep_case_resident(
+            conn,
+            municipality=envelope.municipality,
+            case_id=data.case_id,
+            resident_ref=data.resident.ref,
+            sealed_contact=data.resident.sealed_contact,
+            reachable_by=[m.value for m in data.resident.reachable_by],
+            survey_consent=data.resident.survey_consent,
+            language=data.resident.language.value,
+            channel=data.channel.value,
+            party_role=data.party_role.value,
+            opened_at=envelope.time,
+        )
+    elif isinstance(data, CaseClosed):
+        if not await db.first_time_seen(conn, envelope.dedupe_key):
+            return
+        await _case_closed(conn, envelope, data, book, is_holiday)
+    elif isinstance(data, ContactCompleted):
+        # A contact about a case is surveyed with the case; callbacks are not contacts asked for.
+        if data.case_id is not None or data.direction is not Direction.INBOUND:
+            return
+        if not await db.first_time_seen(conn, envelope.dedupe_key):
+            return
+        await _contact_completed(conn, envelope, data, book, is_holiday)
+
+
+async def _case_closed(
+    conn: asyncpg.Connection,
+    envelope: Envelope[Any],
+    data: CaseClosed,
+    book: PolicyBook,
+    is_holiday: Callable[[date], bool],
+) -> None:
+    policy = book.for_case(envelope.municipality, data.case_type)
+    if policy is None:
+        log.warning("no survey policy for municipality", municipality=envelope.municipality)
+        return
+    kept = await db.take_case_resident(conn, envelope.municipality, data.case_id)
+    resident = data.resident
+    facts: dict[str, Any] = {
+        "channel": data.channel or (kept["channel"] if kept else None),
+        "party_role": kept["party_role"] if kept else None,
+    }
+    if resident is not None:
+        facts |= {
+            "resident_ref": resident.ref,
+            "sealed_contact": resident.sealed_contact,
+            "reachable_by": [m.value for m in resident.reachable_by],
+            "survey_consent": resident.survey_consent,
+            "language": resident.language.value,
+        }
+    elif kept is not None:
+        facts |= {
+            "resident_ref": kept["resident_ref"],
+            "sealed_contact": kept["sealed_contact"],
+            "reachable_by": list(kept["reachable_by"]),
+            "survey_consent": kept["survey_consent"],
+            "language": kept["language"],
+        }
+    await _decide_and_record(
+        conn,
+        envelope,
+        policy,
+        is_holiday,
+        subject_kind=CASE,
+        subject_id=data.case_id,
+        case_type=data.case_type,
+        outcome=data.outcome,
+        answered=True,
+        **facts,
+    )
+
+
+async def _contact_completed(
+    conn: asyncpg.Connection,
+    envelope: Envelope[Any],
+    data: ContactCompleted,
+    book: PolicyBook,
+    is_holiday: Callable[[date], bool],
+) -> None:
+    policy = book.for_contact(envelope.municipality)
+    if policy is None:
+        log.warning("no survey policy for municipality", municipality=envelope.municipality)
+        return
+    resident = data.resident
+    await _decide_and_record(
+        conn,
+        envelope,
+        policy,
+        is_holiday,
+        subject_kind=CONTACT,
+        subject_id=data.contact_id,
+        case_type=None,
+        outcome=None,
+        answered=data.answered,
+        channel=data.channel.value,
+        party_role=data.party_role.value,
+        resident_ref=resident.ref if resident else None,
+        sealed_contact=resident.sealed_contact if resident else None,
+        reachable_by=[m.value for m in resident.reachable_by] if resident else [],
+        survey_consent=resident.survey_consent if resident else None,
+        language=resident.language.value if resident else "nl",
+    )
+
+
+async def _decide_and_record(
+    conn: asyncpg.Connection,
+    envelope: Envelope[Any],
+    policy: SurveyPolicy,
+    is_holiday: Callable[[date], bool],
+    *,
+    subject_kind: str,
+    subject_id: str,
+    case_type: str | None,
+    outcome: Any,
+    answered: bool,
+    channel: str | None = None,
+    party_role: str | None = None,
+    resident_ref: str | None = None,
+    sealed_contact: str | None = None,
+    reachable_by: list[str] | None = None,
+    survey_consent: bool | None = None,
+    language: str = "nl",
+) -> None:
+    municipality = envelope.municipality
+    existing = await db.survey_for_subject(conn, municipality, subject_kind, subject_id)
+    resident = await db.lock_resident(conn, resident_ref) if resident_ref else None
+    closure = Closure(
+        subject_id=subject_id,
+        subject_kind=subject_kind,
+        closed_at=envelope.time,
+        channel=Channel(channel) if channel else None,
+        case_type=case_type,
+        outcome=outcome,
+        answered=answered,
+        resident_ref=resident_ref,
+        has_contact_details=bool(sealed_contact),
+        reachable_by=frozenset(ContactMedium(m) for m in reachable_by or []),
+        survey_consent=survey_consent,
+    )
+    history = ResidentHistory(
+        opted_out=bool(resident and resident["opted_out_at"]),
+        last_surveyed_at=resident["last_surveyed_at"] if resident else None,
+        subject_already_decided=existing is not None,
+    )
+    decision = decide(policy, closure, history, is_holiday)
+    row: dict[str, Any] = {
+        "survey_id": existing["survey_id"]
+        if existing
+        else survey_id_for(municipality, subject_kind, subject_id),
+        "municipality": municipality,
+        "subject_kind": subject_kind,
+        "subject_id": subject_id,
+        "case_type": case_type,
+        "channel": channel,
+        "party_role": party_role or PartyRole.INWONER.value,
+        "resident_ref": resident_ref,
+        "language": language,
+        "decided_at": envelope.time,
+        "closed_at": envelope.time,
+        "low_score": policy.low_score,
+    }
+    # Event ids follow from the survey and the input event: a replay repeats them exactly.
+    id_parts = ("decision", envelope.dedupe_key)
+    if isinstance(decision, Schedule):
+        row |= {
+            "status": "scheduled",
+            "delivery_channel": decision.delivery_channel.value,
+            "sealed_contact": sealed_contact,
+            "send_at": decision.send_at,
+            "next_attempt_at": decision.send_at,
+        }
+        await db.insert_survey(conn, **row)
+        assert resident_ref is not None
+        await db.record_surveyed(conn, resident_ref, envelope.time)
+        event = survey_event(
+            row,
+            SurveyScheduled,
+            time=envelope.time,
+            id_parts=id_parts,
+            delivery_channel=decision.delivery_channel,
+            send_at=decision.send_at,
+        )
+        metrics.DECISIONS.labels(municipality, "scheduled", "").inc()
+    else:
+        if existing is None:
+            await db.insert_survey(
+                conn, **row, status="suppressed", suppression=decision.reason.value
+            )
+        event = survey_event(
+            row, SurveySuppressed, time=envelope.time, id_parts=id_parts, reason=decision.reason
+        )
+        metrics.DECISIONS.labels(municipality, "suppressed", decision.reason.value).inc()
+    await db.enqueue(conn, [event])
+
+
+# --- delivery outcomes ------------------------------------------------------------------------
+
+
+def sent_event(survey: Any, sent_at: datetime, expires_at: datetime) -> Envelope[Any]:
+    return survey_event(
+        survey,
+        SurveySent,
+        time=sent_at,
+        id_parts=("sent",),
+        delivery_channel=DeliveryChannel(survey["delivery_channel"]),
+        expires_at=expires_at,
+    )
+
+
+def delivery_failed_event(survey: Any, at: datetime, error: str) -> Envelope[Any]:
+    return survey_event(
+        survey,
+        SurveyDeliveryFailed,
+        time=at,
+        id_parts=("delivery_failed",),
+        delivery_channel=DeliveryChannel(survey["delivery_channel"]),
+        attempts=max(1, survey["attempts"]),
+        error=error,
+    )
+
+
+def expired_event(survey: Any) -> Envelope[Any]:
+    return survey_event(survey, SurveyExpired, time=survey["expires_at"], id_parts=("expired",))
+
+
+def cancelled_event(survey: Any, at: datetime) -> Envelope[Any]:
+    return survey_event(
+        survey,
+        SurveySuppressed,
+        time=at,
+        id_parts=("cancelled", "opted_out"),
+        reason=SuppressionReason.OPTED_OUT,
+    )
+
+
+# --- answers ----------------------------------------------------------------------------------
+
+
+async def record_answer(
+    conn: asyncpg.Connection,
+    survey_id: uuid.UUID,
+    answer: Answer,
+    via: AnsweredVia,
+    now: datetime,
+    *,
+    statuses: tuple[str, ...] = ("sent",),
+) -> Any | None:
+    """The answer to an open survey, once: the responded event, and a follow-up request when the
+    score is low and the resident allows contact. None when the survey was not open."""
+    survey = await db.record_answer(
+        conn,
+        survey_id,
+        now,
+        score=answer.score,
+        comment=answer.comment,
+        may_contact=answer.may_contact,
+        via=via.value,
+        statuses=statuses,
+    )
+    if survey is None:
+        return None
+    events = [
+        survey_event(
+            survey,
+            SurveyResponded,
+            time=now,
+            id_parts=("responded",),
+            score=answer.score,
+            has_comment=answer.has_comment,
+            may_contact=answer.may_contact,
+            answered_via=via,
+        )
+    ]
+    if answer.may_contact and answer.score <= survey["low_score"]:
+        events.append(follow_up_event(survey, now, answer.score))
+    await db.enqueue(conn, events)
+    metrics.RESPONSES.labels(survey["municipality"], via.value).inc()
+    return survey
+
+
+def follow_up_event(survey: Any, at: datetime, score: int) -> Envelope[Any]:
+    return survey_event(
+        survey, SurveyFollowUpRequested, time=at, id_parts=("follow_up",), score=score
+    )
+
+
+async def record_supplement(
+    conn: asyncpg.Connection, survey_id: uuid.UUID, answer: Answer, now: datetime
+) -> Any | None:
+    """A remark added after a one-click score. No second responded event; a follow-up request
+    when the one-click score was low and the resident now allows contact."""
+    survey = await db.record_supplement(conn, survey_id, now, answer.comment, answer.may_contact)
+    if survey is None:
+        return None
+    if answer.may_contact and survey["score"] <= survey["low_score"]:
+        await db.enqueue(conn, [follow_up_event(survey, now, survey["score"])])
+    return survey
