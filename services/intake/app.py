@@ -86,7 +86,7 @@ class Intake:
     settings: IntakeSettings
     gatekeeper: Gatekeeper
     keys: Keys
-    producer: AIOKafkaProducer
+    producer: AIOKafkaProducer | None  # None until connected to Kafka
     metrics: IntakeMetrics
 
 
@@ -151,26 +151,50 @@ def create_app(
     gatekeeper = Gatekeeper.from_file(settings.channel_systems_path())
     keys = load_keys(settings.infra.state_dir)
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        kafka = producer or durable_producer(
+    def new_producer() -> AIOKafkaProducer:
+        return producer or durable_producer(
             settings.infra.kafka_bootstrap,
             "servicepuls-intake",
             request_timeout_ms=int(settings.publish_timeout_seconds * 1000),
         )
-        await kafka.start()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         state["intake"] = Intake(
             settings=settings,
             gatekeeper=gatekeeper,
             keys=keys,
-            producer=kafka,
+            producer=None,
             metrics=IntakeMetrics(),
         )
-        log.info("intake started", kafka=settings.infra.kafka_bootstrap, port=settings.port)
+        # Kafka may not be up yet (or be restarting): serve anyway, answer 503 until connected.
+        connecting = asyncio.create_task(_connect())
         try:
             yield
         finally:
-            await kafka.stop()
+            connecting.cancel()
+            if intake().producer is not None:
+                await intake().producer.stop()
+
+    async def _connect() -> None:
+        delay = 0.5
+        while True:
+            kafka = new_producer()
+            try:
+                await kafka.start()
+            except KafkaError as exc:
+                await kafka.stop()
+                log.warning("kafka not reachable yet", error=type(exc).__name__, retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10)
+                continue
+            intake().producer = kafka
+            log.info(
+                "intake connected to kafka",
+                kafka=settings.infra.kafka_bootstrap,
+                port=settings.port,
+            )
+            return
 
     app = FastAPI(
         title="Servicepuls intake",
@@ -247,6 +271,8 @@ def create_app(
         """Write to Kafka and wait for the acknowledgement; a 503 problem when that fails."""
         ctx = intake()
         try:
+            if ctx.producer is None:
+                raise TimeoutError("not connected to kafka yet")
             async with asyncio.timeout(ctx.settings.publish_timeout_seconds):
                 await send_records(ctx.producer, (encode(e) for e in events))
         except (TimeoutError, KafkaError) as exc:
@@ -392,11 +418,12 @@ def create_app(
 
     @app.get("/ready", summary="Ready to accept events (Kafka reachable)", include_in_schema=False)
     async def ready() -> Response:
-        if "intake" not in state:
-            return JSONResponse({"status": "starting"}, status_code=503)
+        kafka = intake().producer if "intake" in state else None
+        if kafka is None:
+            return JSONResponse({"status": "connecting to kafka"}, status_code=503)
         try:
             async with asyncio.timeout(2):
-                await intake().producer.client.fetch_all_metadata()
+                await kafka.client.fetch_all_metadata()
         except (TimeoutError, KafkaError):
             return JSONResponse({"status": "kafka unreachable"}, status_code=503)
         return JSONResponse({"status": "ready"})
