@@ -150,15 +150,15 @@ DEFINITIONS: tuple[MetricDefinition, ...] = (
     ),
     # --- counter (balie) -----------------------------------------------------------------------
     MetricDefinition(
-        "servicepuls_counter_visits",
+        "servicepuls_desk_visits",
         Kind.COUNTER,
-        "Counter visits, by outcome (helped / left before being helped).",
+        "Counter (balie) visits, by outcome (helped / left before being helped).",
         (_M, "outcome"),
     ),
     MetricDefinition(
-        "servicepuls_counter_wait_seconds",
+        "servicepuls_desk_wait_seconds",
         Kind.HISTOGRAM,
-        "Waiting time at the counter, by outcome (helped / left).",
+        "Waiting time at the counter (balie), by outcome (helped / left).",
         (_M, "outcome"),
         COUNTER_WAIT_BUCKETS,
     ),

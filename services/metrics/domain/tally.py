@@ -216,9 +216,9 @@ def _contact_completed(
         _phone_call(t, municipality, day, data, policy)
     elif data.channel is Channel.COUNTER and inbound_queue:
         outcome = "helped" if data.answered else "left"
-        t.count("servicepuls_counter_visits", municipality, outcome)
+        t.count("servicepuls_desk_visits", municipality, outcome)
         if data.wait_seconds is not None:
-            t.observe("servicepuls_counter_wait_seconds", data.wait_seconds, municipality, outcome)
+            t.observe("servicepuls_desk_wait_seconds", data.wait_seconds, municipality, outcome)
 
 
 def _phone_call(

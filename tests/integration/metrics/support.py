@@ -1,0 +1,81 @@
+"""Shared pieces of the metrics integration tests: a config with a municipality of the test's own,
+publishing to the real topics, and reading the service's /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from schemas.envelope import Envelope
+from services.common.kafka import durable_producer, publish
+from tests.integration.metrics.traffic import SampleKey, parse_metrics
+from tests.support.services import REPO_ROOT
+
+BOOTSTRAP = os.environ.get("SERVICEPULS_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+DATABASE_URL = os.environ.get(
+    "SERVICEPULS_DATABASE_URL", "postgresql://servicepuls:servicepuls@127.0.0.1:55432/servicepuls"
+)
+PROMETHEUS = os.environ.get("SERVICEPULS_PROMETHEUS_URL", "http://127.0.0.1:9090")
+
+
+def fresh_municipality() -> str:
+    """A CBS-shaped code no real deployment uses (GM9xxx), so counts start at zero."""
+    return f"GM9{random.randint(0, 999):03d}"
+
+
+def config_with(tmp_path: Path, municipality: str) -> Path:
+    """A copy of deploy/config whose municipality list also serves the test's municipality."""
+    target = tmp_path / "config"
+    shutil.copytree(REPO_ROOT / "deploy" / "config", target)
+    listing = yaml.safe_load((target / "municipalities.yaml").read_text())
+    listing["municipalities"].append(
+        {
+            "code": municipality,
+            "name": f"Testgemeente {municipality}",
+            "timezone": "Europe/Amsterdam",
+        }
+    )
+    (target / "municipalities.yaml").write_text(yaml.safe_dump(listing))
+    return target
+
+
+class Publisher:
+    def __init__(self) -> None:
+        self.producer = durable_producer(BOOTSTRAP, "metrics-tests")
+
+    async def __aenter__(self) -> Publisher:
+        await self.producer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.producer.stop()
+
+    async def send(
+        self, events: Sequence[Envelope[Any]], *, chunk: int = 50, pause: float = 0.0
+    ) -> None:
+        for start in range(0, len(events), chunk):
+            await publish(self.producer, events[start : start + chunk])
+            if pause:
+                await asyncio.sleep(pause)
+
+
+async def scrape(base_url: str) -> dict[SampleKey, float]:
+    async with httpx.AsyncClient(timeout=5) as client:
+        response = await client.get(base_url + "/metrics")
+        response.raise_for_status()
+        return parse_metrics(response.text)
+
+
+async def scrape_text(base_url: str) -> str:
+    async with httpx.AsyncClient(timeout=5) as client:
+        response = await client.get(base_url + "/metrics")
+        response.raise_for_status()
+        return response.text
