@@ -52,25 +52,33 @@ from simulator.model import (
 from simulator.office_hours import AMSTERDAM, OfficeHours, is_public_holiday
 from simulator.residents import FakeResident, ResidentPool
 
-# The channel system behind each channel: the `source` it posts with is /<gm code>/<system>.
+# The channel system behind each channel, as registered with intake
+# (deploy/config/intake/channel_systems.yaml). The source is /<organisation>/<system>; the
+# municipality travels in its own attribute, so one phone platform serves all four of BUCH.
 CHANNEL_SYSTEMS: dict[Channel, str] = {
     Channel.PHONE: "telefonie",
     Channel.COUNTER: "balie",
-    Channel.EMAIL: "email",
-    Channel.WEBFORM: "webformulier",
-    Channel.LETTER: "post",
-    Channel.SOCIAL_MEDIA: "webcare",
-    Channel.CHAT: "chat",
+    Channel.EMAIL: "kcc/email",
+    Channel.WEBFORM: "kcc/webformulier",
+    Channel.LETTER: "kcc/post",
+    Channel.SOCIAL_MEDIA: "kcc/webcare",
+    Channel.CHAT: "kcc/chat",
     Channel.PUBLIC_SPACE_REPORT: "meldingen",
 }
 CASE_SYSTEM = "zaaksysteem"
 REPORT_SYSTEM = CHANNEL_SYSTEMS[Channel.PUBLIC_SPACE_REPORT]  # Signalen-like, owns its cases
+DEFAULT_ORGANISATION = "buch"
 
 BIN = timedelta(minutes=30)
 
 
-def source_for(municipality: str, system: str) -> str:
-    return f"/{municipality.lower()}/{system}"
+def source_for(organisation: str, system: str) -> str:
+    return f"/{organisation}/{system}"
+
+
+def channel_system_name(source: str) -> str:
+    """The intake channel system (and its dev token's name) behind a source: /buch/kcc/email -> kcc."""
+    return source.strip("/").split("/")[1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +98,7 @@ class SimulationPlan:
     scale: float = 1.0  # multiplies every municipality's volume (size of the simulation)
     behaviour: Behaviour = DEFAULT_BEHAVIOUR
     zone: ZoneInfo = AMSTERDAM
+    organisation: str = DEFAULT_ORGANISATION  # first part of every source
 
     def __post_init__(self) -> None:
         if self.start.tzinfo is None:
@@ -149,7 +158,7 @@ class TrafficGenerator:
         self.behaviour = plan.behaviour
         self.rng = random.Random(f"servicepuls-sim:{plan.seed}")
         self.office = OfficeHours(zone=plan.zone)
-        self.run_tag = _tag(plan.run_id)
+        self.run_tag = run_tag(plan.run_id)
         self.pools = {
             m.code: ResidentPool(
                 m.code, random.Random(f"{plan.seed}:{plan.run_id}:{m.code}"), self.run_tag
@@ -191,7 +200,7 @@ class TrafficGenerator:
         """Schedule one event; returns its time so a lifecycle can keep its order."""
         self.stream.seq += 1
         seq = self.stream.seq
-        source = source_for(municipality, system)
+        source = source_for(self.plan.organisation, system)
         payload = data.model_dump(mode="json", exclude_none=True)
         if resident is not None:
             payload["resident"] = resident
@@ -699,7 +708,7 @@ class _Lifecycle:
         )
 
 
-def _tag(run_id: str) -> str:
+def run_tag(run_id: str) -> str:
     """A short, id-safe form of the run id for case and contact references."""
     cleaned = "".join(ch for ch in run_id.lower() if ch.isalnum())
     return cleaned[:12] or "run"

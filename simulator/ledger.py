@@ -105,5 +105,23 @@ def read_ledger(path: Path) -> LedgerContents:
     return contents
 
 
+_CONTACT_TYPES = ("nl.servicepuls.contact.completed.v1", "nl.servicepuls.contact.received.v1")
+_SYNCHRONOUS = ("phone", "counter", "chat")
+
+
+def inbound_channel(event_type: str, data: dict[str, Any]) -> str | None:
+    """The channel when this event is a resident reaching the municipality (for the channel
+    mix), else None. A call or visit that opens a case counts once, as the contact; a written
+    request that opens a case directly counts as the case's opening."""
+    channel = data.get("channel")
+    if not channel or data.get("direction", "inbound") != "inbound":
+        return None
+    if event_type in _CONTACT_TYPES:
+        return str(channel)
+    if event_type == "nl.servicepuls.case.opened.v1" and channel not in _SYNCHRONOUS:
+        return str(channel)
+    return None
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat()

@@ -14,7 +14,13 @@ import pytest
 from schemas.common import is_valid_bsn
 from schemas.envelope import parse_structured
 from schemas.resident import ResidentIn
-from simulator.generator import SimEvent, SimulatedMunicipality, SimulationPlan, generate
+from simulator.generator import (
+    SimEvent,
+    SimulatedMunicipality,
+    SimulationPlan,
+    channel_system_name,
+    generate,
+)
 from simulator.office_hours import AMSTERDAM, OfficeHours
 from simulator.residents import fake_bsn
 
@@ -79,9 +85,13 @@ def test_ids_are_unique_and_times_in_order_within_the_simulated_period() -> None
     assert events[0].at >= MONDAY and events[-1].at < MONDAY + timedelta(days=7)
 
 
-def test_sources_name_the_municipality_and_its_channel_system() -> None:
+def test_sources_are_the_channel_systems_registered_with_intake() -> None:
+    systems = {"telefonie", "balie", "kcc", "zaaksysteem", "meldingen"}
     for event in week():
-        assert event.source.startswith(f"/{event.municipality.lower()}/")
+        assert event.source.startswith("/buch/")
+        assert channel_system_name(event.source) in systems
+        if event.type.startswith(PREFIX + "case."):
+            assert channel_system_name(event.source) in {"zaaksysteem", "meldingen"}
 
 
 def test_channel_mix_is_phone_first_and_every_channel_is_used() -> None:

@@ -1,0 +1,262 @@
+"""Simulated residents answering their survey e-mails, like a person with a browser without
+JavaScript: read the mail in the Maildir the SMTP sink writes, then either click the one-click
+score link in the mail or open the survey page and submit its form.
+
+Only mail to this run's residents is touched (their addresses carry the run tag). Whether a
+resident answers and what they give is drawn from a generator seeded by the run's seed and the
+address, so a rerun answers the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email
+import email.policy
+import random
+import re
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import parse_qs, urljoin, urlparse
+
+import httpx
+
+from simulator.ledger import Ledger
+
+# Dutch report marks (rapportcijfers) as residents give them: mostly 7 and 8, a tail of low ones.
+SCORE_WEIGHTS = (2, 1, 2, 3, 6, 10, 22, 28, 16, 10)
+COMMENTS_NL = ("Snel en vriendelijk geholpen.", "Het duurde te lang.", "Duidelijke uitleg.", "")
+_LINK = re.compile(r"https?://[^\s\"'<>]+")
+
+
+@dataclass(slots=True)
+class SurveyMail:
+    path: Path
+    to: str
+    subject: str
+    links: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Form:
+    action: str
+    method: str
+    fields: dict[str, str]  # hidden and pre-filled inputs
+    choices: dict[str, list[str]]  # radio/select names with their values
+
+
+class _FormParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: list[Form] = []
+        self._current: dict[str, object] | None = None
+        self._select: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            self._current = {
+                "action": a.get("action", ""),
+                "method": a.get("method", "get").lower(),
+                "fields": {},
+                "choices": {},
+            }
+        elif self._current is not None and tag == "input" and a.get("name"):
+            fields: dict[str, str] = self._current["fields"]  # type: ignore[assignment]
+            choices: dict[str, list[str]] = self._current["choices"]  # type: ignore[assignment]
+            kind = a.get("type", "text").lower()
+            if kind in ("radio", "checkbox"):
+                choices.setdefault(a["name"], []).append(a.get("value", "on"))
+            elif kind not in ("submit", "button"):
+                fields[a["name"]] = a.get("value", "")
+        elif self._current is not None and tag == "select" and a.get("name"):
+            self._select = a["name"]
+        elif self._current is not None and tag == "option" and self._select:
+            choices = self._current["choices"]  # type: ignore[assignment]
+            choices.setdefault(self._select, []).append(a.get("value", ""))
+        elif self._current is not None and tag == "textarea" and a.get("name"):
+            self._current["fields"][a["name"]] = ""  # type: ignore[index]
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "select":
+            self._select = None
+        elif tag == "form" and self._current is not None:
+            self.forms.append(Form(**self._current))  # type: ignore[arg-type]
+            self._current = None
+
+
+def parse_forms(html: str) -> list[Form]:
+    parser = _FormParser()
+    parser.feed(html)
+    return parser.forms
+
+
+def read_mail(path: Path) -> SurveyMail:
+    message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    texts: list[str] = []
+    for part in message.walk():
+        if part.get_content_maintype() == "text":
+            try:
+                texts.append(part.get_content())  # type: ignore[attr-defined]
+            except (LookupError, ValueError):
+                continue
+    links: list[str] = []
+    for text in texts:
+        for link in _LINK.findall(text):
+            link = link.rstrip(").,;").replace("&amp;", "&")
+            if link not in links:
+                links.append(link)
+    return SurveyMail(path, str(message.get("To", "")), str(message.get("Subject", "")), links)
+
+
+def one_click_links(links: list[str]) -> dict[int, str]:
+    """Score links in the mail (`...?score=8` or `.../8`): clicking one records that score."""
+    found: dict[int, str] = {}
+    for link in links:
+        parsed = urlparse(link)
+        score = parse_qs(parsed.query).get("score", [None])[0]
+        if score is None:
+            tail = parsed.path.rstrip("/").rsplit("/", 1)[-1]
+            score = tail if tail.isdigit() and len(tail) <= 2 else None
+        if score is not None and score.isdigit() and 1 <= int(score) <= 10:
+            found[int(score)] = link
+    return found
+
+
+@dataclass(slots=True)
+class AnsweringStats:
+    mails_seen: int = 0
+    answered: int = 0
+    declined: int = 0
+    failed: int = 0
+    first_link: str | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+class SurveyAnsweringResidents:
+    def __init__(
+        self,
+        maildir: Path,
+        *,
+        run_tag: str,
+        seed: int,
+        ledger: Ledger,
+        response_rate: float = 0.45,
+        one_click_share: float = 0.6,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.maildir = maildir
+        self.marker = f".{run_tag}."
+        self.seed = seed
+        self.ledger = ledger
+        self.response_rate = response_rate
+        self.one_click_share = one_click_share
+        self.client = client or httpx.AsyncClient(timeout=15.0, follow_redirects=True)
+        self.stats = AnsweringStats()
+        self._done: set[str] = set()
+        self._mails_per_address: dict[str, int] = {}
+
+    def _files(self) -> list[Path]:
+        files: list[Path] = []
+        for folder in ("new", "cur"):
+            directory = self.maildir / folder
+            if directory.is_dir():
+                files += [p for p in directory.iterdir() if p.is_file()]
+        return sorted(files)
+
+    async def answer_new_mail(self) -> int:
+        """Read every mail not seen before; answer the ones to this run's residents."""
+        answered = 0
+        for path in self._files():
+            key = path.name.split(":", 1)[0]  # Maildir flags may be appended when moved to cur/
+            if key in self._done:
+                continue
+            self._done.add(key)
+            try:
+                mail = read_mail(path)
+            except (OSError, ValueError) as exc:
+                self.stats.problems.append(f"unreadable mail {path.name}: {exc}")
+                continue
+            if self.marker not in mail.to:
+                continue
+            self.stats.mails_seen += 1
+            if self.stats.first_link is None and mail.links:
+                self.stats.first_link = mail.links[0]
+            answered += await self._maybe_answer(mail)
+        return answered
+
+    async def _maybe_answer(self, mail: SurveyMail) -> int:
+        nth = self._mails_per_address.get(mail.to, 0) + 1
+        self._mails_per_address[mail.to] = nth
+        rng = random.Random(f"{self.seed}:{mail.to}:{nth}")
+        if rng.random() >= self.response_rate or not mail.links:
+            self.stats.declined += 1
+            return 0
+        score = rng.choices(range(1, 11), SCORE_WEIGHTS)[0]
+        comment = rng.choice(COMMENTS_NL)
+        clicks = one_click_links(mail.links)
+        try:
+            if clicks and score in clicks and rng.random() < self.one_click_share:
+                via, status = "email_one_click", await self._click(clicks[score])
+            else:
+                page = next((link for link in mail.links if link not in clicks.values()), None)
+                page = page or mail.links[0]
+                via, status = "web", await self._fill_in(page, score, comment)
+        except httpx.HTTPError as exc:
+            self.stats.failed += 1
+            self.stats.problems.append(f"survey page unreachable: {exc!r}")
+            return 0
+        ok = 200 <= status < 400
+        self.ledger.survey_answered(to=mail.to, score=score, via=via, status=status, ok=ok)
+        if ok:
+            self.stats.answered += 1
+            return 1
+        self.stats.failed += 1
+        self.stats.problems.append(f"survey answer got HTTP {status}")
+        return 0
+
+    async def _click(self, link: str) -> int:
+        response = await self.client.get(link)
+        # A one-click page may still ask to confirm (no state change on GET): submit it.
+        forms = (
+            parse_forms(response.text) if "html" in response.headers.get("content-type", "") else []
+        )
+        confirm = next((f for f in forms if f.method == "post"), None)
+        if confirm is not None and response.status_code == 200:
+            data = dict(confirm.fields)
+            for name, values in confirm.choices.items():
+                data.setdefault(name, values[0])
+            posted = await self.client.post(
+                urljoin(str(response.url), confirm.action or ""), data=data
+            )
+            return posted.status_code
+        return response.status_code
+
+    async def _fill_in(self, link: str, score: int, comment: str) -> int:
+        response = await self.client.get(link)
+        if response.status_code != 200:
+            return response.status_code
+        forms = [f for f in parse_forms(response.text) if f.method == "post"]
+        form = next((f for f in forms if "score" in f.choices or "score" in f.fields), None)
+        if form is None:
+            return 422
+        data = dict(form.fields)
+        data["score"] = str(score)
+        for name in data:
+            if name in ("comment", "opmerking", "toelichting"):
+                data[name] = comment
+        posted = await self.client.post(urljoin(str(response.url), form.action or ""), data=data)
+        return posted.status_code
+
+    async def run(self, stop: asyncio.Event, interval: float = 1.0) -> None:
+        while not stop.is_set():
+            try:
+                await self.answer_new_mail()
+            except Exception as exc:  # keep the demo going; the ledger and stats say what failed
+                self.stats.problems.append(f"answering failed: {exc!r}")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
