@@ -1,0 +1,204 @@
+"""The pure aggregation: what each event adds, and that splitting a stream into batches (as
+restarts and rebalances do) never changes the totals."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from schemas.common import Channel, Direction, Duration, DurationUnit
+from schemas.envelope import new_event
+from schemas.events import (
+    AnsweredVia,
+    CaseClosed,
+    CaseOpened,
+    CaseOutcome,
+    ComplaintVerdict,
+    ContactCompleted,
+    ContactReceived,
+    NormBreached,
+    NormClockStarted,
+    NormMet,
+    NormWarning,
+    SurveyResponded,
+)
+from services.metrics.domain.definitions import BY_NAME, UNKNOWN_MUNICIPALITY, Kind
+from services.metrics.domain.tally import Known, Policy, tally
+
+AMS = ZoneInfo("Europe/Amsterdam")
+POLICY = Policy(municipalities={"GM0383": AMS}, phone_answer_norm_seconds=30)
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+def ev(data, at=T0, municipality="GM0383"):
+    return new_event(data, source="urn:test", municipality=municipality, time=at)
+
+
+def call(wait, answered=True, **extra):
+    return ContactCompleted(
+        contact_id="c1",
+        channel=Channel.PHONE,
+        topic="afval",
+        started_at=T0,
+        wait_seconds=wait,
+        answered=answered,
+        **extra,
+    )
+
+
+def test_a_call_answered_at_exactly_the_norm_counts_as_within_the_norm():
+    t = tally([ev(call(30.0)), ev(call(30.5)), ev(call(10.0, answered=False))], Known(), POLICY)
+    assert t.counters[("servicepuls_phone_calls_offered", ("GM0383",))] == 3
+    assert t.counters[("servicepuls_phone_calls_answered", ("GM0383",))] == 2
+    assert t.counters[("servicepuls_phone_calls_answered_within_norm", ("GM0383",))] == 1
+    assert t.counters[("servicepuls_phone_calls_abandoned", ("GM0383",))] == 1
+    waits = t.histograms[("servicepuls_phone_wait_seconds", ("GM0383", "answered"))]
+    edges = BY_NAME["servicepuls_phone_wait_seconds"].buckets
+    assert waits.buckets[edges.index(30.0)] == 1  # le="30" includes 30.0 itself
+    assert waits.count == 2 and waits.sum == 60.5
+
+
+def test_a_reply_to_a_written_contact_is_not_a_second_contact():
+    received = ContactReceived(contact_id="m1", channel=Channel.EMAIL, topic="belasting")
+    reply = ContactCompleted(
+        contact_id="r1",
+        channel=Channel.EMAIL,
+        direction=Direction.OUTBOUND,
+        topic="belasting",
+        started_at=T0,
+        in_reply_to="m1",
+    )
+    t = tally([ev(received), ev(reply)], Known(), POLICY)
+    contacts = {k: v for k, v in t.counters.items() if k[0] == "servicepuls_contacts"}
+    assert contacts == {("servicepuls_contacts", ("GM0383", "email", "inwoner", "inbound")): 1}
+    assert t.counters[("servicepuls_contact_replies", ("GM0383", "email"))] == 1
+
+
+def test_case_lead_time_and_complaint_verdict_and_open_state():
+    opened = CaseOpened(case_id="z1", case_type="klacht", channel=Channel.EMAIL)
+    closed = CaseClosed(
+        case_id="z1",
+        case_type="klacht",
+        outcome=CaseOutcome.RESOLVED,
+        complaint_verdict=ComplaintVerdict.GEGROND,
+    )
+    other = CaseOpened(case_id="z2", case_type="aanvraag", channel=Channel.WEBFORM)
+    t = tally(
+        [ev(opened), ev(other), ev(closed, at=T0 + timedelta(days=2))],
+        Known(),
+        POLICY,
+    )
+    assert t.counters[("servicepuls_complaints_received", ("GM0383", "email"))] == 1
+    assert t.counters[("servicepuls_complaints_closed", ("GM0383", "gegrond"))] == 1
+    lead = t.histograms[("servicepuls_case_lead_time_seconds", ("GM0383", "klacht"))]
+    assert lead.sum == 2 * 86400
+    assert t.cases[("GM0383", "z1")] is None  # closed: the row goes
+    assert t.cases[("GM0383", "z2")] is not None  # still open
+
+
+def test_closing_a_case_opened_in_an_earlier_batch_uses_the_stored_opening():
+    first = tally(
+        [ev(CaseOpened(case_id="z1", case_type="aanvraag", channel=Channel.WEBFORM))],
+        Known(),
+        POLICY,
+    )
+    known = Known(cases={k: v for k, v in first.cases.items() if v is not None})
+    closed = CaseClosed(case_id="z1", case_type="aanvraag", outcome=CaseOutcome.GRANTED)
+    second = tally([ev(closed, at=T0 + timedelta(hours=5))], known, POLICY)
+    assert second.histograms[
+        ("servicepuls_case_lead_time_seconds", ("GM0383", "aanvraag"))
+    ].sum == (5 * 3600)
+
+
+def norm_fields(clock="k1"):
+    return {
+        "clock_id": clock,
+        "norm_id": "reactie",
+        "norm_version": "1",
+        "subject_id": "z1",
+        "target": Duration(amount=3, unit=DurationUnit.WORKING_DAYS),
+        "compliance_goal": 0.9,
+        "started_at": T0,
+        "due_at": T0 + timedelta(days=3),
+        "paused_seconds": 0,
+        "elapsed_business_seconds": 10,
+    }
+
+
+def test_clock_state_follows_warning_breach_and_stop():
+    t = tally(
+        [
+            ev(NormClockStarted(**norm_fields("k1"))),
+            ev(NormWarning(**norm_fields("k1"), threshold="75%")),
+            ev(NormClockStarted(**norm_fields("k2"))),
+            ev(NormWarning(**norm_fields("k2"), threshold="75%")),
+            ev(NormBreached(**norm_fields("k2"))),
+            ev(NormClockStarted(**norm_fields("k3"))),
+            ev(NormMet(**norm_fields("k3"), stopped_at=T0)),
+        ],
+        Known(),
+        POLICY,
+    )
+    assert t.clocks[("GM0383", "k1")].at_risk
+    assert t.clocks[("GM0383", "k2")].breached and not t.clocks[("GM0383", "k2")].at_risk
+    assert t.clocks[("GM0383", "k3")] is None
+    assert t.counters[("servicepuls_norm_clocks_stopped", ("GM0383", "reactie", "met"))] == 1
+    assert t.goals[("GM0383", "reactie")][0] == 0.9
+
+
+def test_an_unknown_municipality_is_one_bounded_label():
+    t = tally([ev(call(5.0), municipality="GM0999")], Known(), POLICY)
+    assert t.counters[("servicepuls_phone_calls_offered", (UNKNOWN_MUNICIPALITY,))] == 1
+
+
+def test_survey_score_lands_in_its_own_bucket_and_day_fact_uses_local_date():
+    late = datetime(2026, 3, 1, 23, 30, tzinfo=UTC)  # already 2 March in Amsterdam
+    response = SurveyResponded(
+        survey_id="s1",
+        subject_id="z1",
+        subject_kind="case",
+        case_type="aanvraag",
+        channel=Channel.WEBFORM,
+        score=7,
+        answered_via=AnsweredVia.WEB,
+    )
+    t = tally([ev(response, at=late)], Known(), POLICY)
+    scores = t.histograms[("servicepuls_survey_score", ("GM0383", "webform", "aanvraag"))]
+    assert scores.buckets[6] == 1 and sum(scores.buckets) == 1
+    [(_municipality, day, fact, dims)] = t.facts
+    assert (day.isoformat(), fact, dims) == (
+        "2026-03-02",
+        "survey_response",
+        ("webform", "aanvraag", "7"),
+    )
+
+
+def test_every_metric_has_a_help_text_and_bounded_labels():
+    forbidden = {"case_id", "contact_id", "resident", "survey_id", "clock_id", "subject_id"}
+    for definition in BY_NAME.values():
+        assert definition.help and not forbidden & set(definition.labels)
+        assert (definition.kind is Kind.HISTOGRAM) == bool(definition.buckets)
+        assert not definition.name.endswith("_total")
+
+
+waits = st.lists(
+    st.tuples(st.floats(min_value=0, max_value=900, allow_nan=False), st.booleans()),
+    min_size=1,
+    max_size=40,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(waits=waits, cut=st.integers(min_value=0, max_value=40))
+def test_splitting_a_stream_into_batches_never_changes_the_totals(waits, cut):
+    events = [ev(call(w, answered=a)) for w, a in waits]
+    whole = tally(events, Known(), POLICY)
+    first, second = tally(events[:cut], Known(), POLICY), tally(events[cut:], Known(), POLICY)
+    for key, value in whole.counters.items():
+        assert first.counters.get(key, 0) + second.counters.get(key, 0) == value
+    for key, histogram in whole.histograms.items():
+        parts = [p.histograms[key] for p in (first, second) if key in p.histograms]
+        assert [sum(b) for b in zip(*(p.buckets for p in parts), strict=True)] == histogram.buckets
