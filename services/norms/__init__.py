@@ -1,0 +1,1 @@
+"""Norms: live service-norm clocks (servicenormen) in business time, with compliance per norm."""

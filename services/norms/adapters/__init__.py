@@ -1,0 +1,1 @@
+"""Adapters of the norms service: PostgreSQL, Kafka, outbox relay."""

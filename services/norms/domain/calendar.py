@@ -1,0 +1,293 @@
+"""The business calendar of a municipality: working days, opening hours, holidays, legal terms.
+
+Instants are integers: microseconds since the Unix epoch (UTC). Integer arithmetic keeps every
+computation exact and monotone (a clock never loses or gains a microsecond through rounding) and
+makes replay byte-identical. Local dates and opening hours are resolved through the
+municipality's time zone (Europe/Amsterdam), so daylight-saving changes are handled by zoneinfo,
+never by adding 24 hours.
+
+Business time is measured per *measure*:
+
+- `Measure.CONTINUOUS` (seconds, minutes): every real second counts.
+- `Measure.OFFICE_HOURS`: only seconds inside opening hours on working days count.
+- `Measure.WORKING_DAYS`: every working day counts as 86 400 nominal seconds, whole.
+- `Measure.CALENDAR_DAYS` (calendar days, weeks): every local day counts as 86 400 nominal
+  seconds, so a 23- or 25-hour day around a DST change is still exactly one day.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+from functools import lru_cache
+from itertools import pairwise
+from zoneinfo import ZoneInfo
+
+import holidays as holidays_package
+
+US = 1_000_000
+DAY_US = 86_400 * US
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_us(instant: datetime) -> int:
+    """An aware datetime as microseconds since the epoch."""
+    if instant.tzinfo is None or instant.utcoffset() is None:
+        raise ValueError("instants must be timezone-aware")
+    return (instant - _EPOCH) // timedelta(microseconds=1)
+
+
+def from_us(instant_us: int, zone: ZoneInfo | None = None) -> datetime:
+    moment = _EPOCH + timedelta(microseconds=instant_us)
+    return moment.astimezone(zone) if zone is not None else moment
+
+
+class Measure(StrEnum):
+    CONTINUOUS = "continuous"
+    OFFICE_HOURS = "office_hours"
+    WORKING_DAYS = "working_days"
+    CALENDAR_DAYS = "calendar_days"
+
+
+class LiberationDay(StrEnum):
+    """Whether 5 May (Bevrijdingsdag) closes the offices: every year, or only in a lustrum year
+    (every fifth year, as most collective agreements say), or never."""
+
+    EVERY_YEAR = "every_year"
+    LUSTRUM = "lustrum"
+    NEVER = "never"
+
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+# Holidays of the `holidays` package that close a Dutch municipal office. Good Friday is in the
+# package but is no general holiday (not in Atw art. 3); a municipality may close on it.
+_OFFICE_HOLIDAYS = {
+    "New Year's Day",
+    "Easter Sunday",
+    "Easter Monday",
+    "King's Day",
+    "Ascension Day",
+    "Pentecost",
+    "Pentecost Monday",
+    "Christmas Day",
+    "Second Day of Christmas",
+}
+
+
+@dataclass(frozen=True)
+class BusinessCalendar:
+    """Opening hours, working days and holidays of one municipality (or a shared organisation)."""
+
+    zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/Amsterdam"))
+    # Opening hours per weekday (0 = Monday): (open, close) pairs in local time.
+    opening_hours: tuple[tuple[tuple[time, time], ...], ...] = (
+        ((time(8, 30), time(17, 0)),),
+        ((time(8, 30), time(17, 0)),),
+        ((time(8, 30), time(17, 0)),),
+        ((time(8, 30), time(17, 0)),),
+        ((time(8, 30), time(17, 0)),),
+        (),
+        (),
+    )
+    working_weekdays: frozenset[int] = frozenset({0, 1, 2, 3, 4})
+    liberation_day: LiberationDay = LiberationDay.LUSTRUM
+    closed_on_good_friday: bool = False
+    closing_days: frozenset[date] = frozenset()
+    # Days a Royal Decree equates with general holidays for the Algemene termijnenwet (art. 3
+    # lid 3); published per year, so configured rather than computed.
+    atw_equated_days: frozenset[date] = frozenset()
+
+    # ---- days ------------------------------------------------------------------------------
+
+    def public_holidays(self, year: int) -> frozenset[date]:
+        return _office_holidays(year, self.liberation_day, self.closed_on_good_friday)
+
+    def is_holiday(self, day: date) -> bool:
+        return day in self.public_holidays(day.year) or day in self.closing_days
+
+    def is_working_day(self, day: date) -> bool:
+        return day.weekday() in self.working_weekdays and not self.is_holiday(day)
+
+    def is_atw_day_off(self, day: date) -> bool:
+        """Saturday, Sunday or a general holiday in the sense of Atw art. 1 and 3 (which counts
+        5 May every year, and not the municipality's own closing days)."""
+        return day.weekday() >= 5 or day in _atw_holidays(day.year) or day in self.atw_equated_days
+
+    def next_working_day(self, day: date) -> date:
+        day += timedelta(days=1)
+        while not self.is_working_day(day):
+            day += timedelta(days=1)
+        return day
+
+    # ---- local days as instants ------------------------------------------------------------
+
+    def local_date(self, instant_us: int) -> date:
+        return from_us(instant_us, self.zone).date()
+
+    def start_of_day(self, day: date) -> int:
+        return to_us(datetime.combine(day, time(0), tzinfo=self.zone))
+
+    def start_of_next_day(self, instant_us: int) -> int:
+        return self.start_of_day(self.local_date(instant_us) + timedelta(days=1))
+
+    def end_of_day_ceil(self, instant_us: int) -> int:
+        """The first local midnight at or after `instant_us` (a day-granular term ends there)."""
+        start = self.start_of_day(self.local_date(instant_us))
+        return instant_us if start == instant_us else self.start_of_next_day(instant_us)
+
+    def atw_term_end(self, due_us: int) -> int:
+        """Algemene termijnenwet art. 1: a legal term that ends on a Saturday, Sunday or general
+        holiday is extended to the end of the next day that is none of these. `due_us` is a
+        local midnight ending the term's last day."""
+        last_day = self.local_date(due_us - 1)
+        if not self.is_atw_day_off(last_day):
+            return due_us
+        while self.is_atw_day_off(last_day):
+            last_day += timedelta(days=1)
+        return self.start_of_day(last_day + timedelta(days=1))
+
+    # ---- business time ----------------------------------------------------------------------
+
+    def intervals(self, measure: Measure, day: date) -> tuple[tuple[int, int, int, int], ...]:
+        """The stretches of `day` that count under `measure`: (start, end, num, den), where
+        one real microsecond counts num/den nominal microseconds."""
+        return _intervals(self, measure, day)
+
+    def business_between(self, measure: Measure, start_us: int, end_us: int) -> int:
+        """Nominal business microseconds in [start, end); zero if end is not after start."""
+        if end_us <= start_us:
+            return 0
+        if measure is Measure.CONTINUOUS:
+            return end_us - start_us
+        total = 0
+        day = self.local_date(start_us)
+        last = self.local_date(end_us)
+        while day <= last:
+            for lo, hi, num, den in self.intervals(measure, day):
+                a, b = max(lo, start_us), min(hi, end_us)
+                if b > a:
+                    total += (b - a) * num // den
+            day += timedelta(days=1)
+        return total
+
+    def advance(self, measure: Measure, start_us: int, amount_us: int) -> int:
+        """The earliest instant at which `amount_us` of business time has passed since
+        `start_us` (`start_us` itself when the amount is not positive)."""
+        if amount_us <= 0:
+            return start_us
+        if measure is Measure.CONTINUOUS:
+            return start_us + amount_us
+        remaining = amount_us
+        day = self.local_date(start_us)
+        # A generous bound: no norm is longer than ~10 000 days; a calendar without a single
+        # counting day would otherwise loop forever.
+        for _ in range(40_000):
+            for lo, hi, num, den in self.intervals(measure, day):
+                a = max(lo, start_us)
+                if hi <= a:
+                    continue
+                capacity = (hi - a) * num // den
+                if capacity >= remaining:
+                    return a + -(-remaining * den // num)  # ceil: the target is fully reached
+                remaining -= capacity
+            day += timedelta(days=1)
+        raise ValueError("the calendar has no business time to count")
+
+    def has_business_time_at(self, measure: Measure, instant_us: int) -> bool:
+        """Whether `instant_us` lies inside a counting stretch (end exclusive)."""
+        if measure is Measure.CONTINUOUS:
+            return True
+        return any(
+            lo <= instant_us < hi
+            for lo, hi, _, _ in self.intervals(measure, self.local_date(instant_us))
+        )
+
+
+@lru_cache(maxsize=256)
+def _office_holidays(year: int, liberation: LiberationDay, good_friday: bool) -> frozenset[date]:
+    days = {
+        day
+        for day, name in holidays_package.Netherlands(years=year, language="en_US").items()
+        if name in _OFFICE_HOLIDAYS or (good_friday and name == "Good Friday")
+    }
+    liberation_day = date(year, 5, 5)
+    if liberation is LiberationDay.EVERY_YEAR or (
+        liberation is LiberationDay.LUSTRUM and year % 5 == 0
+    ):
+        days.add(liberation_day)
+    return frozenset(days)
+
+
+@lru_cache(maxsize=256)
+def _atw_holidays(year: int) -> frozenset[date]:
+    """Atw art. 3 lid 1: New Year's Day, Easter Monday, Ascension Day, Whit Monday, Christmas
+    and Boxing Day, the day the King's birthday is celebrated, and 5 May (every year)."""
+    names = {
+        "New Year's Day",
+        "Easter Monday",
+        "Ascension Day",
+        "Pentecost Monday",
+        "Christmas Day",
+        "Second Day of Christmas",
+        "King's Day",
+    }
+    days = {
+        day
+        for day, name in holidays_package.Netherlands(years=year, language="en_US").items()
+        if name in names
+    }
+    days.add(date(year, 5, 5))
+    return frozenset(days)
+
+
+def _intervals(
+    calendar: BusinessCalendar, measure: Measure, day: date
+) -> tuple[tuple[int, int, int, int], ...]:
+    return _cached_intervals(calendar, measure, day)
+
+
+@lru_cache(maxsize=65_536)
+def _cached_intervals(
+    calendar: BusinessCalendar, measure: Measure, day: date
+) -> tuple[tuple[int, int, int, int], ...]:
+    if measure is Measure.CALENDAR_DAYS or (
+        measure is Measure.WORKING_DAYS and calendar.is_working_day(day)
+    ):
+        lo = calendar.start_of_day(day)
+        hi = calendar.start_of_day(day + timedelta(days=1))
+        return ((lo, hi, DAY_US, hi - lo),)  # 23 or 25 real hours still make one day
+    if measure is Measure.OFFICE_HOURS and calendar.is_working_day(day):
+        return tuple(
+            (
+                to_us(datetime.combine(day, opens, tzinfo=calendar.zone)),
+                to_us(datetime.combine(day, closes, tzinfo=calendar.zone)),
+                1,
+                1,
+            )
+            for opens, closes in calendar.opening_hours[day.weekday()]
+        )
+    return ()
+
+
+def parse_opening_hours(ranges: Iterable[str]) -> tuple[tuple[time, time], ...]:
+    """`["08:30-12:30", "13:00-17:00"]` to ordered, non-overlapping (open, close) pairs."""
+    pairs = []
+    for text in ranges:
+        opens_text, sep, closes_text = text.partition("-")
+        if not sep:
+            raise ValueError(f"{text!r}: write opening hours as HH:MM-HH:MM")
+        opens, closes = (
+            time.fromisoformat(opens_text.strip()),
+            time.fromisoformat(closes_text.strip()),
+        )
+        if closes <= opens:
+            raise ValueError(f"{text!r}: closing time must be after opening time")
+        pairs.append((opens, closes))
+    pairs.sort()
+    for (_, closes), (opens, _) in pairwise(pairs):
+        if opens < closes:
+            raise ValueError("opening hours overlap")
+    return tuple(pairs)

@@ -1,0 +1,414 @@
+"""The norm catalog: which events start, pause, resume, extend, stop and cancel which clock.
+
+A catalog is data (deploy/config/norms/*.yaml), validated by these models; a calendar likewise
+(deploy/config/calendars/*.yaml). `NormCatalog.match()` turns one intake event into the
+transitions it causes, per norm, keyed by the clock's subject (a case or a contact).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from schemas.common import Channel, Code, Direction, Duration, DurationUnit
+from schemas.events import PREFIX, CaseOutcome, SuspensionReason
+from services.norms.domain.calendar import (
+    US,
+    WEEKDAYS,
+    BusinessCalendar,
+    LiberationDay,
+    Measure,
+    parse_opening_hours,
+    to_us,
+)
+from services.norms.domain.clock import ClockRule, Threshold, TransitionKind
+
+# Nominal length of one unit of each duration unit, in seconds of its measure.
+UNIT_SECONDS: dict[DurationUnit, int] = {
+    DurationUnit.SECONDS: 1,
+    DurationUnit.MINUTES: 60,
+    DurationUnit.OFFICE_HOURS: 3600,
+    DurationUnit.WORKING_DAYS: 86_400,
+    DurationUnit.CALENDAR_DAYS: 86_400,
+    DurationUnit.WEEKS: 7 * 86_400,
+}
+UNIT_MEASURE: dict[DurationUnit, Measure] = {
+    DurationUnit.SECONDS: Measure.CONTINUOUS,
+    DurationUnit.MINUTES: Measure.CONTINUOUS,
+    DurationUnit.OFFICE_HOURS: Measure.OFFICE_HOURS,
+    DurationUnit.WORKING_DAYS: Measure.WORKING_DAYS,
+    DurationUnit.CALENDAR_DAYS: Measure.CALENDAR_DAYS,
+    DurationUnit.WEEKS: Measure.CALENDAR_DAYS,
+}
+DAY_UNITS = frozenset({DurationUnit.WORKING_DAYS, DurationUnit.CALENDAR_DAYS, DurationUnit.WEEKS})
+
+
+def duration_us(duration: Duration) -> int:
+    """A duration in nominal business microseconds of its own measure."""
+    return round(duration.amount * UNIT_SECONDS[duration.unit] * US)
+
+
+def duration_of(amount_us: int, unit: DurationUnit) -> Duration:
+    """Nominal microseconds back to a duration in `unit` (for the events' `target`)."""
+    return Duration(amount=amount_us / (UNIT_SECONDS[unit] * US), unit=unit)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ------------------------------------------------------------------------------------------
+# Calendar file
+# ------------------------------------------------------------------------------------------
+
+
+class CalendarFile(_Strict):
+    """deploy/config/calendars/<name>.yaml"""
+
+    name: str = Field(min_length=1)
+    opening_hours: dict[str, list[str]]
+    working_days: list[str] = Field(
+        default_factory=lambda: ["monday", "tuesday", "wednesday", "thursday", "friday"],
+        min_length=1,
+    )
+    liberation_day: LiberationDay = LiberationDay.LUSTRUM
+    closed_on_good_friday: bool = False
+    closing_days: list[date] = Field(default_factory=list)
+    atw_equated_days: list[date] = Field(default_factory=list)
+
+    @field_validator("opening_hours")
+    @classmethod
+    def _known_days_and_hours(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for day, ranges in value.items():
+            if day not in WEEKDAYS:
+                raise ValueError(f"{day!r} is not a weekday (monday … sunday)")
+            try:
+                parse_opening_hours(ranges)
+            except ValueError as exc:
+                raise ValueError(f"{day}: {exc}") from exc
+        return value
+
+    @field_validator("working_days")
+    @classmethod
+    def _known_days(cls, value: list[str]) -> list[str]:
+        unknown = [d for d in value if d not in WEEKDAYS]
+        if unknown:
+            raise ValueError(f"not weekdays: {', '.join(unknown)}")
+        return value
+
+    def build(self, zone: ZoneInfo) -> BusinessCalendar:
+        return BusinessCalendar(
+            zone=zone,
+            opening_hours=tuple(
+                parse_opening_hours(self.opening_hours.get(day, [])) for day in WEEKDAYS
+            ),
+            working_weekdays=frozenset(WEEKDAYS.index(d) for d in self.working_days),
+            liberation_day=self.liberation_day,
+            closed_on_good_friday=self.closed_on_good_friday,
+            closing_days=frozenset(self.closing_days),
+            atw_equated_days=frozenset(self.atw_equated_days),
+        )
+
+
+# ------------------------------------------------------------------------------------------
+# Norm file
+# ------------------------------------------------------------------------------------------
+
+SHORT_TYPES = {
+    "contact.received",
+    "contact.completed",
+    "case.opened",
+    "case.status_changed",
+    "case.responded",
+    "case.suspended",
+    "case.resumed",
+    "case.extended",
+    "case.closed",
+    "case.reopened",
+}
+KeyField = Literal["case_id", "contact_id", "in_reply_to"]
+
+
+class Selector(_Strict):
+    """Which events a rule listens to. Every given field must match; lists mean "one of"."""
+
+    type: str
+    channel: list[Channel] | None = None
+    case_type: list[Code] | None = None
+    topic: list[Code] | None = None
+    direction: Direction | None = None
+    reply: bool | None = None  # whether `in_reply_to` is set
+    callback_requested: bool | None = None
+    outcome: list[CaseOutcome] | None = None
+    suspension_reason: list[SuspensionReason] | None = None
+    # Which field of the event names the clock's subject. Default: case_id for case events,
+    # contact_id for contact events.
+    key: KeyField | None = None
+    # For cancel rules: the reason code on the NormCancelled event.
+    as_reason: Code | None = None
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        if value not in SHORT_TYPES:
+            raise ValueError(
+                f"unknown event type {value!r}; one of {', '.join(sorted(SHORT_TYPES))}"
+            )
+        return value
+
+    @property
+    def event_type(self) -> str:
+        return f"{PREFIX}.{self.type}.v1"
+
+    @property
+    def key_field(self) -> str:
+        if self.key:
+            return self.key
+        return "case_id" if self.type.startswith("case.") else "contact_id"
+
+    def matches(self, data: Any) -> bool:
+        def one_of(options: list[Any] | None, value: Any) -> bool:
+            return options is None or (value is not None and value in options)
+
+        return (
+            one_of(self.channel, getattr(data, "channel", None))
+            and one_of(self.case_type, getattr(data, "case_type", None))
+            and one_of(self.topic, getattr(data, "topic", None))
+            and one_of(self.outcome, getattr(data, "outcome", None))
+            and one_of(self.suspension_reason, getattr(data, "reason", None))
+            and (self.direction is None or getattr(data, "direction", None) == self.direction)
+            and (
+                self.reply is None or (getattr(data, "in_reply_to", None) is not None) == self.reply
+            )
+            and (
+                self.callback_requested is None
+                or getattr(data, "callback_requested", None) == self.callback_requested
+            )
+        )
+
+
+class WarningThreshold(_Strict):
+    """`at: 0.75` (a fraction of the target) or `before: {amount: 4, unit: office_hours}`."""
+
+    at: float | None = Field(default=None, gt=0, lt=1)
+    before: Duration | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> WarningThreshold:
+        if (self.at is None) == (self.before is None):
+            raise ValueError("give either `at` (a fraction) or `before` (a duration)")
+        return self
+
+    @property
+    def label(self) -> str:
+        if self.at is not None:
+            return f"{round(self.at * 100, 1):g}%"
+        assert self.before is not None
+        return f"{self.before.amount:g} {self.before.unit.value} before"
+
+
+class LocalisedName(_Strict):
+    nl: str = Field(min_length=1, max_length=200)
+    en: str = Field(min_length=1, max_length=200)
+
+
+class NormDefinition(_Strict):
+    id: Code
+    version: str | None = Field(default=None, min_length=1, max_length=40)
+    name: LocalisedName
+    legal_basis: str | None = None
+    target: Duration
+    compliance_goal: float = Field(gt=0, le=1)
+    warnings: list[WarningThreshold] = Field(default_factory=list)
+    # A legal term (Awb): ends at the end of a day and follows the Algemene termijnenwet.
+    legal_term: bool = False
+    max_extension: Duration | None = None
+    # Instant norms are judged from one contact (its queue wait); no clock is kept.
+    judge: Selector | None = None
+    start: list[Selector] = Field(default_factory=list)
+    pause: list[Selector] = Field(default_factory=list)
+    resume: list[Selector] = Field(default_factory=list)
+    extend: list[Selector] = Field(default_factory=list)
+    stop: list[Selector] = Field(default_factory=list)
+    cancel: list[Selector] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _coherent(self) -> NormDefinition:
+        if self.judge is not None:
+            if self.start or self.stop:
+                raise ValueError("an instant norm (judge) has no start/stop rules")
+            if self.judge.type != "contact.completed":
+                raise ValueError("judge: instant norms are judged from contact.completed")
+            if self.target.unit not in (DurationUnit.SECONDS, DurationUnit.MINUTES):
+                raise ValueError("target: an instant norm is measured in seconds or minutes")
+            return self
+        if not self.start or not self.stop:
+            raise ValueError("a clock norm needs at least one start and one stop rule")
+        if self.legal_term and self.target.unit not in DAY_UNITS:
+            raise ValueError("legal_term: only terms in days or weeks follow the Atw")
+        if self.extend and self.max_extension is None:
+            raise ValueError("max_extension: required when the norm has extend rules")
+        for threshold in self.warnings:
+            if threshold.before is not None and duration_us(threshold.before) >= duration_us(
+                self.target
+            ):
+                raise ValueError("warnings: `before` must be shorter than the target")
+        return self
+
+    @property
+    def instant(self) -> bool:
+        return self.judge is not None
+
+    def rule(self, calendar: BusinessCalendar) -> ClockRule:
+        return ClockRule(
+            calendar=calendar,
+            measure=UNIT_MEASURE[self.target.unit],
+            target=duration_us(self.target),
+            day_granular=self.target.unit in DAY_UNITS,
+            legal_term=self.legal_term,
+            warnings=tuple(
+                Threshold(
+                    label=w.label,
+                    fraction=w.at,
+                    before=duration_us(w.before) if w.before is not None else 0,
+                )
+                for w in self.warnings
+            ),
+            max_extension=duration_us(self.max_extension) if self.max_extension else None,
+        )
+
+
+class NormFile(_Strict):
+    """deploy/config/norms/<name>.yaml"""
+
+    version: str = Field(min_length=1, max_length=40)
+    norms: list[NormDefinition] = Field(min_length=1)
+
+    @field_validator("norms")
+    @classmethod
+    def _unique_ids(cls, value: list[NormDefinition]) -> list[NormDefinition]:
+        ids = [n.id for n in value]
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        if twice:
+            raise ValueError(f"norm ids listed twice: {', '.join(twice)}")
+        return value
+
+
+# ------------------------------------------------------------------------------------------
+# The catalog of one municipality
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Norm:
+    """A norm ready to use: its definition, version and clock rule."""
+
+    definition: NormDefinition
+    version: str
+    rule: ClockRule
+
+    @property
+    def id(self) -> str:
+        return self.definition.id
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    norm: Norm
+    kind: TransitionKind
+    subject_id: str
+    extension: int = 0
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class InstantMatch:
+    norm: Norm
+    subject_id: str
+    started_at: int
+    waited: int
+    answered: bool
+
+
+# When one event matches several rules of one norm, the strongest wins.
+_PRECEDENCE = (
+    TransitionKind.CANCEL,
+    TransitionKind.STOP,
+    TransitionKind.PAUSE,
+    TransitionKind.RESUME,
+    TransitionKind.EXTEND,
+    TransitionKind.START,
+)
+
+
+class NormCatalog:
+    """The norms of one municipality, indexed by event type for fast matching."""
+
+    def __init__(self, municipality: str, calendar: BusinessCalendar, norm_file: NormFile) -> None:
+        self.municipality = municipality
+        self.calendar = calendar
+        self.version = norm_file.version
+        self.norms: dict[str, Norm] = {
+            d.id: Norm(definition=d, version=d.version or norm_file.version, rule=d.rule(calendar))
+            for d in norm_file.norms
+        }
+        self._rules: dict[str, list[tuple[Norm, TransitionKind, Selector]]] = {}
+        self._judges: dict[str, list[tuple[Norm, Selector]]] = {}
+        for norm in self.norms.values():
+            d = norm.definition
+            if d.judge is not None:
+                self._judges.setdefault(d.judge.event_type, []).append((norm, d.judge))
+                continue
+            for kind in _PRECEDENCE:
+                for selector in getattr(d, kind.value):
+                    self._rules.setdefault(selector.event_type, []).append((norm, kind, selector))
+
+    def match(self, event_type: str, data: Any) -> list[Match]:
+        """The transitions this event causes: at most one per norm."""
+        matches: list[Match] = []
+        seen: set[str] = set()
+        for norm, kind, selector in self._rules.get(event_type, ()):
+            if norm.id in seen or not selector.matches(data):
+                continue
+            subject = getattr(data, selector.key_field, None)
+            if not subject:
+                continue
+            seen.add(norm.id)
+            extension = 0
+            if kind is TransitionKind.EXTEND:
+                extension = duration_us(data.extension)
+            reason = selector.as_reason or ""
+            if kind is TransitionKind.CANCEL and not reason:
+                outcome = getattr(data, "outcome", None)
+                reason = str(outcome.value) if outcome is not None else "cancelled"
+            matches.append(Match(norm, kind, subject, extension, reason))
+        return matches
+
+    def judge(self, event_type: str, data: Any) -> list[InstantMatch]:
+        """Instant norms this contact is judged against (needs started_at and wait_seconds)."""
+        judged = []
+        for norm, selector in self._judges.get(event_type, ()):
+            if not selector.matches(data):
+                continue
+            started: datetime | None = getattr(data, "started_at", None)
+            waited = getattr(data, "wait_seconds", None)
+            if started is None or waited is None:
+                continue
+            judged.append(
+                InstantMatch(
+                    norm=norm,
+                    subject_id=getattr(data, selector.key_field),
+                    started_at=to_us(started),
+                    waited=round(waited * US),
+                    answered=bool(getattr(data, "answered", True)),
+                )
+            )
+        return judged
+
+
+def clock_id(municipality: str, norm_id: str, subject_id: str) -> str:
+    return f"{municipality}/{norm_id}/{subject_id}"

@@ -1,0 +1,345 @@
+"""The norm clock: start, pause, resume, extend, stop and cancel, in business time.
+
+A clock is a pure function of its transitions. `timeline()` folds them in event-time order and
+returns every decision the clock takes — started, warnings, breached, and a final met, missed or
+cancelled — each at the instant it happens. Future decisions (a warning or breach still to come
+if nothing else happens) are part of the timeline; the service emits a decision once its instant
+has passed. Because the fold sorts by event time, the order in which events arrive does not
+matter, and replaying them gives the same decisions.
+
+Day-granular terms (working days, calendar days, weeks) follow Dutch legal practice:
+
+- the day of receipt does not count; counting starts at the start of the next day (as in Atw
+  and Awb 6:8 for terms "na de dag waarop");
+- a suspension (Awb 4:15) runs from the day after the suspending event until the resumption;
+- the term ends at the end of its last day; a legal term ending on a Saturday, Sunday or
+  general holiday ends at the end of the next working day (Algemene termijnenwet art. 1);
+- an extension (Awb 4:14, Awb 9:11 lid 2) counts only if given before the term expired.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from services.norms.domain.calendar import BusinessCalendar, Measure
+
+
+class TransitionKind(StrEnum):
+    START = "start"
+    EXTEND = "extend"
+    RESUME = "resume"
+    PAUSE = "pause"
+    STOP = "stop"
+    CANCEL = "cancel"
+
+
+# Ties at one instant: a clock is started before anything else happens to it, and a closing
+# event is applied after a same-instant extension or resumption.
+_KIND_ORDER = {kind: rank for rank, kind in enumerate(TransitionKind)}
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One input event as it affects one clock."""
+
+    at: int  # event time, microseconds since the epoch
+    kind: TransitionKind
+    event_key: str  # the input event's dedupe key: breaks ties, identifies the cause
+    extension: int = 0  # nominal business microseconds added by an EXTEND
+    reason: str = ""  # why a clock was cancelled (a code)
+
+    def sort_key(self) -> tuple[int, int, str]:
+        return (self.at, _KIND_ORDER[self.kind], self.event_key)
+
+
+@dataclass(frozen=True, slots=True)
+class Threshold:
+    """A warning threshold: a fraction of the target, or an amount before the target."""
+
+    label: str
+    fraction: float | None = None
+    before: int = 0  # nominal business microseconds
+
+    def consumed_at(self, target: int) -> int:
+        if self.fraction is not None:
+            return int(target * self.fraction)
+        return target - self.before
+
+
+@dataclass(frozen=True)
+class ClockRule:
+    """What the clock needs to know about its norm."""
+
+    calendar: BusinessCalendar
+    measure: Measure
+    target: int  # nominal business microseconds
+    day_granular: bool = False
+    legal_term: bool = False  # apply the Algemene termijnenwet to the end of the term
+    warnings: tuple[Threshold, ...] = ()
+    max_extension: int | None = None  # None: no extension allowed
+
+
+class DecisionKind(StrEnum):
+    STARTED = "started"
+    WARNING = "warning"
+    BREACHED = "breached"
+    MET = "met"
+    MISSED = "missed"
+    CANCELLED = "cancelled"
+
+
+FINAL_KINDS = frozenset({DecisionKind.MET, DecisionKind.MISSED, DecisionKind.CANCELLED})
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    kind: DecisionKind
+    at: int
+    started_at: int
+    due_at: int
+    target: int
+    elapsed: int  # nominal business microseconds counted so far
+    paused: int  # real microseconds the clock was suspended so far
+    threshold: str = ""
+    stopped_at: int | None = None
+    reason: str = ""
+
+    @property
+    def key(self) -> str:
+        """Identity of the decision within its clock: each is taken at most once."""
+        if self.kind is DecisionKind.WARNING:
+            return f"warning:{self.threshold}"
+        if self.kind in FINAL_KINDS:
+            return "final"
+        return self.kind.value
+
+
+@dataclass
+class _State:
+    rule: ClockRule
+    started_at: int
+    cursor: int  # consumed is counted up to here
+    consumed: int = 0
+    target: int = 0
+    extended: int = 0
+    due: int = 0
+    running: bool = True
+    pause_at: int | None = None  # effective instant of a pending or active pause
+    paused_total: int = 0
+    breached: bool = False
+    warned: set[str] = field(default_factory=set)
+    # No decision is taken before the event being applied: a day-granular resumption counts
+    # from the start of its day (Awb 4:15), but what it causes happens from its own instant.
+    not_before: int = 0
+
+    def round_due(self, raw: int) -> int:
+        rule = self.rule
+        if not rule.day_granular:
+            return raw
+        due = rule.calendar.end_of_day_ceil(raw)
+        return rule.calendar.atw_term_end(due) if rule.legal_term else due
+
+    def compute_due(self, from_us: int, not_before: int = 0) -> int:
+        raw = self.rule.calendar.advance(self.rule.measure, from_us, self.target - self.consumed)
+        return self.round_due(max(raw, not_before))
+
+    def elapsed_at(self, instant: int) -> int:
+        if not self.running:
+            return self.consumed
+        end = instant if self.pause_at is None else min(instant, self.pause_at)
+        return self.consumed + self.rule.calendar.business_between(
+            self.rule.measure, self.cursor, end
+        )
+
+    def paused_at(self, instant: int) -> int:
+        if self.pause_at is not None and instant > self.pause_at:
+            return self.paused_total + instant - self.pause_at
+        return self.paused_total
+
+    def decision(self, kind: DecisionKind, at: int, **extra: object) -> Decision:
+        due = (
+            self.due if (self.running or self.breached) else self.compute_due(max(at, self.cursor))
+        )
+        return Decision(
+            kind=kind,
+            at=at,
+            started_at=self.started_at,
+            due_at=due,
+            target=self.target,
+            elapsed=self.elapsed_at(at),
+            paused=self.paused_at(at),
+            **extra,  # type: ignore[arg-type]
+        )
+
+    def run_until(self, until: int | None, out: list[Decision]) -> None:
+        """Let the clock run up to `until` (None: for ever), taking the warnings and the breach
+        that fall before it, then settle a pause that became effective on the way."""
+        if not self.running:
+            return
+        end = self.pause_at if self.pause_at is not None else None
+        if until is not None:
+            end = until if end is None else min(end, until)
+        calendar, measure = self.rule.calendar, self.rule.measure
+        start = self.cursor
+        if not self.breached:
+            for threshold in self.rule.warnings:
+                if threshold.label in self.warned:
+                    continue
+                goal = threshold.consumed_at(self.target)
+                instant = max(
+                    calendar.advance(measure, start, goal - self.consumed), self.not_before
+                )
+                if instant < self.due and (end is None or instant < end):
+                    self.warned.add(threshold.label)
+                    out.append(
+                        self.decision(DecisionKind.WARNING, instant, threshold=threshold.label)
+                    )
+            if self.due >= start and (end is None or self.due < end):
+                self.breached = True
+                out.append(self.decision(DecisionKind.BREACHED, self.due))
+        if end is None:
+            return
+        self.consumed += calendar.business_between(measure, start, end)
+        self.cursor = max(start, end)
+        if self.pause_at is not None and until is not None and until >= self.pause_at:
+            self.running = False
+
+    def sort_warnings(self, out: list[Decision], since: int) -> None:
+        out[since:] = sorted(out[since:], key=lambda d: (d.at, d.kind != DecisionKind.WARNING))
+
+
+def timeline(rule: ClockRule, transitions: list[Transition]) -> list[Decision]:
+    """Every decision of the clock, in order of their instants (see the module docstring)."""
+    ordered = sorted(transitions, key=Transition.sort_key)
+    start = next((t for t in ordered if t.kind is TransitionKind.START), None)
+    if start is None:
+        return []
+    calendar = rule.calendar
+    origin = calendar.start_of_next_day(start.at) if rule.day_granular else start.at
+    state = _State(rule=rule, started_at=start.at, cursor=origin, target=rule.target)
+    state.due = state.compute_due(origin)
+    out: list[Decision] = [state.decision(DecisionKind.STARTED, start.at)]
+    for transition in ordered:
+        if transition.at < start.at or transition is start:
+            continue
+        mark = len(out)
+        if transition.kind is TransitionKind.START:
+            continue  # the first start wins; a repeated start is the same clock
+        state.run_until(transition.at, out)
+        state.sort_warnings(out, mark)
+        state.not_before = transition.at
+        kind = transition.kind
+        if kind is TransitionKind.PAUSE:
+            if state.running and state.pause_at is None:
+                state.pause_at = (
+                    max(calendar.start_of_next_day(transition.at), state.cursor)
+                    if rule.day_granular
+                    else transition.at
+                )
+                # A pause that takes effect now settles at once.
+                state.run_until(transition.at, out)
+        elif kind is TransitionKind.RESUME:
+            if state.pause_at is not None:
+                if state.running:  # the pause had not taken effect yet: it never happened
+                    state.pause_at = None
+                else:
+                    # Awb 4:15: suspended "tot de dag waarop" the information arrived, so a
+                    # day-granular term runs again from the start of that day.
+                    resumed = (
+                        max(
+                            calendar.start_of_day(calendar.local_date(transition.at)),
+                            state.pause_at,
+                        )
+                        if rule.day_granular
+                        else transition.at
+                    )
+                    state.paused_total += resumed - state.pause_at
+                    state.cursor = resumed
+                    state.pause_at = None
+                    state.running = True
+                    if not state.breached:
+                        state.due = state.compute_due(resumed, not_before=transition.at)
+        elif kind is TransitionKind.EXTEND:
+            allowed = rule.max_extension
+            if allowed is None or state.breached:
+                continue  # Awb 4:14 lid 3 / 9:11 lid 2: only before the term has expired
+            extension = min(transition.extension, allowed - state.extended)
+            if extension <= 0:
+                continue
+            state.extended += extension
+            state.target += extension
+            if state.running:
+                base = state.cursor
+                consumed_now = state.consumed + calendar.business_between(
+                    rule.measure, state.cursor, transition.at
+                )
+                raw = calendar.advance(
+                    rule.measure, max(base, transition.at), state.target - consumed_now
+                )
+                state.due = state.round_due(max(raw, transition.at))
+        elif kind in (TransitionKind.STOP, TransitionKind.CANCEL):
+            if kind is TransitionKind.CANCEL:
+                out.append(
+                    state.decision(
+                        DecisionKind.CANCELLED,
+                        transition.at,
+                        stopped_at=transition.at,
+                        reason=transition.reason or "cancelled",
+                    )
+                )
+            else:
+                final = DecisionKind.MISSED if state.breached else DecisionKind.MET
+                out.append(state.decision(final, transition.at, stopped_at=transition.at))
+            return out
+    mark = len(out)
+    state.run_until(None, out)
+    state.sort_warnings(out, mark)
+    return out
+
+
+def judge_instant(
+    *,
+    started_at: int,
+    waited: int,
+    answered: bool,
+    target: int,
+) -> Decision:
+    """An instant norm (phone answered within 30 s, counter visitor helped within 10 minutes):
+    judged from the contact itself. An abandoned contact counts as not answered in time."""
+    stopped_at = started_at + waited
+    met = answered and waited <= target
+    return Decision(
+        kind=DecisionKind.MET if met else DecisionKind.MISSED,
+        at=stopped_at,
+        started_at=started_at,
+        due_at=started_at + target,
+        target=target,
+        elapsed=waited,
+        paused=0,
+        stopped_at=stopped_at,
+    )
+
+
+def decisions_due(
+    decisions: list[Decision], taken: set[str], now: int
+) -> tuple[list[Decision], int | None]:
+    """The decisions whose instant has passed (`at < now`) and that were not taken before, and
+    the instant of the next one still to come (None: nothing more unless an event arrives).
+
+    Strictly before `now`: an event at exactly a decision's instant can still change it (a stop
+    at the due instant is met), and every event at or after the watermark may still arrive.
+
+    Each decision is taken once (`taken` holds their keys). After the final decision nothing
+    more is taken: late events beyond the allowed lateness cannot reopen a finished clock.
+    """
+    if "final" in taken:
+        return [], None
+    ready: list[Decision] = []
+    for decision in decisions:
+        if decision.key in taken:
+            continue
+        if decision.at >= now:
+            return ready, decision.at
+        ready.append(decision)
+    return ready, None

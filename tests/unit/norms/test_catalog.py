@@ -1,0 +1,186 @@
+"""The norm catalog: the shipped configuration loads, mistakes are named, events match rules."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from schemas.common import Channel, Direction, Duration, DurationUnit
+from schemas.events import (
+    CaseClosed,
+    CaseExtended,
+    CaseOpened,
+    CaseOutcome,
+    CaseSuspended,
+    ContactCompleted,
+    ContactReceived,
+    SuspensionReason,
+)
+from services.common.config import ConfigError
+from services.norms.config import load_catalogs
+from services.norms.domain.calendar import DAY_US, US
+from services.norms.domain.clock import TransitionKind
+
+CONFIG = Path(__file__).resolve().parents[3] / "deploy" / "config"
+NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def catalog():  # type: ignore[no-untyped-def]
+    return load_catalogs(CONFIG)["GM0383"]
+
+
+def test_default_catalog_has_the_published_norms(catalog) -> None:  # type: ignore[no-untyped-def]
+    expected = {
+        "email_answered": (2, "working_days", 0.85),
+        "report_reaction": (3, "working_days", 0.88),
+        "report_resolved": (10, "working_days", 0.91),
+        "callback_made": (2, "working_days", 0.80),
+        "phone_answered": (30, "seconds", 0.80),
+        "counter_helped": (10, "minutes", 0.90),
+        "social_media_answered": (4, "office_hours", 0.85),
+        "letter_acknowledged": (3, "working_days", 0.85),
+        "complaint_handled": (6, "weeks", 0.90),
+        "decision_made": (8, "weeks", 0.90),
+    }
+    for norm_id, (amount, unit, goal) in expected.items():
+        definition = catalog.norms[norm_id].definition
+        assert (definition.target.amount, definition.target.unit.value) == (amount, unit)
+        assert definition.compliance_goal == goal
+        assert definition.name.nl and definition.name.en
+    assert catalog.norms["complaint_handled"].rule.max_extension == 28 * DAY_US
+    assert catalog.norms["decision_made"].rule.legal_term
+
+
+def test_every_demo_municipality_has_a_catalog() -> None:
+    assert set(load_catalogs(CONFIG)) == {"GM0373", "GM0450", "GM0383", "GM0399"}
+
+
+def _broken_config(tmp_path: Path, file: str, old: str, new: str) -> Path:
+    target = tmp_path / "config"
+    shutil.copytree(CONFIG, target)
+    path = target / file
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    return target
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "named"),
+    [
+        ("norms/default.yaml", "unit: working_days}", "unit: werkdagen}", "norms.0.target.unit"),
+        ("norms/default.yaml", "compliance_goal: 0.85", "compliance_goal: 85", "compliance_goal"),
+        ("norms/default.yaml", "type: contact.received", "type: contact.arrived", "start.0.type"),
+        (
+            "calendars/buch.yaml",
+            'monday: ["08:30-17:00"]',
+            'monday: ["17:00-08:30"]',
+            "opening_hours",
+        ),
+        (
+            "calendars/buch.yaml",
+            "liberation_day: lustrum",
+            "liberation_day: sometimes",
+            "liberation_day",
+        ),
+    ],
+)
+def test_mistakes_name_the_file_and_field(
+    tmp_path: Path, file: str, old: str, new: str, named: str
+) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_catalogs(_broken_config(tmp_path, file, old, new))
+    message = str(error.value)
+    assert file.split("/")[-1] in message
+    assert named in message
+
+
+def test_email_received_and_answered_match_the_same_clock(catalog) -> None:  # type: ignore[no-untyped-def]
+    received = ContactReceived(
+        contact_id="c-1", channel=Channel.EMAIL, topic="afval", case_id="z-9"
+    )
+    [match] = catalog.match(ContactReceived.event_type, received)
+    assert (match.norm.id, match.kind, match.subject_id) == (
+        "email_answered",
+        TransitionKind.START,
+        "c-1",
+    )
+    answer = ContactCompleted(
+        contact_id="c-2",
+        channel=Channel.EMAIL,
+        direction=Direction.OUTBOUND,
+        topic="afval",
+        started_at=NOW,
+        in_reply_to="c-1",
+    )
+    [match] = catalog.match(ContactCompleted.event_type, answer)
+    assert (match.norm.id, match.kind, match.subject_id) == (
+        "email_answered",
+        TransitionKind.STOP,
+        "c-1",
+    )
+
+
+def test_phone_call_is_judged_and_a_callback_request_starts_a_clock(catalog) -> None:  # type: ignore[no-untyped-def]
+    call = ContactCompleted(
+        contact_id="p-1",
+        channel=Channel.PHONE,
+        topic="afval",
+        started_at=NOW,
+        wait_seconds=42.5,
+        callback_requested=True,
+    )
+    [judged] = catalog.judge(ContactCompleted.event_type, call)
+    assert judged.norm.id == "phone_answered" and judged.waited == int(42.5 * US)
+    [match] = catalog.match(ContactCompleted.event_type, call)
+    assert (match.norm.id, match.kind) == ("callback_made", TransitionKind.START)
+    callback = ContactCompleted(
+        contact_id="p-2",
+        channel=Channel.PHONE,
+        direction=Direction.OUTBOUND,
+        topic="afval",
+        started_at=NOW,
+        in_reply_to="p-1",
+    )
+    assert catalog.judge(ContactCompleted.event_type, callback) == []
+    [match] = catalog.match(ContactCompleted.event_type, callback)
+    assert (match.norm.id, match.kind, match.subject_id) == (
+        "callback_made",
+        TransitionKind.STOP,
+        "p-1",
+    )
+
+
+def test_case_rules_start_pause_extend_stop_and_cancel(catalog) -> None:  # type: ignore[no-untyped-def]
+    opened = CaseOpened(
+        case_id="z-1", case_type="melding-openbare-ruimte", channel=Channel.PUBLIC_SPACE_REPORT
+    )
+    assert {(m.norm.id, m.kind) for m in catalog.match(CaseOpened.event_type, opened)} == {
+        ("report_reaction", TransitionKind.START),
+        ("report_resolved", TransitionKind.START),
+    }
+    withdrawn = CaseClosed(
+        case_id="z-1", case_type="melding-openbare-ruimte", outcome=CaseOutcome.WITHDRAWN
+    )
+    matches = catalog.match(CaseClosed.event_type, withdrawn)
+    assert {(m.norm.id, m.kind, m.reason) for m in matches} >= {
+        ("report_resolved", TransitionKind.CANCEL, "withdrawn"),
+    }
+    suspended = CaseSuspended(
+        case_id="z-2", case_type="omgevingsvergunning", reason=SuspensionReason.AWAITING_INFORMATION
+    )
+    assert [(m.norm.id, m.kind) for m in catalog.match(CaseSuspended.event_type, suspended)] == [
+        ("decision_made", TransitionKind.PAUSE)
+    ]
+    extended = CaseExtended(
+        case_id="z-3", case_type="klacht", extension=Duration(amount=4, unit=DurationUnit.WEEKS)
+    )
+    matches = catalog.match(CaseExtended.event_type, extended)
+    assert {(m.norm.id, m.extension) for m in matches} == {
+        ("complaint_handled", 28 * DAY_US),
+        ("decision_made", 28 * DAY_US),
+    }
