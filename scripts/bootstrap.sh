@@ -95,7 +95,7 @@ kafka_jars() {
   </dependencies>
 </project>
 EOF
-    mvn -q -B --strict-checksums -f "$dir/pom.xml" \
+    mvn -q -B -Dstyle.color=never --strict-checksums -f "$dir/pom.xml" \
         -Dmaven.repo.local="$SERVICEPULS_CACHE/m2" \
         dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$dir/libs"
     [[ -f "$dir/libs/kafka_2.13-$KAFKA_VERSION.jar" ]] || { log "kafka_2.13 jar missing after download"; return 1; }
