@@ -214,7 +214,7 @@ async def main_async(args: argparse.Namespace) -> int:
         console.print(f"[yellow]survey answering problems: {residents.stats.problems[:3]}[/]")
     console.print(
         where_to_look(
-            Endpoints(maildir=args.maildir),
+            Endpoints(intake=args.intake_url.rstrip("/"), maildir=args.maildir),
             ledger=ledger_path,
             report=args.report,
             survey_link=residents.stats.first_link if residents else None,

@@ -63,14 +63,13 @@ class Dashboard:
 
     def summary(self) -> RenderableType:
         grid = Table.grid(padding=(0, 2))
-        grid.add_row(self.norm_table(), Group(self.survey_table(), self.case_table()))
-        grid.add_row(self.channel_table(), "")
-        return grid
+        grid.add_row(self.channel_table(), Group(self.survey_table(), self.case_table()))
+        return Group(self.norm_table(), grid)
 
     def norm_table(self) -> Table:
         table = Table(title="Service norms (this run)", title_justify="left")
         for column in ("norm", "goal", "met", "missed", "compliance", "breached", "warnings"):
-            table.add_column(column, justify="left" if column == "norm" else "right")
+            table.add_column(column, justify="left" if column == "norm" else "right", no_wrap=True)
         norms = self.outcomes.norms if self.outcomes else {}
         if not norms:
             table.add_row("[dim]waiting for norm outcomes…[/]", "", "", "", "", "", "")
@@ -126,7 +125,7 @@ class Dashboard:
 
     def channel_table(self) -> Table:
         table = Table(title="Channel mix (contacts in)", title_justify="left")
-        table.add_column("channel")
+        table.add_column("channel", no_wrap=True)
         table.add_column("contacts", justify="right")
         table.add_column("share", justify="right")
         total = sum(self.channel_mix.values())
@@ -142,7 +141,7 @@ def where_to_look(
         f"[bold]Intake API[/]         {endpoints.intake}/docs  (OpenAPI: {endpoints.intake}/openapi.json)",
         f"[bold]Metrics[/]            {endpoints.metrics}/metrics  (norms {endpoints.norms}/metrics, "
         f"feedback {endpoints.feedback}/metrics, intake {endpoints.intake}/metrics)",
-        f"[bold]Prometheus[/]         {endpoints.prometheus}/graph  (try: servicepuls_norm_compliance_ratio)",
+        f"[bold]Prometheus[/]         {endpoints.prometheus}/graph  (try: sum by (norm, outcome) (servicepuls_norm_clocks_stopped_total))",
         f"[bold]Survey e-mails[/]     {endpoints.mail_web}"
         + (f"  (Maildir {endpoints.maildir})" if endpoints.maildir else ""),
         f"[bold]Survey page[/]        {survey_link or '(the link in any survey e-mail)'}",

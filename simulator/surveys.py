@@ -217,21 +217,26 @@ class SurveyAnsweringResidents:
         return 0
 
     async def _click(self, link: str) -> int:
+        """Click a score link in the mail. If the page asks to confirm the score (a form with
+        the score on it), confirm it, as a person would."""
         response = await self.client.get(link)
-        # A one-click page may still ask to confirm (no state change on GET): submit it.
-        forms = (
-            parse_forms(response.text) if "html" in response.headers.get("content-type", "") else []
+        html = "html" in response.headers.get("content-type", "")
+        forms = parse_forms(response.text) if html and response.status_code == 200 else []
+        confirm = next(
+            (f for f in forms if f.method == "post" and "score" in f.fields and f.fields["score"]),
+            None,
         )
-        confirm = next((f for f in forms if f.method == "post"), None)
-        if confirm is not None and response.status_code == 200:
-            data = dict(confirm.fields)
-            for name, values in confirm.choices.items():
-                data.setdefault(name, values[0])
-            posted = await self.client.post(
-                urljoin(str(response.url), confirm.action or ""), data=data
-            )
-            return posted.status_code
+        if confirm is not None:
+            return await self._submit(response, confirm, dict(confirm.fields))
         return response.status_code
+
+    async def _submit(self, page: httpx.Response, form: Form, data: dict[str, str]) -> int:
+        """POST a form as a browser does: to its action, with the page's origin."""
+        url = urljoin(str(page.url), form.action or "")
+        parsed = urlparse(str(page.url))
+        headers = {"Origin": f"{parsed.scheme}://{parsed.netloc}", "Referer": str(page.url)}
+        posted = await self.client.post(url, data=data, headers=headers)
+        return posted.status_code
 
     async def _fill_in(self, link: str, score: int, comment: str) -> int:
         response = await self.client.get(link)
@@ -246,8 +251,7 @@ class SurveyAnsweringResidents:
         for name in data:
             if name in ("comment", "opmerking", "toelichting"):
                 data[name] = comment
-        posted = await self.client.post(urljoin(str(response.url), form.action or ""), data=data)
-        return posted.status_code
+        return await self._submit(response, form, data)
 
     async def run(self, stop: asyncio.Event, interval: float = 1.0) -> None:
         while not stop.is_set():

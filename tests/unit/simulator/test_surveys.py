@@ -76,15 +76,15 @@ async def test_residents_answer_only_their_own_mail_through_the_page(tmp_path: P
 
     def feedback(request: httpx.Request) -> httpx.Response:
         assert "/s/X" not in request.url.path  # never another run's mail
+        if request.method == "POST":
+            assert request.headers["Origin"] == "http://feedback"  # like a browser
+        if request.url.path == "/s/bedankt":
+            return httpx.Response(200, text="Bedankt")
         if request.method == "GET":
             return httpx.Response(200, text=PAGE, headers={"content-type": "text/html"})
         form = dict(httpx.QueryParams(request.content.decode()))
         posted.append(form)
-        return (
-            httpx.Response(303, headers={"Location": "/bedankt"})
-            if False
-            else httpx.Response(200, text="Bedankt")
-        )
+        return httpx.Response(303, headers={"Location": "/s/bedankt"})
 
     ledger = Ledger(tmp_path / "ledger.jsonl")
     residents = SurveyAnsweringResidents(
