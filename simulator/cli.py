@@ -109,7 +109,12 @@ def build_plan(args: argparse.Namespace) -> tuple[SimulationPlan, dict[str, str]
     start = datetime.fromisoformat(args.start) if args.start else default_start(args.days)
     if start.tzinfo is None:
         raise SystemExit("--start needs a UTC offset, e.g. 2025-03-03T08:00:00+01:00")
-    run_id = args.run_id or f"s{args.seed}-{start.astimezone(AMSTERDAM):%Y%m%d%H%M}"
+    # The run id names this run's cases and contacts, so a second run is new traffic rather than
+    # a repeat that intake's consumers would dedupe. Give --run-id to reproduce a run exactly.
+    run_id = (
+        args.run_id
+        or f"s{args.seed}-{start.astimezone(AMSTERDAM):%Y%m%d}-{datetime.now(UTC):%H%M%S}"
+    )
     plan = SimulationPlan(
         municipalities=tuple(
             SimulatedMunicipality(m.code, m.name, args.inhabitants or m.inhabitants) for m in chosen

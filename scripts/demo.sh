@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# Servicepuls doing its whole job, in one command: a simulated week of the four BUCH
+# municipalities (Bergen, Uitgeest, Castricum, Heiloo) through the real platform.
+#
+#   scripts/demo.sh                      install what is missing, start the stack and the four
+#                                        services, simulate 7 days in ~5 minutes, write the
+#                                        period report, stop the services
+#   scripts/demo.sh --keep-running       leave the services running afterwards (to look around)
+#   scripts/demo.sh --stop               stop services a --keep-running demo left behind
+#   scripts/demo.sh --days 2 --speedup 4000 --seed 7 --municipalities GM0383,GM0450
+#                                        any other option goes to `python -m simulator`
+#
+# Ctrl-C stops the simulation cleanly (what was posted stays posted) and then the services.
+# The local stack (Kafka, PostgreSQL, Prometheus, SMTP sink) is left running for the next run
+# and for the tests; `make stack-down` stops it. Logs: .stack/logs/<service>.log.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+STATE="${SERVICEPULS_STATE:-$REPO/.stack}"
+LOGS="$STATE/logs"
+RUN="$STATE/run/demo"
+REPORTS="$STATE/reports"
+PY="$REPO/.venv/bin/python"
+SERVICES=(intake norms feedback metrics)
+declare -A PORTS=([intake]=8080 [norms]=8081 [feedback]=8082 [metrics]=8083)
+READY_TIMEOUT="${SERVICEPULS_DEMO_READY_TIMEOUT:-90}"
+
+say() { printf '\033[1mdemo:\033[0m %s\n' "$*"; }
+warn() { printf '\033[33mdemo: %s\033[0m\n' "$*" >&2; }
+
+keep_running=0
+stop_only=0
+sim_args=()
+while (($#)); do
+    case "$1" in
+        --keep-running) keep_running=1 ;;
+        --stop) stop_only=1 ;;
+        -h | --help)
+            sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+            exit 0
+            ;;
+        *) sim_args+=("$1") ;;
+    esac
+    shift
+done
+
+ready() { curl -sf -o /dev/null --max-time 2 "http://127.0.0.1:$1/ready"; }
+has_module() { "$PY" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('$1') is None)" 2>/dev/null; }
+
+# The pid of a service this script started, if it is still that process.
+our_pid() {
+    local file="$RUN/$1.pid" pid
+    [[ -f "$file" ]] || return 1
+    pid="$(tr -dc '0-9' <"$file")"
+    [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "services.$1" || return 1
+    printf '%s\n' "$pid"
+}
+
+stop_service() {
+    local name="$1" pid
+    pid="$(our_pid "$name")" || { rm -f "$RUN/$name.pid"; return 0; }
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.2
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        warn "$name did not stop in 20 s; killing it"
+        kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+    fi
+    rm -f "$RUN/$name.pid"
+    say "stopped $name"
+}
+
+stop_services() {
+    local name
+    for name in "${SERVICES[@]}"; do stop_service "$name"; done
+}
+
+if ((stop_only)); then
+    stop_services
+    exit 0
+fi
+
+# --- 1. install what is missing, start the stack -------------------------------------------
+say "installing what is missing (scripts/bootstrap.sh) and starting the stack"
+bash scripts/bootstrap.sh
+bash scripts/stack.sh up
+set -a
+# shellcheck disable=SC1091
+source "$STATE/env"
+set +a
+mkdir -p "$LOGS" "$RUN" "$REPORTS"
+
+# Compressed time: the services follow event time, so a simulated week takes minutes and every
+# norm and survey comes out as it would in real time.
+export SERVICEPULS_NORMS_CLOCK=event
+export SERVICEPULS_FEEDBACK_CLOCK=event
+export SERVICEPULS_LOG_FORMAT=json
+
+# --- 2. the four services -------------------------------------------------------------------
+started=()
+# shellcheck disable=SC2317  # invoked by the EXIT trap
+cleanup() {
+    local status=$?
+    trap - EXIT INT TERM
+    if ((keep_running)); then
+        say "services keep running (--keep-running); stop them with: scripts/demo.sh --stop"
+    elif ((${#started[@]})); then
+        stop_services
+    fi
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+for name in "${SERVICES[@]}"; do
+    port="${PORTS[$name]}"
+    if ready "$port"; then
+        say "$name already running on :$port (using it)"
+        continue
+    fi
+    if ! has_module "services.$name.__main__"; then
+        warn "$name is not available in this checkout (no services/$name/__main__.py); continuing without it"
+        continue
+    fi
+    say "starting $name on :$port (log: $LOGS/$name.log)"
+    setsid "$PY" -m "services.$name" >>"$LOGS/$name.log" 2>&1 </dev/null &
+    echo $! >"$RUN/$name.pid"
+    started+=("$name")
+done
+for name in "${started[@]}"; do
+    port="${PORTS[$name]}"
+    deadline=$((SECONDS + READY_TIMEOUT))
+    until ready "$port"; do
+        if ! our_pid "$name" >/dev/null; then
+            warn "$name exited while starting; last log lines:"
+            tail -n 20 "$LOGS/$name.log" >&2 || true
+            exit 1
+        fi
+        if ((SECONDS >= deadline)); then
+            warn "$name not ready after ${READY_TIMEOUT}s; see $LOGS/$name.log"
+            exit 1
+        fi
+        sleep 0.3
+    done
+    say "$name ready"
+done
+
+# --- 3. the simulation ----------------------------------------------------------------------
+summary="$STATE/simulator/last-summary.json"
+mkdir -p "$(dirname "$summary")"
+rm -f "$summary"
+report_dir="$REPORTS/$(date +%Y%m%d-%H%M%S)"
+set +e
+"$PY" -m simulator --summary-json "$summary" --report "$report_dir" "${sim_args[@]}"
+sim_status=$?
+set -e
+if [[ ! -s "$summary" ]]; then
+    warn "the simulator wrote no summary (exit $sim_status)"
+    exit "$sim_status"
+fi
+
+# --- 4. the period report -------------------------------------------------------------------
+if has_module services.metrics.report.__main__; then
+    mkdir -p "$report_dir"
+    read -r period_from period_to codes < <("$PY" - "$summary" <<'EOF'
+import json, sys
+s = json.load(open(sys.argv[1]))
+print(s["start"], s["simulated_until"], ",".join(sorted(s["open_cases"]) or ["GM0383"]))
+EOF
+    )
+    IFS=, read -r -a municipalities <<<"$codes"
+    for code in "${municipalities[@]}"; do
+        out="$report_dir/$code"
+        if "$PY" -m services.metrics.report --municipality "$code" --from "$period_from" \
+            --to "$period_to" --out "$out" >>"$LOGS/report.log" 2>&1; then
+            say "period report for $code: $out"
+        else
+            warn "period report for $code failed; see $LOGS/report.log"
+        fi
+    done
+else
+    warn "no period report: services.metrics.report is not available in this checkout"
+fi
+
+say "done. Simulator ledger and summary: $STATE/simulator/  Service logs: $LOGS/"
+exit "$sim_status"

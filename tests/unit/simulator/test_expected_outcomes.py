@@ -1,0 +1,50 @@
+"""The e2e test's independent reading of the norms and survey policy, on generated traffic."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+
+from simulator.generator import SimulatedMunicipality, SimulationPlan, generate
+from simulator.office_hours import AMSTERDAM
+from tests.e2e.expected import (
+    end_of_working_days,
+    expected_clocks,
+    office_seconds,
+    survey_candidates,
+)
+
+
+def at(month: int, day: int, hour: int, minute: int = 0, year: int = 2026) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=AMSTERDAM)
+
+
+def test_working_day_terms_start_the_next_day_and_end_at_the_end_of_the_last() -> None:
+    assert end_of_working_days(at(11, 16, 10), 2) == at(11, 19, 0)  # Mon -> end of Wed
+    assert end_of_working_days(at(11, 20, 16), 2) == at(11, 25, 0)  # Fri -> end of Tue
+    # Christmas (25, 26 Dec) and the BUCH closing day 24 Dec 2026 do not count.
+    assert end_of_working_days(at(12, 23, 10), 1) == at(12, 29, 0)
+
+
+def test_office_seconds_count_only_opening_hours() -> None:
+    assert office_seconds(at(11, 16, 16), at(11, 17, 9, 30)) == 2 * 3600
+    assert office_seconds(at(11, 21, 10), at(11, 22, 10)) == 0  # a weekend
+
+
+def test_a_generated_week_has_met_and_missed_clocks_and_survey_candidates() -> None:
+    plan = SimulationPlan(
+        municipalities=(SimulatedMunicipality("GM0383", "Castricum", 36_500),),
+        start=at(11, 16, 8),
+        days=4,
+        seed=20260302,
+        run_id="expected",
+        scale=0.3,
+    )
+    events = [e.cloudevent() for e in generate(plan)]
+    outcomes = Counter((c.norm, c.outcome) for c in expected_clocks(events))
+    assert outcomes["email_answered", "met"] > outcomes["email_answered", "missed"] > 0
+    assert outcomes["phone_answered", "missed"] > 0
+    assert outcomes["report_reaction", "met"] > 0
+    candidates = survey_candidates(events)
+    assert candidates and all(c.delivery in ("email", "sms", "letter_list") for c in candidates)
+    assert len({c.subject for c in candidates}) == len(candidates)
