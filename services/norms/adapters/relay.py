@@ -1,0 +1,107 @@
+"""The outbox relay: publishes committed norm events to Kafka, then deletes them.
+
+One replica relays at a time (a PostgreSQL session advisory lock), so events leave in the order
+they were committed; if that replica dies, PostgreSQL releases the lock and another takes over.
+A crash after Kafka acknowledged but before the delete sends those events again with the same
+deterministic ids: consumers dedupe on `source` + `id`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import zlib
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+
+from schemas.envelope import KafkaRecord
+from services.common.kafka import send_records
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        database_url: str,
+        schema: str,
+        producer: AIOKafkaProducer,
+        *,
+        batch: int = 5000,
+        log: Any = None,
+        on_published: Any = None,
+    ) -> None:
+        self.database_url = database_url
+        self.schema = schema
+        self.producer = producer
+        self.batch = batch
+        self.log = log
+        self.on_published = on_published
+        self.lock_key = zlib.crc32(f"servicepuls-norms-relay:{schema}".encode())
+        self.leader = False
+        self._wake = asyncio.Event()
+
+    async def run(self) -> None:
+        """Relay for ever: become leader when possible, then publish whenever rows appear."""
+        while True:
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await asyncpg.connect(self.database_url)
+                if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", self.lock_key):
+                    await conn.close()
+                    conn = None
+                    await asyncio.sleep(1.0)  # another replica relays; try again later
+                    continue
+                self.leader = True
+                await conn.add_listener(f"{self.schema}_outbox", self._notified)
+                await self._relay(conn)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self.log is not None:
+                    self.log.warning("outbox relay restarting", error=repr(exc))
+                await asyncio.sleep(1.0)
+            finally:
+                self.leader = False
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+
+    def _notified(self, *_: Any) -> None:
+        self._wake.set()
+
+    async def _relay(self, conn: asyncpg.Connection) -> None:
+        while True:
+            self._wake.clear()
+            sent = await self.publish_once(conn)
+            if sent < self.batch:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=0.5)
+
+    async def publish_once(self, conn: asyncpg.Connection) -> int:
+        rows = await conn.fetch(
+            f"""SELECT id, topic, key, value, header_names, header_values
+                FROM "{self.schema}".outbox ORDER BY id LIMIT $1""",
+            self.batch,
+        )
+        if not rows:
+            return 0
+        await send_records(
+            self.producer,
+            (
+                KafkaRecord(
+                    topic=r["topic"],
+                    key=r["key"],
+                    value=r["value"],
+                    headers=list(zip(r["header_names"], r["header_values"], strict=True)),
+                )
+                for r in rows
+            ),
+        )
+        await conn.execute(
+            f'DELETE FROM "{self.schema}".outbox WHERE id = ANY($1::bigint[])',
+            [r["id"] for r in rows],
+        )
+        if self.on_published is not None:
+            self.on_published(rows)
+        return len(rows)

@@ -1,0 +1,386 @@
+"""PostgreSQL: clocks, dedupe keys, outbox, compliance and event-time progress.
+
+Every change happens in one transaction with the dedupe keys of the events that caused it and
+the outcome events it emits (the outbox): a crash at any point either keeps all of it or none.
+Several replicas share the work: clock rows are locked (`FOR UPDATE`, in key order) by the
+consumer and skipped when locked (`FOR UPDATE SKIP LOCKED`) by the scheduler.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+import asyncpg
+
+from schemas.envelope import Envelope, encode
+from services.norms.domain.calendar import from_us, to_us
+from services.norms.domain.catalog import NormCatalog
+from services.norms.domain.clock import DecisionKind
+from services.norms.handlers import (
+    ClockUpdate,
+    StoredClock,
+    advance_clock,
+    compliance_increments,
+    plan_events,
+)
+
+_FINAL = {
+    "met": DecisionKind.MET,
+    "missed": DecisionKind.MISSED,
+    "cancelled": DecisionKind.CANCELLED,
+}
+
+
+def _ts(instant: int | None) -> datetime | None:
+    return None if instant is None else from_us(instant)
+
+
+@dataclass
+class BatchResult:
+    applied: int = 0
+    duplicates: int = 0
+    emitted: int = 0
+    decisions: list[tuple[str, str, str]] = field(default_factory=list)  # municipality, norm, kind
+    decision_times: list[int] = field(default_factory=list)  # instants of warnings and breaches
+    unknown_municipalities: set[str] = field(default_factory=set)
+
+
+class ClockRepository:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        schema: str,
+        catalogs: dict[str, NormCatalog],
+        *,
+        intake_topic: str,
+        norms_topic: str,
+        event_clock: bool,
+        allowed_lateness_seconds: float,
+        idle_partition_seconds: float,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.pool = pool
+        self.s = f'"{schema}"'
+        self.schema = schema
+        self.catalogs = catalogs
+        self.intake_topic = intake_topic
+        self.norms_topic = norms_topic
+        self.event_clock = event_clock
+        self.lateness_us = round(allowed_lateness_seconds * 1_000_000)
+        self.idle_seconds = idle_partition_seconds
+        self.wall_clock = wall_clock
+        self.notify_channel = f"{schema}_outbox"
+
+    # ---- now -----------------------------------------------------------------------------
+
+    async def now(self, conn: asyncpg.Connection) -> int | None:
+        """The service's notion of now: the wall clock, or in event-time mode the watermark
+        (None while an active partition has not delivered anything yet)."""
+        if not self.event_clock:
+            return round(self.wall_clock() * 1_000_000)
+        return await self.watermark(conn)
+
+    async def watermark(self, conn: asyncpg.Connection) -> int | None:
+        row = await conn.fetchrow(
+            f"""
+            SELECT bool_or(max_event_time IS NULL AND active) AS blocked,
+                   min(max_event_time) FILTER (WHERE active) AS active_min,
+                   max(max_event_time) AS overall
+            FROM (SELECT max_event_time,
+                         updated_at > now() - make_interval(secs => $2) AS active
+                  FROM {self.s}.partition_progress WHERE topic = $1) AS p
+            """,
+            self.intake_topic,
+            self.idle_seconds,
+        )
+        if row is None or row["blocked"]:
+            return None
+        highest = row["active_min"] or row["overall"]
+        return None if highest is None else to_us(highest) - self.lateness_us
+
+    async def register_partitions(self, partitions: list[int]) -> None:
+        """Assigned partitions hold the watermark back until they delivered (or went idle)."""
+        async with self.pool.acquire() as conn:
+            await conn.execute(
+                f"""INSERT INTO {self.s}.partition_progress (topic, partition)
+                    SELECT $1, unnest($2::int[]) ON CONFLICT DO NOTHING""",
+                self.intake_topic,
+                partitions,
+            )
+
+    # ---- consumer ------------------------------------------------------------------------
+
+    async def apply_batch(self, events: list[tuple[int, Envelope[Any]]]) -> BatchResult:
+        """Apply consumed intake events (with their partition) in one transaction."""
+        result = BatchResult()
+        by_key: dict[str, tuple[int, Envelope[Any]]] = {}
+        for partition, event in events:
+            by_key.setdefault(event.dedupe_key, (partition, event))
+        progress: dict[int, int] = {}
+        for partition, event in events:
+            at = to_us(event.time)
+            if at > progress.get(partition, -(1 << 62)):
+                progress[partition] = at
+        async with self.pool.acquire() as conn, conn.transaction():
+            fresh_keys = {
+                r["dedupe_key"]
+                for r in await conn.fetch(
+                    f"""INSERT INTO {self.s}.processed_event (dedupe_key)
+                        SELECT unnest($1::text[]) ON CONFLICT DO NOTHING RETURNING dedupe_key""",
+                    list(by_key),
+                )
+            }
+            result.duplicates = len(events) - len(fresh_keys)
+            fresh = [by_key[k][1] for k in by_key if k in fresh_keys]
+            result.applied = len(fresh)
+            if progress:
+                await conn.execute(
+                    f"""INSERT INTO {self.s}.partition_progress AS p
+                            (topic, partition, max_event_time, updated_at)
+                        SELECT $1, u.partition, u.at, now()
+                        FROM unnest($2::int[], $3::timestamptz[]) AS u(partition, at)
+                        ON CONFLICT (topic, partition) DO UPDATE SET
+                          max_event_time = GREATEST(p.max_event_time, EXCLUDED.max_event_time),
+                          updated_at = now()""",
+                    self.intake_topic,
+                    list(progress),
+                    [from_us(v) for v in progress.values()],
+                )
+            plan = plan_events(fresh, self.catalogs)
+            result.unknown_municipalities = plan.unknown_municipalities
+            now = await self.now(conn)
+            clocks = await self._lock_clocks(
+                conn, sorted(plan.transitions), {k: v[0] for k, v in plan.transitions.items()}
+            )
+            updates: list[tuple[StoredClock, ClockUpdate]] = []
+            for cid in sorted(plan.transitions):
+                clock = clocks[cid]
+                for transition, context in plan.transitions[cid][1]:
+                    clock.add(transition, context)
+                updates.append(
+                    (clock, advance_clock(clock, self.catalogs[clock.municipality], now))
+                )
+            outgoing = list(plan.instant_events)
+            outcomes = list(plan.instant_outcomes)
+            for event in plan.instant_events:
+                result.decisions.append((event.municipality, event.data.norm_id, _kind(event)))
+            await self._store(conn, updates, outgoing, outcomes, result, write_transitions=True)
+        return result
+
+    async def _lock_clocks(
+        self, conn: asyncpg.Connection, ids: list[str], blanks: dict[str, StoredClock]
+    ) -> dict[str, StoredClock]:
+        if not ids:
+            return {}
+        await conn.execute(
+            f"""INSERT INTO {self.s}.clock (clock_id, municipality, norm_id, subject_id)
+                SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+                ON CONFLICT DO NOTHING""",
+            ids,
+            [blanks[i].municipality for i in ids],
+            [blanks[i].norm_id for i in ids],
+            [blanks[i].subject_id for i in ids],
+        )
+        rows = await conn.fetch(
+            f"""SELECT clock_id, municipality, norm_id, subject_id, transitions::text, taken
+                FROM {self.s}.clock WHERE clock_id = ANY($1::text[])
+                ORDER BY clock_id FOR UPDATE""",
+            ids,
+        )
+        return {r["clock_id"]: _stored(r) for r in rows}
+
+    async def _store(
+        self,
+        conn: asyncpg.Connection,
+        updates: list[tuple[StoredClock, ClockUpdate]],
+        outgoing: list[Envelope[Any]],
+        outcomes: list[tuple[str, str, int, DecisionKind]],
+        result: BatchResult,
+        *,
+        write_transitions: bool,
+    ) -> None:
+        for clock, update in updates:
+            outgoing.extend(update.events)
+            for event in update.events:
+                kind = _kind(event)
+                result.decisions.append((clock.municipality, clock.norm_id, kind))
+                if kind in ("warning", "breached"):
+                    result.decision_times.append(to_us(event.time))
+            if update.outcome is not None and update.stopped_at is not None:
+                outcomes.append(
+                    (clock.municipality, clock.norm_id, update.stopped_at, _FINAL[update.outcome])
+                )
+        if updates:
+            columns: list[list[Any]] = [
+                [c.clock_id for c, _ in updates],
+                ["|".join(sorted(u.taken)) for _, u in updates],
+                [_ts(u.next_decision_at) for _, u in updates],
+                [u.norm_version for _, u in updates],
+                [u.outcome for _, u in updates],
+                [_ts(u.started_at) for _, u in updates],
+                [_ts(u.due_at) for _, u in updates],
+                [_ts(u.stopped_at) for _, u in updates],
+            ]
+            if write_transitions:
+                columns.append([c.transitions_json() for c, _ in updates])
+            await conn.execute(
+                f"""UPDATE {self.s}.clock AS c SET
+                      taken = u.taken,
+                      next_decision_at = u.next_at,
+                      norm_version = COALESCE(u.norm_version, c.norm_version),
+                      outcome = COALESCE(u.outcome, c.outcome),
+                      started_at = COALESCE(u.started_at, c.started_at),
+                      due_at = COALESCE(u.due_at, c.due_at),
+                      stopped_at = COALESCE(u.stopped_at, c.stopped_at),
+                      {"transitions = u.transitions::jsonb," if write_transitions else ""}
+                      updated_at = now()
+                    FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[],
+                                $6::timestamptz[], $7::timestamptz[], $8::timestamptz[]
+                                {", $9::text[]" if write_transitions else ""})
+                      AS u(clock_id, taken, next_at, norm_version, outcome, started_at, due_at,
+                           stopped_at {", transitions" if write_transitions else ""})
+                    WHERE c.clock_id = u.clock_id""",
+                *columns,
+            )
+        if outcomes:
+            increments = compliance_increments(outcomes, self.catalogs)
+            await conn.execute(
+                f"""INSERT INTO {self.s}.compliance_daily AS d
+                        (municipality, norm_id, day, met, missed, cancelled)
+                    SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::bigint[],
+                                         $5::bigint[], $6::bigint[])
+                    ON CONFLICT (municipality, norm_id, day) DO UPDATE SET
+                      met = d.met + EXCLUDED.met, missed = d.missed + EXCLUDED.missed,
+                      cancelled = d.cancelled + EXCLUDED.cancelled""",
+                *[list(col) for col in zip(*increments, strict=True)],
+            )
+        if outgoing:
+            records = []
+            for event in outgoing:
+                record = encode(event)
+                records.append(
+                    (
+                        self.norms_topic,
+                        record.key,
+                        record.value,
+                        [name for name, _ in record.headers],
+                        [value for _, value in record.headers],
+                    )
+                )
+            await conn.copy_records_to_table(
+                "outbox",
+                schema_name=self.schema,
+                columns=["topic", "key", "value", "header_names", "header_values"],
+                records=records,
+            )
+            await conn.execute("SELECT pg_notify($1, '')", self.notify_channel)
+            result.emitted += len(outgoing)
+
+    # ---- scheduler ---------------------------------------------------------------------------
+
+    async def fire_due(self, limit: int) -> tuple[BatchResult, int | None]:
+        """Take the decisions that fell due (warnings, breaches, outcomes waiting for the
+        watermark) for up to `limit` clocks; returns what was done and the `now` used."""
+        result = BatchResult()
+        async with self.pool.acquire() as conn, conn.transaction():
+            now = await self.now(conn)
+            if now is None:
+                return result, None
+            rows = await conn.fetch(
+                f"""SELECT clock_id, municipality, norm_id, subject_id, transitions::text, taken
+                    FROM {self.s}.clock
+                    WHERE next_decision_at < $1
+                    ORDER BY next_decision_at
+                    LIMIT $2
+                    FOR UPDATE SKIP LOCKED""",
+                from_us(now),
+                limit,
+            )
+            updates = []
+            for row in rows:
+                clock = _stored(row)
+                catalog = self.catalogs.get(clock.municipality)
+                if catalog is None:
+                    continue
+                updates.append((clock, advance_clock(clock, catalog, now)))
+            result.applied = len(rows)
+            await self._store(conn, updates, [], [], result, write_transitions=False)
+        return result, now
+
+    async def next_due(self) -> datetime | None:
+        async with self.pool.acquire() as conn:
+            return await conn.fetchval(f"SELECT min(next_decision_at) FROM {self.s}.clock")
+
+    # ---- reading ---------------------------------------------------------------------------
+
+    async def compliance(self, municipality: str, first: date, last: date) -> list[dict[str, Any]]:
+        catalog = self.catalogs[municipality]
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                f"""SELECT norm_id, sum(met)::bigint AS met, sum(missed)::bigint AS missed,
+                           sum(cancelled)::bigint AS cancelled
+                    FROM {self.s}.compliance_daily
+                    WHERE municipality = $1 AND day BETWEEN $2 AND $3
+                    GROUP BY norm_id""",
+                municipality,
+                first,
+                last,
+            )
+        counts = {r["norm_id"]: r for r in rows}
+        report = []
+        for norm in catalog.norms.values():
+            row = counts.get(norm.id)
+            met, missed = (row["met"], row["missed"]) if row else (0, 0)
+            judged = met + missed
+            report.append(
+                {
+                    "norm_id": norm.id,
+                    "norm_version": norm.version,
+                    "name": norm.definition.name.model_dump(),
+                    "met": met,
+                    "missed": missed,
+                    "cancelled": row["cancelled"] if row else 0,
+                    "compliance": (met / judged) if judged else None,
+                    "compliance_goal": norm.definition.compliance_goal,
+                    "goal_reached": (met / judged >= norm.definition.compliance_goal)
+                    if judged
+                    else None,
+                }
+            )
+        return report
+
+    async def outbox_backlog(self) -> int:
+        async with self.pool.acquire() as conn:
+            return await conn.fetchval(f"SELECT count(*) FROM {self.s}.outbox")
+
+    async def purge_dedupe_keys(self, older_than_days: int) -> int:
+        async with self.pool.acquire() as conn:
+            status = await conn.execute(
+                f"""DELETE FROM {self.s}.processed_event
+                    WHERE processed_at < now() - make_interval(days => $1)""",
+                older_than_days,
+            )
+        return int(status.split()[-1])
+
+
+def _stored(row: Any) -> StoredClock:
+    return StoredClock(
+        clock_id=row["clock_id"],
+        municipality=row["municipality"],
+        norm_id=row["norm_id"],
+        subject_id=row["subject_id"],
+        transitions=StoredClock.transitions_from_json(row["transitions"]),
+        taken=set(filter(None, row["taken"].split("|"))),
+    )
+
+
+def _kind(event: Envelope[Any]) -> str:
+    return event.type.split(".")[-2]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,306 @@
+"""Composition root of the norms service: `bootstrap()` wires settings, catalogs, PostgreSQL,
+the intake consumer, the due-clock scheduler, the outbox relay and the HTTP face.
+
+Consumes the intake topic in batches (consumer group `norms`). Each batch is applied in one
+PostgreSQL transaction (dedupe keys + clocks + outbox + compliance); only then are the offsets
+committed to Kafka. The scheduler takes warnings and breaches at their due instant; the relay
+publishes the outbox to the norms topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+from urllib.parse import parse_qs
+
+import asyncpg
+from faststream import AckPolicy
+from faststream.asgi import AsgiFastStream, AsgiResponse, get
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_asgi_app
+
+from schemas.envelope import Envelope, attributes_from_headers, decode
+from services.common.kafka import durable_producer
+from services.common.logging import configure_logging
+from services.common.migrations import migrate
+from services.common.settings import REPO_ROOT, InfraSettings
+from services.norms.adapters.relay import OutboxRelay
+from services.norms.adapters.repository import ClockRepository
+from services.norms.config import load_catalogs
+from services.norms.settings import NormsSettings
+
+MIGRATIONS = REPO_ROOT / "services" / "norms" / "migrations"
+_BREACHED = "nl.servicepuls.norm.breached.v1"
+
+
+@dataclass
+class Runtime:
+    pool: asyncpg.Pool | None = None
+    repository: ClockRepository | None = None
+    relay: OutboxRelay | None = None
+    producer: Any = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    partitions: set[int] = field(default_factory=set)
+
+
+def bootstrap(
+    settings: NormsSettings | None = None, infra: InfraSettings | None = None
+) -> AsgiFastStream:
+    settings = settings or NormsSettings()
+    infra = infra or InfraSettings()
+    log = configure_logging("norms", infra.log_level, infra.log_format)
+    catalogs = load_catalogs(infra.config_dir)  # fails at start, naming file and field
+
+    registry = CollectorRegistry()
+    processed = Counter(
+        "servicepuls_norms_events_processed",
+        "Intake events applied to clocks (first delivery only).",
+        registry=registry,
+    )
+    duplicates = Counter(
+        "servicepuls_norms_duplicate_events",
+        "Intake events delivered again and not applied again.",
+        registry=registry,
+    )
+    undecodable = Counter(
+        "servicepuls_norms_undecodable_records",
+        "Intake records skipped because they are no known CloudEvent.",
+        registry=registry,
+    )
+    decisions = Counter(
+        "servicepuls_norms_decisions",
+        "Norm decisions taken (started, warning, breached, met, missed, cancelled).",
+        ["municipality", "norm", "kind"],
+        registry=registry,
+    )
+    scheduler_lag = Histogram(
+        "servicepuls_norms_scheduler_lag_seconds",
+        "From a warning's or breach's due instant to the scheduler taking it (wall mode).",
+        registry=registry,
+        buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 60.0),
+    )
+    breach_publish_lag = Histogram(
+        "servicepuls_norms_breach_publish_lag_seconds",
+        "From a breach's due instant to Kafka acknowledging the breach event (wall mode).",
+        registry=registry,
+        buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 60.0),
+    )
+    backlog = Gauge(
+        "servicepuls_norms_outbox_backlog",
+        "Norm events committed but not yet published to Kafka.",
+        registry=registry,
+    )
+    watermark_gauge = Gauge(
+        "servicepuls_norms_now_seconds",
+        "The service's notion of now (wall clock or event-time watermark), Unix seconds.",
+        registry=registry,
+    )
+
+    runtime = Runtime()
+    broker = KafkaBroker(
+        infra.kafka_bootstrap, client_id="servicepuls-norms", logger=log, log_level=logging.DEBUG
+    )
+
+    def count(result: Any) -> None:
+        for municipality, norm, kind in result.decisions:
+            decisions.labels(municipality, norm, kind).inc()
+
+    @broker.subscriber(
+        settings.intake_topic,
+        group_id=settings.consumer_group,
+        batch=True,
+        max_records=settings.max_batch,
+        batch_timeout_ms=settings.batch_timeout_ms,
+        auto_offset_reset=settings.auto_offset_reset,
+        # Commit offsets only after the batch committed in PostgreSQL; on an error rewind.
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+    )
+    async def apply_intake(msg: KafkaMessage) -> None:
+        records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
+        assert runtime.repository is not None
+        events: list[tuple[int, Envelope[Any]]] = []
+        for record in records:
+            try:
+                events.append((record.partition, decode(record.headers, record.value)))
+            except ValueError as exc:  # unknown type or invalid data: skip, never block
+                undecodable.inc()
+                log.warning(
+                    "record skipped",
+                    partition=record.partition,
+                    offset=record.offset,
+                    error=type(exc).__name__,
+                )
+        if settings.clock == "event":
+            assigned = {tp.partition for tp in msg.consumer.assignment()}
+            if assigned - runtime.partitions:
+                await runtime.repository.register_partitions(sorted(assigned))
+                runtime.partitions = assigned
+        if not events:
+            return
+        result = await runtime.repository.apply_batch(events)
+        processed.inc(result.applied)
+        duplicates.inc(result.duplicates)
+        count(result)
+        if result.unknown_municipalities:
+            log.warning(
+                "events of municipalities without a catalog skipped",
+                municipalities=sorted(result.unknown_municipalities),
+            )
+
+    async def schedule() -> None:
+        """Take due warnings and breaches as soon as their instant passes."""
+        assert runtime.repository is not None
+        while True:
+            try:
+                result, now = await runtime.repository.fire_due(settings.scheduler_batch)
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("scheduler round failed", error=repr(exc))
+                await asyncio.sleep(1.0)
+                continue
+            if now is not None:
+                watermark_gauge.set(now / 1_000_000)
+            count(result)
+            if settings.clock == "wall" and now is not None:
+                wall = time.time()
+                for event_time in result.decision_times:
+                    scheduler_lag.observe(max(0.0, wall - event_time / 1_000_000))
+            if result.applied < settings.scheduler_batch:
+                await asyncio.sleep(settings.scheduler_interval_seconds)
+
+    def published(rows: list[Any]) -> None:
+        if settings.clock != "wall":
+            return
+        wall = time.time()
+        for row in rows:
+            attributes = attributes_from_headers(
+                zip(row["header_names"], row["header_values"], strict=True)
+            )
+            if attributes.get("type") == _BREACHED:
+                due = datetime.fromisoformat(attributes["time"]).timestamp()
+                breach_publish_lag.observe(max(0.0, wall - due))
+
+    async def housekeeping() -> None:
+        assert runtime.repository is not None
+        while True:
+            with contextlib.suppress(OSError, asyncpg.PostgresError):
+                backlog.set(await runtime.repository.outbox_backlog())
+            await asyncio.sleep(5)
+
+    async def purge() -> None:
+        assert runtime.repository is not None
+        while True:
+            await asyncio.sleep(3600)
+            with contextlib.suppress(OSError, asyncpg.PostgresError):
+                await runtime.repository.purge_dedupe_keys(settings.dedupe_retention_days)
+
+    async def start() -> None:
+        runtime.pool = await asyncpg.create_pool(infra.database_url, min_size=2, max_size=6)
+        async with runtime.pool.acquire() as conn:
+            applied = await migrate(conn, settings.db_schema, MIGRATIONS)
+        if applied:
+            log.info("migrations applied", versions=applied)
+        runtime.repository = ClockRepository(
+            runtime.pool,
+            settings.db_schema,
+            catalogs,
+            intake_topic=settings.intake_topic,
+            norms_topic=settings.norms_topic,
+            event_clock=settings.clock == "event",
+            allowed_lateness_seconds=settings.allowed_lateness_seconds,
+            idle_partition_seconds=settings.idle_partition_seconds,
+        )
+        runtime.tasks = [
+            asyncio.create_task(schedule()),
+            asyncio.create_task(housekeeping()),
+            asyncio.create_task(purge()),
+        ]
+        if settings.relay_enabled:
+            runtime.producer = durable_producer(infra.kafka_bootstrap, "servicepuls-norms-relay")
+            await runtime.producer.start()
+            runtime.relay = OutboxRelay(
+                infra.database_url,
+                settings.db_schema,
+                runtime.producer,
+                batch=settings.relay_batch,
+                log=log,
+                on_published=published,
+            )
+            runtime.tasks.append(asyncio.create_task(runtime.relay.run()))
+        log.info(
+            "norms service started",
+            clock=settings.clock,
+            municipalities=sorted(catalogs),
+            schema=settings.db_schema,
+        )
+
+    async def stop() -> None:
+        for task in runtime.tasks:
+            task.cancel()
+        for task in runtime.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if runtime.producer is not None:
+            await runtime.producer.stop()
+        if runtime.pool is not None:
+            await runtime.pool.close()
+
+    @get
+    async def health(scope: Any) -> AsgiResponse:
+        return AsgiResponse(b"ok", 200)
+
+    @get
+    async def ready(scope: Any) -> AsgiResponse:
+        problems = []
+        try:
+            assert runtime.pool is not None
+            async with runtime.pool.acquire(timeout=2) as conn:
+                await conn.fetchval("SELECT 1")
+        except Exception:
+            problems.append("database")
+        if not await broker.ping(timeout=2):
+            problems.append("kafka")
+        subscriber = broker.subscribers[0] if broker.subscribers else None
+        consumer = getattr(subscriber, "consumer", None)
+        if consumer is None or not consumer.assignment():
+            problems.append("no intake partitions assigned yet")
+        if problems:
+            return AsgiResponse(("not ready: " + ", ".join(problems)).encode(), 503)
+        return AsgiResponse(b"ready", 200)
+
+    @get
+    async def compliance(scope: Any) -> AsgiResponse:
+        """GET /v1/compliance?municipality=GM0383&from=2026-01-01&to=2026-03-31"""
+        query = {k: v[0] for k, v in parse_qs(scope.get("query_string", b"").decode()).items()}
+        municipality = query.get("municipality", "")
+        if municipality not in catalogs:
+            return AsgiResponse(b'{"error": "unknown municipality"}', 404)
+        try:
+            first = date.fromisoformat(query.get("from", "1970-01-01"))
+            last = date.fromisoformat(query.get("to", "2999-12-31"))
+        except ValueError:
+            return AsgiResponse(b'{"error": "from and to are dates (YYYY-MM-DD)"}', 400)
+        assert runtime.repository is not None
+        report = await runtime.repository.compliance(municipality, first, last)
+        body = {"municipality": municipality, "from": str(first), "to": str(last), "norms": report}
+        return AsgiResponse(
+            json.dumps(body).encode(), 200, headers={"content-type": "application/json"}
+        )
+
+    return AsgiFastStream(
+        broker,
+        asgi_routes=[
+            ("/health", health),
+            ("/ready", ready),
+            ("/metrics", make_asgi_app(registry)),
+            ("/v1/compliance", compliance),
+        ],
+        on_startup=[start],
+        after_shutdown=[stop],
+    )

@@ -1,0 +1,44 @@
+"""Settings of the norms service (env prefix `SERVICEPULS_NORMS_`)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.events import TOPICS, Family
+
+
+class NormsSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SERVICEPULS_NORMS_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8081
+    # "wall": now is the wall clock (production). "event": now is the watermark, the highest
+    # event time seen on the intake topic (per-partition minimum, see docs/norms.md) minus the
+    # allowed lateness, so a simulation can run in compressed time and a replay decides alike.
+    clock: Literal["wall", "event"] = "wall"
+    # Event-time mode: how far behind the watermark an event may arrive and still be applied
+    # before any decision it could change is taken.
+    allowed_lateness_seconds: float = Field(default=300.0, ge=0)
+    # Event-time mode: a partition without records for this long no longer holds the watermark
+    # back (otherwise one quiet partition would stop every clock).
+    idle_partition_seconds: float = Field(default=10.0, gt=0)
+    consumer_group: str = "norms"
+    # PostgreSQL schema owned by this service (tests and recompute use their own).
+    db_schema: str = Field(default="norms", pattern=r"^[a-z_][a-z0-9_]{0,40}$")
+    intake_topic: str = TOPICS[Family.INTAKE]
+    norms_topic: str = TOPICS[Family.NORMS]
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    max_batch: int = Field(default=2000, ge=1, le=50_000)
+    batch_timeout_ms: int = Field(default=50, ge=1, le=10_000)
+    # Scheduler: how often it looks for due warnings and breaches, and how many per transaction.
+    scheduler_interval_seconds: float = Field(default=0.1, gt=0)
+    scheduler_batch: int = Field(default=2000, ge=1)
+    # Outbox relay: rows per Kafka round, and whether this process relays at all (a test turns
+    # it off to crash between the database commit and the Kafka write).
+    relay_batch: int = Field(default=5000, ge=1)
+    relay_enabled: bool = True
+    # How long processed-event keys are kept for deduplication.
+    dedupe_retention_days: int = Field(default=30, ge=1)

@@ -1,0 +1,131 @@
+"""Helpers for the norms integration tests: a private configuration, events, topics, DB."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import yaml
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from schemas.envelope import Envelope, decode, new_event
+from schemas.events import EventData
+from services.common.settings import InfraSettings
+from tests.support.kafka import BOOTSTRAP
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+DATABASE_URL = InfraSettings().database_url
+SOURCE = "/buch/test"
+MUNICIPALITY = "GM0383"
+
+# A norm short enough to breach during a test: a "quick" case must be closed within 3 seconds.
+QUICK_NORM = {
+    "id": "test_quick_case",
+    "name": {"nl": "Testzaak binnen 3 seconden gesloten", "en": "Test case closed within 3 s"},
+    "target": {"amount": 3, "unit": "seconds"},
+    "compliance_goal": 0.9,
+    "warnings": [{"at": 0.5}],
+    "start": [{"type": "case.opened", "case_type": ["test-snel"]}],
+    "stop": [{"type": "case.closed"}],
+}
+
+
+def private_config(tmp: Path, version: str) -> Path:
+    """deploy/config with the default catalog under its own version, plus the quick norm, so
+    this test's outcomes are told apart from any other norms service on the shared topics."""
+    target = tmp / f"config-{version}"
+    shutil.copytree(REPO_ROOT / "deploy" / "config", target)
+    path = target / "norms" / "default.yaml"
+    catalog = yaml.safe_load(path.read_text())
+    catalog["version"] = version
+    catalog["norms"].append(QUICK_NORM)
+    path.write_text(yaml.safe_dump(catalog, sort_keys=False))
+    return target
+
+
+def service_env(config: Path, schema: str, *, port: int, **settings: str) -> dict[str, str]:
+    env = {
+        "SERVICEPULS_CONFIG_DIR": str(config),
+        "SERVICEPULS_NORMS_PORT": str(port),
+        "SERVICEPULS_NORMS_DB_SCHEMA": schema,
+        "SERVICEPULS_NORMS_CONSUMER_GROUP": f"norms-test-{schema}",
+    }
+    env.update({f"SERVICEPULS_NORMS_{k.upper()}": v for k, v in settings.items()})
+    return env
+
+
+def event(data: EventData, time: datetime, *, event_id: str | None = None) -> Envelope[Any]:
+    return new_event(data, source=SOURCE, municipality=MUNICIPALITY, time=time, id=event_id)
+
+
+def structured(envelope: Envelope[Any]) -> dict[str, Any]:
+    """The CloudEvent as a channel system POSTs it to intake."""
+    return envelope.model_dump(mode="json", exclude_none=True)
+
+
+async def drop_schema(schema: str) -> None:
+    conn = await asyncpg.connect(DATABASE_URL)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()
+
+
+async def fetchval(query: str, *args: Any) -> Any:
+    conn = await asyncpg.connect(DATABASE_URL)
+    try:
+        return await conn.fetchval(query, *args)
+    finally:
+        await conn.close()
+
+
+@asynccontextmanager
+async def private_topics(*names: str, partitions: int = 6) -> AsyncIterator[None]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in names]
+        )
+        yield
+    finally:
+        try:
+            await admin.delete_topics(list(names))
+        finally:
+            await admin.close()
+
+
+async def read_all(topic: str, *, quiet_seconds: float = 2.0) -> list[Any]:
+    """Every record of `topic`, once nothing new arrived for `quiet_seconds`."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        records: list[Any] = []
+        idle = 0.0
+        while idle < quiet_seconds:
+            batch = await consumer.getmany(timeout_ms=500)
+            got = [r for rs in batch.values() for r in rs]
+            records.extend(got)
+            idle = 0.0 if got else idle + 0.5
+        return records
+    finally:
+        await consumer.stop()
+
+
+def decoded(records: list[Any]) -> list[Envelope[Any]]:
+    return [decode(r.headers, r.value) for r in records]
+
+
+def new_schema(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:10]}"
