@@ -107,8 +107,8 @@ async def read_all(topic: str, *, quiet_seconds: float = 2.0) -> list[Any]:
     consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False)
     await consumer.start()
     try:
-        await consumer._client.force_metadata_update()
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        cluster = await consumer._client.fetch_all_metadata()  # a topic not subscribed to
+        partitions = [TopicPartition(topic, p) for p in cluster.partitions_for_topic(topic) or []]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         records: list[Any] = []

@@ -1,0 +1,186 @@
+"""Recompute norm outcomes for a period from the intake topic, e.g. after a catalog change.
+
+    python -m services.norms.recompute --municipality GM0383 --from 2026-01-01 --to 2026-04-01
+    python -m services.norms.recompute ... --emit      # also publish the outcomes
+
+Reads the intake topic from its start up to its current end, applies the current catalog (its
+`version` is in every outcome, so recomputed outcomes are told apart from earlier ones), and
+decides every clock that started in [from, to) as the live service would: in event time, with
+decisions taken up to the watermark (the last event time minus the allowed lateness). Prints the
+compliance per norm against its goal; with --emit publishes the outcome events to the norms
+topic with the same deterministic ids the live service uses for that catalog version.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections import Counter
+from dataclasses import replace
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from schemas.envelope import Envelope, decode, encode
+from services.common.kafka import durable_producer, send_records
+from services.common.settings import InfraSettings
+from services.norms.config import load_catalogs
+from services.norms.domain.calendar import to_us
+from services.norms.domain.catalog import NormCatalog
+from services.norms.handlers import StoredClock, advance_clock, plan_events
+from services.norms.settings import NormsSettings
+
+
+async def read_topic(
+    bootstrap: str, topic: str, municipality: str, progress: Progress | None = None
+) -> list[tuple[int, Envelope[Any]]]:
+    """Every decodable event of `municipality` on `topic`, up to the end as it is now."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, max_partition_fetch_bytes=4 << 20
+    )
+    await consumer.start()
+    try:
+        cluster = await consumer._client.fetch_all_metadata()  # a topic not subscribed to
+        partitions = [TopicPartition(topic, p) for p in cluster.partitions_for_topic(topic) or []]
+        consumer.assign(partitions)
+        start = await consumer.beginning_offsets(partitions)
+        end = await consumer.end_offsets(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        remaining = {tp for tp in partitions if end[tp] > start[tp]}
+        task = (
+            progress.add_task("reading intake", total=sum(end[tp] - start[tp] for tp in partitions))
+            if progress
+            else None
+        )
+        events: list[tuple[int, Envelope[Any]]] = []
+        while remaining:
+            batch = await consumer.getmany(*remaining, timeout_ms=1000, max_records=5000)
+            for tp, records in batch.items():
+                for record in records:
+                    if record.offset >= end[tp]:
+                        continue
+                    try:
+                        envelope = decode(record.headers, record.value)
+                    except ValueError:
+                        continue
+                    if envelope.municipality == municipality:
+                        events.append((record.partition, envelope))
+                if records and records[-1].offset >= end[tp] - 1:
+                    remaining.discard(tp)
+                if progress is not None and task is not None:
+                    progress.advance(task, len(records))
+        return events
+    finally:
+        await consumer.stop()
+
+
+def recompute(
+    events: list[Envelope[Any]],
+    catalog: NormCatalog,
+    first: int,
+    last: int,
+    now: int,
+    progress: Progress | None = None,
+) -> list[Envelope[Any]]:
+    """The outcomes of clocks started in [first, last), decided up to `now`."""
+    plan = plan_events(events, {catalog.municipality: catalog})
+    outcomes = [e for e in plan.instant_events if first <= to_us(e.data.started_at) < last]
+    task = progress.add_task("deciding clocks", total=len(plan.transitions)) if progress else None
+    for cid in sorted(plan.transitions):
+        blank, transitions = plan.transitions[cid]
+        clock = StoredClock(blank.clock_id, blank.municipality, blank.norm_id, blank.subject_id)
+        for transition, context in transitions:
+            clock.add(transition, context)
+        update = advance_clock(clock, catalog, now)
+        outcomes.extend(e for e in update.events if first <= to_us(e.data.started_at) < last)
+        if progress is not None and task is not None:
+            progress.advance(task)
+    return outcomes
+
+
+def compliance_table(outcomes: list[Envelope[Any]], catalog: NormCatalog) -> Table:
+    counts: Counter[tuple[str, str]] = Counter(
+        (e.data.norm_id, e.type.split(".")[-2]) for e in outcomes
+    )
+    table = Table(title=f"Compliance {catalog.municipality} (catalog {catalog.version})")
+    for column in ("norm", "met", "missed", "cancelled", "open breaches", "compliance", "goal"):
+        table.add_column(column, justify="left" if column == "norm" else "right")
+    for norm in catalog.norms.values():
+        met, missed = counts[(norm.id, "met")], counts[(norm.id, "missed")]
+        judged = met + missed
+        goal = norm.definition.compliance_goal
+        share = f"{met / judged:.1%}" if judged else "—"
+        mark = "" if not judged else (" ✓" if met / judged >= goal else " ✗")
+        table.add_row(
+            norm.id,
+            str(met),
+            str(missed),
+            str(counts[(norm.id, "cancelled")]),
+            str(counts[(norm.id, "breached")] - missed),
+            share + mark,
+            f"{goal:.0%}",
+        )
+    return table
+
+
+def _day_start(day: date, catalog: NormCatalog) -> int:
+    return to_us(datetime.combine(day, time(0), tzinfo=catalog.calendar.zone))
+
+
+async def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.norms.recompute", description=__doc__)
+    parser.add_argument("--municipality", required=True, help="CBS code, e.g. GM0383")
+    parser.add_argument("--from", dest="first", required=True, type=date.fromisoformat)
+    parser.add_argument("--to", dest="last", required=True, type=date.fromisoformat)
+    parser.add_argument("--emit", action="store_true", help="publish outcomes to the norms topic")
+    args = parser.parse_args(argv)
+    infra, settings = InfraSettings(), NormsSettings()
+    console = Console(stderr=True)
+    catalogs = load_catalogs(infra.config_dir)
+    catalog = catalogs.get(args.municipality)
+    if catalog is None:
+        console.print(f"[red]no catalog for {args.municipality}[/red]")
+        return 2
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,}/{task.total:,}"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        read = await read_topic(
+            infra.kafka_bootstrap, settings.intake_topic, args.municipality, progress
+        )
+        events = [e for _, e in read]
+        highest = max((to_us(e.time) for e in events), default=0)
+        now = highest - round(settings.allowed_lateness_seconds * 1_000_000)
+        first = _day_start(args.first, catalog)
+        last = _day_start(args.last + timedelta(days=1), catalog)
+        outcomes = recompute(events, catalog, first, last, now, progress)
+        if args.emit and outcomes:
+            producer = durable_producer(infra.kafka_bootstrap, "servicepuls-norms-recompute")
+            await producer.start()
+            try:
+                task = progress.add_task("publishing", total=len(outcomes))
+                for start in range(0, len(outcomes), 5000):
+                    chunk = outcomes[start : start + 5000]
+                    records = [replace(encode(e), topic=settings.norms_topic) for e in chunk]
+                    await send_records(producer, records)
+                    progress.advance(task, len(chunk))
+            finally:
+                await producer.stop()
+    console.print(compliance_table(outcomes, catalog))
+    console.print(
+        f"{len(events):,} events read, {len(outcomes):,} outcomes"
+        + (" published" if args.emit else " (not published; add --emit)")
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
