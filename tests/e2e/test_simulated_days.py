@@ -33,7 +33,19 @@ from tests.support.services import REPO_ROOT, running_service
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
-SERVICES = {"intake": 8080, "norms": 8081, "feedback": 8082, "metrics": 8083}
+# The ports Prometheus scrapes (deploy/prometheus/prometheus.yml). On a machine where they are
+# taken, SERVICEPULS_E2E_PORTS=18080,18081,18082,18083 runs the services elsewhere; Prometheus
+# cannot see them then, and the metrics service's own /metrics stands in for it.
+SCRAPED = {"intake": 8080, "norms": 8081, "feedback": 8082, "metrics": 8083}
+SERVICES = dict(
+    zip(
+        SCRAPED,
+        [int(p) for p in os.environ["SERVICEPULS_E2E_PORTS"].split(",")]
+        if os.environ.get("SERVICEPULS_E2E_PORTS")
+        else SCRAPED.values(),
+        strict=True,
+    )
+)
 PROMETHEUS = os.environ.get("SERVICEPULS_PROMETHEUS_URL", "http://127.0.0.1:9090")
 MAILDIR = Path(os.environ.get("SERVICEPULS_MAILDIR", REPO_ROOT / ".stack" / "mail"))
 DAYS = 4  # Monday 08:00 to Friday 08:00: enough for 2- and 3-working-day norms to be missed
@@ -86,20 +98,27 @@ async def test_a_simulated_week_through_every_service(tmp_path: Path) -> None:
         "SERVICEPULS_FEEDBACK_CONSUMER_GROUP": f"feedback-{run}",
         "SERVICEPULS_FEEDBACK_START_FROM": "latest",
         "SERVICEPULS_METRICS_CONSUMER_GROUP": f"metrics-{run}",
+        "SERVICEPULS_INTAKE_PORT": str(SERVICES["intake"]),
+        "SERVICEPULS_NORMS_PORT": str(SERVICES["norms"]),
+        "SERVICEPULS_FEEDBACK_PORT": str(SERVICES["feedback"]),
+        "SERVICEPULS_METRICS_PORT": str(SERVICES["metrics"]),
+        "SERVICEPULS_FEEDBACK_PUBLIC_BASE_URL": f"http://127.0.0.1:{SERVICES['feedback']}",
     }
+    scraped = SERVICES["metrics"] == SCRAPED["metrics"]
     ledger_path = tmp_path / "ledger.jsonl"
     summary_path = tmp_path / "summary.json"
     start = default_start(DAYS)
     async with (
-        running_service("intake", port=8080, env=env),
-        running_service("norms", port=8081, env=env),
-        running_service("feedback", port=8082, env=env),
-        running_service("metrics", port=8083, env=env),
+        running_service("intake", port=SERVICES["intake"], env=env),
+        running_service("norms", port=SERVICES["norms"], env=env),
+        running_service("feedback", port=SERVICES["feedback"], env=env),
+        running_service("metrics", port=SERVICES["metrics"], env=env),
         httpx.AsyncClient(timeout=10) as client,
     ):
         # Metrics may first catch up on traffic from before this test: wait until the totals
         # Prometheus scrapes stand still, then count from there.
-        before = await _stable_prometheus_totals(client)
+        metrics_url = f"http://127.0.0.1:{SERVICES['metrics']}/metrics"
+        before = await _stable_totals(client, scraped, metrics_url)
         watcher = TopicWatcher(run.lower())
         await watcher.start()
         await asyncio.sleep(5)  # let the new consumer groups take their partitions
@@ -113,6 +132,7 @@ async def test_a_simulated_week_through_every_service(tmp_path: Path) -> None:
                 "--speedup", str(SPEEDUP),
                 "--start", start.isoformat(),
                 "--run-id", run,
+                "--intake-url", f"http://127.0.0.1:{SERVICES['intake']}",
                 "--ledger", str(ledger_path),
                 "--summary-json", str(summary_path),
                 "--maildir", str(MAILDIR),
@@ -194,7 +214,7 @@ async def test_a_simulated_week_through_every_service(tmp_path: Path) -> None:
             totals = Counter((n, v) for (n, _), v in seen.items())
 
             async def prometheus_matches() -> bool:
-                after = await _prometheus_sum(client, STOPPED)
+                after = await _totals(client, scraped, metrics_url)
                 return all(
                     after.get(key, 0) - before.get(key, 0) == count for key, count in totals.items()
                 )
@@ -207,11 +227,31 @@ async def test_a_simulated_week_through_every_service(tmp_path: Path) -> None:
 STOPPED = "sum by (norm, outcome) (servicepuls_norm_clocks_stopped_total)"
 
 
-async def _stable_prometheus_totals(client: httpx.AsyncClient) -> dict[tuple[str, ...], float]:
-    previous = await _prometheus_sum(client, STOPPED)
+async def _totals(
+    client: httpx.AsyncClient, scraped: bool, metrics_url: str
+) -> dict[tuple[str, ...], float]:
+    """Stopped clocks by norm and outcome: from Prometheus, or straight from the exporter."""
+    if scraped:
+        return await _prometheus_sum(client, STOPPED)
+    totals: Counter[tuple[str, ...]] = Counter()
+    for line in (await client.get(metrics_url)).text.splitlines():
+        if line.startswith("servicepuls_norm_clocks_stopped_total{"):
+            labels_text, value = line[len("servicepuls_norm_clocks_stopped_total{") :].rsplit(
+                "} ", 1
+            )
+            labels = dict(part.split("=", 1) for part in labels_text.split(",") if "=" in part)
+            key = (labels.get("norm", "").strip('"'), labels.get("outcome", "").strip('"'))
+            totals[key] += float(value)
+    return dict(totals)
+
+
+async def _stable_totals(
+    client: httpx.AsyncClient, scraped: bool, metrics_url: str
+) -> dict[tuple[str, ...], float]:
+    previous = await _totals(client, scraped, metrics_url)
     for _ in range(30):
         await asyncio.sleep(6)  # a little over the scrape interval (5 s)
-        current = await _prometheus_sum(client, STOPPED)
+        current = await _totals(client, scraped, metrics_url)
         if current == previous:
             return current
         previous = current
