@@ -62,7 +62,7 @@ class ConsumerLag(Collector):
             for p in sorted(offsets.partitions_for_topic(topic) or [])
         ]
         if not partitions:
-            await offsets.topics()  # fetch metadata, then try again next time
+            await offsets._client.force_metadata_update()  # not fetched yet; next time
             return
         ends = await offsets.end_offsets(partitions)
         lag: dict[tuple[str, str], float] = {}

@@ -76,7 +76,8 @@ def make_traffic(municipality: str, *, scale: int = 1, seed: int = 7) -> Traffic
     rng = random.Random(seed)
     t = Traffic(municipality)
     m = municipality
-    base = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=6)
+    # Far enough back that every derived time (expiry after 14 days) lies in the past.
+    base = datetime.now(UTC).replace(microsecond=0) - timedelta(days=20)
     tag = uuid.uuid4().hex[:10]
 
     # Phone calls: answered or abandoned, waits around the 30 s norm.
@@ -133,6 +134,27 @@ def make_traffic(municipality: str, *, scale: int = 1, seed: int = 7) -> Traffic
             t.expect(
                 "servicepuls_phone_wait_seconds_bucket", municipality=m, outcome=outcome, le="30.0"
             )
+
+    # Outbound calls the KCC makes on its own initiative (not replies, not in the phone queue).
+    for i in range(3 * scale):
+        t.emit(
+            ContactCompleted(
+                contact_id=f"outcall-{tag}-{i}",
+                channel=Channel.PHONE,
+                direction=Direction.OUTBOUND,
+                topic="wmo",
+                started_at=base + timedelta(minutes=13 * i),
+                handling_seconds=300.0,
+            ),
+            base + timedelta(minutes=13 * i, seconds=300),
+        )
+        t.expect(
+            "servicepuls_contacts_total",
+            municipality=m,
+            channel="phone",
+            party_role="inwoner",
+            direction="outbound",
+        )
 
     # Counter visits (balie).
     for i in range(20 * scale):
