@@ -6,7 +6,7 @@ Channel systems POST `ResidentIn` (plaintext, over TLS, to intake only). Intake 
 
 from __future__ import annotations
 
-from pydantic import EmailStr, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from schemas.common import ContactMedium, Contract, Language, is_valid_bsn
 
@@ -32,7 +32,11 @@ class ResidentIn(Contract):
 
     identifier: str | None = Field(default=None, min_length=1, max_length=64)
     bsn: str | None = Field(default=None, description="Burgerservicenummer (9 digits, elfproef)")
-    email: EmailStr | None = None
+    # A pragmatic check (one @, a dot in the domain, no spaces): whether mail arrives is learnt
+    # by sending it, and the survey's delivery_failed event reports when it does not.
+    email: str | None = Field(
+        default=None, max_length=254, pattern=r"^[^@\s]{1,64}@[^@\s]+\.[A-Za-z]{2,}$"
+    )
     phone: str | None = Field(default=None, pattern=r"^(\+31|0031|0)[1-9][0-9 \-]{8,12}$")
     postal_address: PostalAddress | None = None
     survey_consent: bool | None = None

@@ -46,13 +46,36 @@ def _raw_public(key: X25519PublicKey) -> bytes:
     return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
+class Sealer:
+    """Seals for one recipient. The ephemeral key pair is reused for up to `rotate_after`
+    envelopes (each with its own random 96-bit nonce, far below ChaCha20-Poly1305's limits), so a
+    busy intake does one key agreement per thousands of residents instead of one per event. Every
+    envelope still carries its ephemeral public key and opens on its own."""
+
+    def __init__(self, public_key: str, rotate_after: int = 10_000) -> None:
+        self._recipient = X25519PublicKey.from_public_bytes(_unb64(public_key))
+        self._recipient_raw = _raw_public(self._recipient)
+        self._rotate_after = rotate_after
+        self._used = rotate_after
+
+    def _rotate(self) -> None:
+        ephemeral = X25519PrivateKey.generate()
+        self._ephemeral_raw = _raw_public(ephemeral.public_key())
+        shared = ephemeral.exchange(self._recipient)
+        self._cipher = ChaCha20Poly1305(_key(shared, self._ephemeral_raw, self._recipient_raw))
+        self._used = 0
+
+    def seal(self, plaintext: bytes) -> str:
+        if self._used >= self._rotate_after:
+            self._rotate()
+        self._used += 1
+        nonce = os.urandom(12)
+        return _b64(self._ephemeral_raw + nonce + self._cipher.encrypt(nonce, plaintext, None))
+
+
 def seal(public_key: str, plaintext: bytes) -> str:
-    recipient = X25519PublicKey.from_public_bytes(_unb64(public_key))
-    ephemeral = X25519PrivateKey.generate()
-    ephemeral_raw = _raw_public(ephemeral.public_key())
-    key = _key(ephemeral.exchange(recipient), ephemeral_raw, _raw_public(recipient))
-    nonce = os.urandom(12)
-    return _b64(ephemeral_raw + nonce + ChaCha20Poly1305(key).encrypt(nonce, plaintext, None))
+    """Seal one envelope with a fresh ephemeral key."""
+    return Sealer(public_key, rotate_after=1).seal(plaintext)
 
 
 def open_sealed(private_key: str, sealed: str) -> bytes:

@@ -9,8 +9,10 @@ the topic carries no personal data.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import Enum
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
@@ -20,7 +22,7 @@ from schemas.envelope import SPECVERSION, Envelope
 from schemas.events import CATALOG, EventData, Family
 from schemas.resident import ResidentIn
 from services.common.pii import PersonalIdentifier, find_personal_identifier, redact
-from services.common.sealing import Keys, pseudonym, seal
+from services.common.sealing import Keys, Sealer, pseudonym
 from services.intake.domain.channel_systems import ChannelSystem
 
 # Event time may run ahead of our clock by this much (channel systems' clocks drift a little).
@@ -85,6 +87,11 @@ class PostedEvent(BaseModel, Generic[D]):
     data: D
 
 
+# Parametrised generic classes, built once (looking them up per event is measurably slow).
+POSTED_ENVELOPES = {t: PostedEvent[m] for t, m in POSTED_MODELS.items()}  # type: ignore[valid-type]
+ENVELOPES = {t: Envelope[CATALOG[t]] for t in POSTED_MODELS}  # type: ignore[valid-type]
+
+
 def _pointer(location: tuple[int | str, ...]) -> str:
     return "".join(f"/{str(part).replace('~', '~0').replace('/', '~1')}" for part in location)
 
@@ -104,44 +111,53 @@ def _problems_from(
     return problems
 
 
-def _personal_data_outside_resident(value: Any, path: tuple[int | str, ...]) -> list[FieldProblem]:
+def _raw_strings(
+    value: Any, path: tuple[int | str, ...]
+) -> Iterator[tuple[tuple[int | str, ...], str]]:
+    """Every string in a posted JSON document, with its path, except under data.resident."""
     if isinstance(value, dict):
-        return [
-            problem
-            for key, item in value.items()
-            if not (path == ("data",) and key == "resident")
-            for problem in _personal_data_outside_resident(item, (*path, key))
-        ]
-    if isinstance(value, list):
-        return [
-            problem
-            for index, item in enumerate(value)
-            for problem in _personal_data_outside_resident(item, (*path, index))
-        ]
-    if isinstance(value, str):
-        found = find_personal_identifier(value)
-        if (
-            found is PersonalIdentifier.BSN
-            and not value.replace(".", "").replace(" ", "").isdigit()
-        ):
+        for key, item in value.items():
+            if not (path == ("data",) and key == "resident"):
+                yield from _raw_strings(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _raw_strings(item, (*path, index))
+    elif isinstance(value, str):
+        yield path, value
+
+
+def _validated_strings(posted: PostedEvent[Any]) -> Iterator[tuple[tuple[int | str, ...], str]]:
+    """The free strings of a validated event (not enums, times or numbers), with their paths,
+    except data.resident: the fast path, as only free strings can hide personal data. Event data
+    is flat but for the resident and durations (numbers), so one level is enough."""
+    for name in ("id", "source", "subject"):
+        yield (name,), getattr(posted, name) or ""
+    for name, value in posted.data.__dict__.items():
+        if isinstance(value, str) and not isinstance(value, Enum) and name != "resident":
+            yield ("data", name), value
+
+
+def _personal_data_in(strings: Iterator[tuple[tuple[int | str, ...], str]]) -> list[FieldProblem]:
+    problems = []
+    for path, text in strings:
+        found = find_personal_identifier(text)
+        if found is PersonalIdentifier.BSN and not text.replace(".", "").replace(" ", "").isdigit():
             found = None  # a BSN is only recognised as a whole value; ids may contain 9 digits
         if found is not None:
-            return [
+            problems.append(
                 FieldProblem(
                     _pointer(path),
                     f"contains what looks like a {found}; personal data belongs only in "
                     "data.resident, where it is sealed",
                 )
-            ]
-    return []
+            )
+    return problems
 
 
-def _resident_ref(resident: ResidentIn, keys: Keys) -> ResidentRef:
+def _resident_ref(resident: ResidentIn, keys: Keys, sealer: Sealer) -> ResidentRef:
     return ResidentRef(
         ref=pseudonym(keys.pseudonym, resident.recognised_by()),
-        sealed_contact=seal(
-            keys.sealing_public, resident.contact_details().model_dump_json().encode()
-        ),
+        sealed_contact=sealer.seal(resident.contact_details().model_dump_json().encode()),
         reachable_by=resident.reachable_by(),
         survey_consent=resident.survey_consent,
         language=resident.language,
@@ -154,6 +170,7 @@ def admit(
     system: ChannelSystem,
     keys: Keys,
     now: datetime | None = None,
+    sealer: Sealer | None = None,
 ) -> Envelope[Any]:
     """The event to publish for one posted document, or `NotAdmitted` saying why not."""
     if not isinstance(document, dict):
@@ -169,14 +186,13 @@ def admit(
                 f"unknown event type {redact(str(event_type))[:128]!r}; see GET /v1/event-types"
             )
         raise NotAdmitted(422, [FieldProblem("/type", detail)])
-    model = POSTED_MODELS[event_type]
-    problems = _personal_data_outside_resident(
-        {key: document.get(key) for key in ("id", "source", "subject", "data")}, ()
-    )
+    screened = ("id", "source", "subject", "data")
     try:
-        posted = PostedEvent[model].model_validate(document)  # type: ignore[valid-type]
+        posted = POSTED_ENVELOPES[event_type].model_validate(document)
     except ValidationError as error:
-        raise NotAdmitted(422, _problems_from(error) + problems) from None
+        raw = _raw_strings({key: document.get(key) for key in screened}, ())
+        raise NotAdmitted(422, _problems_from(error) + _personal_data_in(raw)) from None
+    problems = _personal_data_in(_validated_strings(posted))
     subject = posted.data.subject()
     if posted.subject is not None and posted.subject != subject:
         problems.append(
@@ -193,13 +209,16 @@ def admit(
     if refusal:
         raise NotAdmitted(403, [FieldProblem("", refusal)])
 
-    fields = dict(posted.data)
-    resident = fields.get("resident")
-    if isinstance(resident, ResidentIn):
-        fields["resident"] = _resident_ref(resident, keys)
-    domain_model = CATALOG[event_type]
-    data = domain_model.model_construct(**fields)  # every field was validated above
-    return Envelope[domain_model](  # type: ignore[valid-type]
+    data = posted.data
+    if isinstance(data.__dict__.get("resident"), ResidentIn):
+        fields = {
+            **data.__dict__,
+            "resident": _resident_ref(data.resident, keys, sealer or Sealer(keys.sealing_public)),
+        }
+        data = CATALOG[event_type].model_construct(**fields)  # every field was validated above
+    elif type(data) is not CATALOG[event_type]:
+        data = CATALOG[event_type].model_construct(**data.__dict__)
+    return ENVELOPES[event_type](
         id=posted.id,
         source=posted.source,
         type=event_type,

@@ -1,0 +1,212 @@
+"""Intake throughput and latency against a raw aiokafka producer, measured in one run.
+
+    .venv/bin/python -m benchmarks.intake [--events 20000] [--single-events 4000]
+
+Starts its own intake process (port 18090) on the running local stack. The baseline is a raw
+aiokafka producer with the same durability settings (acks=all, idempotent) writing the very
+same records (already encoded: no HTTP, no validation, no sealing). Intake is measured with
+single-event requests and with batches of 100 and 1000. Prints each figure and the ratio
+intake/raw; writes out/bench-intake.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from schemas.envelope import encode
+from services.common.kafka import durable_producer, send_records
+from services.common.sealing import load_keys
+from services.common.settings import InfraSettings
+from services.intake.domain.admission import admit
+from services.intake.domain.channel_systems import Gatekeeper
+from tests.support.services import REPO_ROOT, ServiceProcess
+
+PORT = 18090
+AUTH = {"Authorization": "Bearer dev-test"}
+
+
+def realistic_events(count: int, seed: int = 7) -> list[dict[str, Any]]:
+    """A mix like a KCC's: mostly phone and counter contacts, some cases with a resident."""
+    rng = random.Random(seed)
+    base = datetime.now(UTC) - timedelta(days=1)
+    events = []
+    for i in range(count):
+        at = (base + timedelta(seconds=i)).isoformat()
+        roll = rng.random()
+        if roll < 0.6:
+            data = {
+                "contact_id": f"T-{uuid.UUID(int=rng.getrandbits(128))}",
+                "channel": rng.choice(["phone", "counter"]),
+                "topic": rng.choice(["afval", "paspoort", "parkeren", "belastingen"]),
+                "started_at": at,
+                "wait_seconds": round(rng.expovariate(1 / 40), 1),
+                "answered": rng.random() > 0.08,
+                "queue": "algemeen",
+            }
+            if data["answered"]:
+                data["handling_seconds"] = round(rng.expovariate(1 / 200), 1)
+            kind = "contact.completed"
+        elif roll < 0.8:
+            data = {
+                "contact_id": f"E-{uuid.UUID(int=rng.getrandbits(128))}",
+                "channel": "email",
+                "topic": "afval",
+            }
+            kind = "contact.received"
+        else:
+            data = {
+                "case_id": f"Z-{uuid.UUID(int=rng.getrandbits(128))}",
+                "case_type": "melding_openbare_ruimte",
+                "channel": "webform",
+                "resident": {
+                    "identifier": f"klant-{rng.randrange(10**6)}",
+                    "email": f"bewoner{rng.randrange(10**6)}@example.nl",
+                    "survey_consent": True,
+                },
+            }
+            kind = "case.opened"
+        events.append(
+            {
+                "specversion": "1.0",
+                "id": str(uuid.UUID(int=rng.getrandbits(128))),
+                "source": "/buch/bench",
+                "type": f"nl.servicepuls.{kind}.v1",
+                "time": at,
+                "municipality": "GM0383",
+                "data": data,
+            }
+        )
+    return events
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+async def raw_producer_rate(records: list[Any], bootstrap: str, chunk: int) -> float:
+    producer = durable_producer(bootstrap, "bench-raw")
+    await producer.start()
+    try:
+        await send_records(producer, records[:100])  # warm-up: metadata, connections
+        started = time.perf_counter()
+        for i in range(0, len(records), chunk):
+            await send_records(producer, records[i : i + chunk])
+        return len(records) / (time.perf_counter() - started)
+    finally:
+        await producer.stop()
+
+
+async def intake_rate(
+    client: httpx.AsyncClient, documents: list[dict[str, Any]], batch: int, concurrency: int
+) -> tuple[float, list[float]]:
+    """Events/s and per-request latencies posting `documents` in requests of `batch` events."""
+    chunks = [documents[i : i + batch] for i in range(0, len(documents), batch)]
+    latencies: list[float] = []
+    queue: asyncio.Queue[list[dict[str, Any]]] = asyncio.Queue()
+    for chunk in chunks:
+        queue.put_nowait(chunk)
+
+    async def worker() -> None:
+        while not queue.empty():
+            chunk = queue.get_nowait()
+            body = json.dumps(chunk[0] if batch == 1 else chunk).encode()
+            path = "/v1/events" if batch == 1 else "/v1/events:batch"
+            started = time.perf_counter()
+            response = await client.post(
+                path, content=body, headers={"content-type": "application/json"}
+            )
+            latencies.append(time.perf_counter() - started)
+            if response.status_code != 202:
+                raise RuntimeError(f"intake answered {response.status_code}: {response.text[:300]}")
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return len(documents) / (time.perf_counter() - started), latencies
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=20_000, help="events per batched run")
+    parser.add_argument(
+        "--single-events", type=int, default=4_000, help="events in the single-event run"
+    )
+    args = parser.parse_args()
+    infra = InfraSettings()
+
+    # The baseline writes exactly what intake would write for the same documents.
+    gatekeeper = Gatekeeper.from_file(infra.config_dir / "intake" / "channel_systems.yaml")
+    system = gatekeeper.authenticate(AUTH["Authorization"])
+    assert system is not None
+    keys = load_keys(infra.state_dir)
+    raw_docs = realistic_events(args.events, seed=1)
+    records = [encode(admit(d, system=system, keys=keys)) for d in raw_docs]
+
+    service = ServiceProcess(
+        "intake",
+        PORT,
+        {**os.environ, "SERVICEPULS_INTAKE_PORT": str(PORT), "SERVICEPULS_LOG_LEVEL": "WARNING"},
+        "/ready",
+    )
+    service.start()
+    results: dict[str, Any] = {"events": args.events, "single_events": args.single_events}
+    try:
+        await service.wait_ready()
+        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+        async with httpx.AsyncClient(
+            base_url=service.base_url, headers=AUTH, limits=limits, timeout=60
+        ) as client:
+            await intake_rate(client, realistic_events(500, seed=99), 100, 2)  # warm-up
+            runs = {
+                "single": (realistic_events(args.single_events, seed=2), 1, 32),
+                "batch100": (realistic_events(args.events, seed=3), 100, 4),
+                "batch1000": (realistic_events(args.events, seed=4), 1000, 2),
+            }
+            raw_rate = {}
+            for name, (documents, batch, concurrency) in runs.items():
+                # Baseline in the same run, right before, with the same request size per wait.
+                raw_rate[name] = await raw_producer_rate(
+                    records[: len(documents)], infra.kafka_bootstrap, batch
+                )
+                rate, latencies = await intake_rate(client, documents, batch, concurrency)
+                results[name] = {
+                    "batch": batch,
+                    "concurrency": concurrency,
+                    "intake_events_per_s": round(rate),
+                    "raw_events_per_s": round(raw_rate[name]),
+                    "ratio_intake_to_raw": round(rate / raw_rate[name], 3),
+                    "p50_ms": round(percentile(latencies, 50) * 1000, 2),
+                    "p99_ms": round(percentile(latencies, 99) * 1000, 2),
+                    "mean_ms": round(statistics.fmean(latencies) * 1000, 2),
+                }
+    finally:
+        await service.stop()
+
+    print(
+        f"{'run':<10} {'intake ev/s':>12} {'raw ev/s':>10} {'ratio':>7} {'p50 ms':>8} {'p99 ms':>8}"
+    )
+    for name in ("single", "batch100", "batch1000"):
+        r = results[name]
+        print(
+            f"{name:<10} {r['intake_events_per_s']:>12} {r['raw_events_per_s']:>10} "
+            f"{r['ratio_intake_to_raw']:>7} {r['p50_ms']:>8} {r['p99_ms']:>8}"
+        )
+    out = REPO_ROOT / "out"
+    out.mkdir(exist_ok=True)
+    Path(out / "bench-intake.json").write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
