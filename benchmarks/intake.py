@@ -137,13 +137,7 @@ async def intake_rate(
     return len(documents) / (time.perf_counter() - started), latencies
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=20_000, help="events per batched run")
-    parser.add_argument(
-        "--single-events", type=int, default=4_000, help="events in the single-event run"
-    )
-    args = parser.parse_args()
+async def measure(args: argparse.Namespace) -> dict[str, Any]:
     infra = InfraSettings()
 
     # The baseline writes exactly what intake would write for the same documents.
@@ -193,7 +187,16 @@ async def main() -> None:
                 }
     finally:
         await service.stop()
+    return results
 
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=20_000, help="events per batched run")
+    parser.add_argument(
+        "--single-events", type=int, default=4_000, help="events in the single-event run"
+    )
+    results = asyncio.run(measure(parser.parse_args()))
     print(
         f"{'run':<10} {'intake ev/s':>12} {'raw ev/s':>10} {'ratio':>7} {'p50 ms':>8} {'p99 ms':>8}"
     )
@@ -209,4 +212,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()
