@@ -169,7 +169,7 @@ if has_module services.metrics.report.__main__; then
     read -r period_from period_to codes < <("$PY" - "$summary" <<'EOF'
 import json, sys
 s = json.load(open(sys.argv[1]))
-print(s["start"], s["simulated_until"], ",".join(sorted(s["open_cases"]) or ["GM0383"]))
+print(s["start"], s["period_end"], ",".join(sorted(s["open_cases"]) or ["GM0383"]))
 EOF
     )
     IFS=, read -r -a municipalities <<<"$codes"

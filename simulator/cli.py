@@ -87,6 +87,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--no-live", action="store_true", help="plain log lines instead of the live view"
     )
+    parser.add_argument("--run-out", type=float, default=10.0,
+                        help="simulated minutes of traffic after the period, so the norms "
+                        "watermark passes its end (default 10; norms allows 5 minutes lateness)")  # fmt: skip
     parser.add_argument("--settle", type=float, default=30.0,
                         help="wall seconds to keep watching and answering after the last event")  # fmt: skip
     parser.add_argument(
@@ -106,7 +109,15 @@ def build_plan(args: argparse.Namespace) -> tuple[SimulationPlan, dict[str, str]
         raise SystemExit(
             f"unknown municipalities (not in municipalities.yaml): {', '.join(unknown)}"
         )
-    start = datetime.fromisoformat(args.start) if args.start else default_start(args.days)
+    # The run-out: traffic goes on a little past the period, so the norms service's event-time
+    # watermark (the latest event time minus its allowed lateness) passes the end of the period
+    # and every clock due inside it breaches on time. Outcomes are reported for the period.
+    run_out_days = args.run_out / (24 * 60)
+    start = (
+        datetime.fromisoformat(args.start)
+        if args.start
+        else default_start(args.days + run_out_days)
+    )
     if start.tzinfo is None:
         raise SystemExit("--start needs a UTC offset, e.g. 2025-03-03T08:00:00+01:00")
     # The run id names this run's cases and contacts, so a second run is new traffic rather than
@@ -120,7 +131,7 @@ def build_plan(args: argparse.Namespace) -> tuple[SimulationPlan, dict[str, str]
             SimulatedMunicipality(m.code, m.name, args.inhabitants or m.inhabitants) for m in chosen
         ),
         start=start.astimezone(AMSTERDAM),
-        days=args.days,
+        days=args.days + run_out_days,
         seed=args.seed,
         run_id=run_id,
         scale=args.scale,
@@ -197,8 +208,9 @@ async def main_async(args: argparse.Namespace) -> int:
             with contextlib.suppress(Exception):
                 await answering
         summary = final_summary(
-            plan, progress, poster, watcher, residents, channel_mix, ledger_path
-        )
+            plan, args.run_out / (24 * 60), progress, poster, watcher, residents, channel_mix,
+            ledger_path,
+        )  # fmt: skip
         ledger.end(**summary)
         ledger.close()
         if args.summary_json:
@@ -232,6 +244,7 @@ async def main_async(args: argparse.Namespace) -> int:
 
 def final_summary(
     plan: SimulationPlan,
+    run_out_days: float,
     progress: Progress,
     poster: IntakePoster,
     watcher: TopicWatcher | None,
@@ -245,6 +258,7 @@ def final_summary(
         "seed": plan.seed,
         "start": plan.start.isoformat(),
         "end": plan.end.isoformat(),
+        "period_end": (plan.start + timedelta(days=plan.days - run_out_days)).isoformat(),
         "simulated_until": progress.sim_now.isoformat(),
         "finished": progress.finished,
         "posted": poster.stats.accepted,

@@ -124,6 +124,17 @@ def one_click_links(links: list[str]) -> dict[int, str]:
     return found
 
 
+def survey_page(links: list[str]) -> str:
+    """The survey page itself: a score link without its score, else the first plain link."""
+    for link in links:
+        parsed = urlparse(link)
+        query = parse_qs(parsed.query)
+        if "score" in query:
+            rest = "&".join(f"{k}={v[0]}" for k, v in query.items() if k != "score")
+            return parsed._replace(query=rest).geturl()
+    return links[0]
+
+
 @dataclass(slots=True)
 class AnsweringStats:
     mails_seen: int = 0
@@ -200,9 +211,7 @@ class SurveyAnsweringResidents:
             if clicks and score in clicks and rng.random() < self.one_click_share:
                 via, status = "email_one_click", await self._click(clicks[score])
             else:
-                page = next((link for link in mail.links if link not in clicks.values()), None)
-                page = page or mail.links[0]
-                via, status = "web", await self._fill_in(page, score, comment)
+                via, status = "web", await self._fill_in(survey_page(mail.links), score, comment)
         except httpx.HTTPError as exc:
             self.stats.failed += 1
             self.stats.problems.append(f"survey page unreachable: {exc!r}")

@@ -120,8 +120,11 @@ def expected_clocks(events: list[dict[str, Any]]) -> list[Clock]:
                 norm = "phone_answered" if data["channel"] == "phone" else "counter_helped"
                 limit = _seconds(norms[norm]["target"])
                 met = data.get("answered", True) and data.get("wait_seconds", 0) <= limit
+                # Judged per contact, whatever case the contact may have opened.
                 clocks.append(
-                    Clock(norm, event["subject"], _t(event), _t(event), "met" if met else "missed")
+                    Clock(
+                        norm, data["contact_id"], _t(event), _t(event), "met" if met else "missed"
+                    )
                 )
             if inbound and data["channel"] == "phone" and data.get("callback_requested"):
                 calls_with_callback[data["contact_id"]] = event

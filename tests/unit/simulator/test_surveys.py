@@ -8,7 +8,13 @@ from pathlib import Path
 import httpx
 
 from simulator.ledger import Ledger, read_ledger
-from simulator.surveys import SurveyAnsweringResidents, one_click_links, parse_forms, read_mail
+from simulator.surveys import (
+    SurveyAnsweringResidents,
+    one_click_links,
+    parse_forms,
+    read_mail,
+    survey_page,
+)
 
 PAGE = """<!doctype html><html lang="nl"><body>
 <form method="post" action="/s/TOKEN">
@@ -48,6 +54,8 @@ def test_one_click_links_are_recognised_by_query_or_path() -> None:
         "http://127.0.0.1:8082/s/TOKEN?score=11",
     ]
     assert one_click_links(links) == {7: links[1], 9: links[2]}
+    assert survey_page(links[1:]) == "http://127.0.0.1:8082/s/TOKEN"
+    assert survey_page(["http://x/s/T?lang=en&score=3"]) == "http://x/s/T?lang=en"
 
 
 def test_links_are_found_in_the_mail(tmp_path: Path) -> None:
