@@ -175,18 +175,16 @@ class Selector(_Strict):
             return options is None or (value is not None and value in options)
 
         return (
-            one_of(self.channel, getattr(data, "channel", None))
-            and one_of(self.case_type, getattr(data, "case_type", None))
-            and one_of(self.topic, getattr(data, "topic", None))
-            and one_of(self.outcome, getattr(data, "outcome", None))
-            and one_of(self.suspension_reason, getattr(data, "reason", None))
-            and (self.direction is None or getattr(data, "direction", None) == self.direction)
-            and (
-                self.reply is None or (getattr(data, "in_reply_to", None) is not None) == self.reply
-            )
+            one_of(self.channel, data.__dict__.get("channel"))
+            and one_of(self.case_type, data.__dict__.get("case_type"))
+            and one_of(self.topic, data.__dict__.get("topic"))
+            and one_of(self.outcome, data.__dict__.get("outcome"))
+            and one_of(self.suspension_reason, data.__dict__.get("reason"))
+            and (self.direction is None or data.__dict__.get("direction") == self.direction)
+            and (self.reply is None or (data.__dict__.get("in_reply_to") is not None) == self.reply)
             and (
                 self.callback_requested is None
-                or getattr(data, "callback_requested", None) == self.callback_requested
+                or data.__dict__.get("callback_requested") == self.callback_requested
             )
         )
 
@@ -374,7 +372,7 @@ class NormCatalog:
         for norm, kind, selector in self._rules.get(event_type, ()):
             if norm.id in seen or not selector.matches(data):
                 continue
-            subject = getattr(data, selector.key_field, None)
+            subject = data.__dict__.get(selector.key_field)
             if not subject:
                 continue
             seen.add(norm.id)
@@ -383,7 +381,7 @@ class NormCatalog:
                 extension = duration_us(data.extension)
             reason = selector.as_reason or ""
             if kind is TransitionKind.CANCEL and not reason:
-                outcome = getattr(data, "outcome", None)
+                outcome = data.__dict__.get("outcome")
                 reason = str(outcome.value) if outcome is not None else "cancelled"
             matches.append(Match(norm, kind, subject, extension, reason))
         return matches
@@ -394,17 +392,17 @@ class NormCatalog:
         for norm, selector in self._judges.get(event_type, ()):
             if not selector.matches(data):
                 continue
-            started: datetime | None = getattr(data, "started_at", None)
-            waited = getattr(data, "wait_seconds", None)
+            started: datetime | None = data.__dict__.get("started_at")
+            waited = data.__dict__.get("wait_seconds")
             if started is None or waited is None:
                 continue
             judged.append(
                 InstantMatch(
                     norm=norm,
-                    subject_id=getattr(data, selector.key_field),
+                    subject_id=data.__dict__[selector.key_field],
                     started_at=to_us(started),
                     waited=round(waited * US),
-                    answered=bool(getattr(data, "answered", True)),
+                    answered=bool(data.__dict__.get("answered", True)),
                 )
             )
         return judged
