@@ -115,64 +115,64 @@ async def breach_lag(config: Path, clocks: int, due: int) -> dict[str, float]:
     )
     lags: list[float] = []
     try:
-        async with private_topics(intake_topic, norms_topic):
-            async with running_service("norms", port=18190, env=env):
-                consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False)
-                await consumer.start()
+        async with (
+            private_topics(intake_topic, norms_topic),
+            running_service("norms", port=18190, env=env),
+        ):
+            consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False)
+            await consumer.start()
+            try:
+                tps = await partitions_of(consumer, norms_topic)
+                consumer.assign(tps)
+                await consumer.seek_to_end(*tps)
+                for tp in tps:
+                    await consumer.position(tp)
+                # Quick clocks (3 s target) started now, due 3 s later, spread over ~10 s.
+                conn = await asyncpg.connect(DATABASE_URL)
                 try:
-                    tps = await partitions_of(consumer, norms_topic)
-                    consumer.assign(tps)
-                    await consumer.seek_to_end(*tps)
-                    for tp in tps:
-                        await consumer.position(tp)
-                    # Quick clocks (3 s target) started now, due 3 s later, spread over ~10 s.
-                    conn = await asyncpg.connect(DATABASE_URL)
-                    try:
-                        base = datetime.now(UTC) + timedelta(seconds=2)
-                        rows = []
-                        for i in range(due):
-                            started = base + timedelta(seconds=10 * i / due)
-                            s_us = int(started.timestamp() * 1e6)
-                            rows.append(
-                                (
-                                    f"GM0383/test_quick_case/Q-{run}-{i}",
-                                    "GM0383",
-                                    "test_quick_case",
-                                    f"Q-{run}-{i}",
-                                    orjson.dumps(
-                                        [[s_us, "start", f"q\x1f{i}", 0, "", {}]]
-                                    ).decode(),
-                                    "started|warning:50%",
-                                    started + timedelta(seconds=3),
-                                )
+                    base = datetime.now(UTC) + timedelta(seconds=2)
+                    rows = []
+                    for i in range(due):
+                        started = base + timedelta(seconds=10 * i / due)
+                        s_us = int(started.timestamp() * 1e6)
+                        rows.append(
+                            (
+                                f"GM0383/test_quick_case/Q-{run}-{i}",
+                                "GM0383",
+                                "test_quick_case",
+                                f"Q-{run}-{i}",
+                                orjson.dumps([[s_us, "start", f"q\x1f{i}", 0, "", {}]]).decode(),
+                                "started|warning:50%",
+                                started + timedelta(seconds=3),
                             )
-                        await conn.copy_records_to_table(
-                            "clock",
-                            schema_name=schema,
-                            columns=[
-                                "clock_id",
-                                "municipality",
-                                "norm_id",
-                                "subject_id",
-                                "transitions",
-                                "taken",
-                                "next_decision_at",
-                            ],
-                            records=rows,
                         )
-                    finally:
-                        await conn.close()
-                    deadline = time.monotonic() + 60
-                    while len(lags) < due and time.monotonic() < deadline:
-                        batch = await consumer.getmany(timeout_ms=200)
-                        received = time.time()
-                        for records in batch.values():
-                            for record in records:
-                                e = decode(record.headers, record.value)
-                                if e.type.endswith("norm.breached.v1"):
-                                    lags.append(received - e.time.timestamp())
+                    await conn.copy_records_to_table(
+                        "clock",
+                        schema_name=schema,
+                        columns=[
+                            "clock_id",
+                            "municipality",
+                            "norm_id",
+                            "subject_id",
+                            "transitions",
+                            "taken",
+                            "next_decision_at",
+                        ],
+                        records=rows,
+                    )
                 finally:
-                    await consumer.stop()
+                    await conn.close()
+                deadline = time.monotonic() + 60
+                while len(lags) < due and time.monotonic() < deadline:
+                    batch = await consumer.getmany(timeout_ms=200)
+                    received = time.time()
+                    for records in batch.values():
+                        for record in records:
+                            e = decode(record.headers, record.value)
+                            if e.type.endswith("norm.breached.v1"):
+                                lags.append(received - e.time.timestamp())
+            finally:
+                await consumer.stop()
     finally:
         await drop_schema(schema)
     return {
