@@ -121,7 +121,7 @@ def compliance_table(outcomes: list[Envelope[Any]], catalog: NormCatalog) -> Tab
             str(met),
             str(missed),
             str(counts[(norm.id, "cancelled")]),
-            str(counts[(norm.id, "breached")] - missed),
+            "—" if norm.definition.instant else str(max(0, counts[(norm.id, "breached")] - missed)),
             share + mark,
             f"{goal:.0%}",
         )
