@@ -43,7 +43,6 @@ from services.metrics.domain.tally import Policy
 from services.metrics.settings import MetricsSettings
 
 MIGRATIONS = REPO_ROOT / "services" / "metrics" / "migrations"
-EXPORTER_LOCK = zlib.crc32(b"servicepuls-metrics-exporter")
 
 
 @dataclass
@@ -76,7 +75,9 @@ def build_app(
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
-    view = AggregateView(settings.phone_answer_norm_seconds)
+    view = AggregateView(settings.phone_answer_norm_seconds, policy.municipalities)
+    # One exporter per consumer group (a deployment, or a test run with a group of its own).
+    exporter_lock = zlib.crc32(f"servicepuls-metrics-exporter:{settings.consumer_group}".encode())
     registry.register(view)
     lag = ConsumerLag(infra.kafka_bootstrap, settings.lag_groups, topics)
     registry.register(lag)
@@ -167,7 +168,7 @@ def build_app(
                 runtime.lock_conn = conn = await asyncpg.connect(infra.database_url)
             if not view.exporting:
                 view.exporting = bool(
-                    await conn.fetchval("SELECT pg_try_advisory_lock($1)", EXPORTER_LOCK)
+                    await conn.fetchval("SELECT pg_try_advisory_lock($1)", exporter_lock)
                 )
             else:
                 await conn.fetchval("SELECT 1")

@@ -9,7 +9,7 @@ advisory lock — exposes the business metrics, so Prometheus never sees the sam
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -21,8 +21,8 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from services.metrics.adapters.store import Snapshot
-from services.metrics.domain.definitions import BY_NAME, DEFINITIONS, Kind
-from services.metrics.domain.tally import Labels, Tally
+from services.metrics.domain.definitions import BY_NAME, DEFINITIONS, UNKNOWN_MUNICIPALITY, Kind
+from services.metrics.domain.tally import Labels, SeriesKey, Tally
 
 # Gauges over state tables, and the counter whose label sets they take (so a gauge shows 0,
 # not a vanished series, when the last open case of a type closes).
@@ -35,32 +35,73 @@ _GAUGE_LABELS_FROM = {
 
 
 class AggregateView(Collector):
-    def __init__(self, phone_answer_norm_seconds: float) -> None:
+    def __init__(self, phone_answer_norm_seconds: float, served: Iterable[str]) -> None:
         self.snapshot = Snapshot()
         self.exporting = False
         self.loaded = False
         self.phone_answer_norm_seconds = phone_answer_norm_seconds
+        self.served = frozenset(served)
+
+    def public(self, metric: str, labels: Labels) -> Labels:
+        """Municipalities this deployment does not serve become one `unknown` label value, so
+        a wrong code from a channel system cannot grow the number of series."""
+        if labels and BY_NAME[metric].labels[0] == "municipality" and labels[0] not in self.served:
+            return (UNKNOWN_MUNICIPALITY, *labels[1:])
+        return labels
 
     def replace(self, snapshot: Snapshot) -> None:
-        self.snapshot = snapshot
+        public = Snapshot()
+        self._add_counters(public, snapshot.counters)
+        self._add_histograms(public, snapshot.histograms)
+        public.gauges = self._public_gauges(snapshot.gauges)
+        self.snapshot = public
         self.loaded = True
 
     def replace_gauges(self, gauges: dict[str, dict[Labels, float]]) -> None:
-        self.snapshot.gauges = gauges
+        self.snapshot.gauges = self._public_gauges(gauges)
 
     def add(self, t: Tally) -> None:
         """Add a committed batch's tally."""
-        counters = self.snapshot.counters
-        for key, value in t.counters.items():
-            counters[key] = counters.get(key, 0.0) + value
-        histograms = self.snapshot.histograms
-        for key, delta in t.histograms.items():
-            buckets, total, count = histograms.get(key, ([0.0] * len(delta.buckets), 0.0, 0.0))
-            histograms[key] = (
-                [a + b for a, b in zip(buckets, delta.buckets, strict=True)],
-                total + delta.sum,
-                count + delta.count,
+        self._add_counters(self.snapshot, t.counters)
+        self._add_histograms(
+            self.snapshot,
+            {
+                key: ([float(b) for b in d.buckets], d.sum, float(d.count))
+                for key, d in t.histograms.items()
+            },
+        )
+
+    def _add_counters(self, target: Snapshot, counters: dict[SeriesKey, float]) -> None:
+        for (metric, labels), value in counters.items():
+            key = (metric, self.public(metric, labels))
+            target.counters[key] = target.counters.get(key, 0.0) + value
+
+    def _add_histograms(
+        self, target: Snapshot, histograms: dict[SeriesKey, tuple[list[float], float, float]]
+    ) -> None:
+        for (metric, labels), (add_buckets, add_sum, add_count) in histograms.items():
+            key = (metric, self.public(metric, labels))
+            buckets, total, count = target.histograms.get(key, ([0.0] * len(add_buckets), 0.0, 0.0))
+            target.histograms[key] = (
+                [a + b for a, b in zip(buckets, add_buckets, strict=True)],
+                total + add_sum,
+                count + add_count,
             )
+
+    def _public_gauges(
+        self, gauges: dict[str, dict[Labels, float]]
+    ) -> dict[str, dict[Labels, float]]:
+        public: dict[str, dict[Labels, float]] = {}
+        for metric, values in gauges.items():
+            folded: dict[Labels, float] = {}
+            for labels, value in values.items():
+                key = self.public(metric, labels)
+                if metric == "servicepuls_norm_compliance_goal_ratio":
+                    folded[key] = max(folded.get(key, 0.0), value)  # a goal does not add up
+                else:
+                    folded[key] = folded.get(key, 0.0) + value
+            public[metric] = folded
+        return public
 
     def collect(self) -> Iterator[Metric]:
         yield GaugeMetricFamily(

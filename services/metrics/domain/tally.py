@@ -37,7 +37,7 @@ from schemas.events import (
     SurveySent,
     SurveySuppressed,
 )
-from services.metrics.domain.definitions import BY_NAME, NONE, UNKNOWN_MUNICIPALITY, Kind
+from services.metrics.domain.definitions import BY_NAME, NONE, Kind
 
 Labels = tuple[str, ...]
 SeriesKey = tuple[str, Labels]  # (metric name, label values in definition order)
@@ -149,9 +149,10 @@ def touched(events: Iterable[Envelope[Any]], policy: Policy) -> tuple[set[CaseKe
 
 
 def _municipality(event: Envelope[Any], policy: Policy) -> str:
-    return (
-        event.municipality if event.municipality in policy.municipalities else UNKNOWN_MUNICIPALITY
-    )
+    # Stored as sent (a CBS code, validated by the envelope), whatever this replica's
+    # configuration says: replicas with different configurations must store the same thing.
+    # The exposition folds municipalities this deployment does not serve into one label.
+    return event.municipality
 
 
 def tally(events: Iterable[Envelope[Any]], known: Known, policy: Policy) -> Tally:

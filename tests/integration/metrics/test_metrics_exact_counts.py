@@ -10,6 +10,10 @@ municipality must equal the values written down when the input was made.
 from __future__ import annotations
 
 import asyncio
+import csv
+import os
+import sys
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
@@ -22,8 +26,8 @@ from tests.integration.metrics.support import (
     scrape,
     scrape_text,
 )
-from tests.integration.metrics.traffic import make_traffic, mismatches, sample_key
-from tests.support.services import running_service
+from tests.integration.metrics.traffic import NORM, make_traffic, mismatches, sample_key
+from tests.support.services import REPO_ROOT, running_service
 
 pytestmark = pytest.mark.integration
 
@@ -136,3 +140,42 @@ async def test_exact_counts_survive_kill_restart_and_rebalance(tmp_path):
     )
     assert contacts == expected_contacts
     assert responses == expected_responses
+
+    # The period report command reads the same facts: per-norm outcomes match the counters.
+    today = datetime.now(UTC).date()
+    out = tmp_path / "report"
+    report = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services.metrics.report",
+        "--municipality",
+        municipality,
+        "--from",
+        (today - timedelta(days=40)).isoformat(),
+        "--to",
+        today.isoformat(),
+        "--out",
+        str(out),
+        cwd=REPO_ROOT,
+        env={**os.environ, **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await report.communicate()
+    assert report.returncode == 0, output.decode()
+    with (out / "norms.csv").open() as handle:
+        [norm] = list(csv.DictReader(handle))
+    for outcome in ("met", "missed"):
+        assert (
+            int(norm[outcome])
+            == traffic.expected[
+                sample_key(
+                    "servicepuls_norm_clocks_stopped_total",
+                    municipality=municipality,
+                    norm=NORM,
+                    outcome=outcome,
+                )
+            ]
+        )
+    html = (out / "report.html").read_text()
+    assert "<svg" in html and "<script" not in html and "src=" not in html

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry, generate_latest
 
 from schemas.common import Channel, Direction, Duration, DurationUnit
 from schemas.envelope import new_event
@@ -25,7 +26,9 @@ from schemas.events import (
     NormWarning,
     SurveyResponded,
 )
-from services.metrics.domain.definitions import BY_NAME, UNKNOWN_MUNICIPALITY, Kind
+from services.metrics.adapters.exposition import AggregateView
+from services.metrics.adapters.store import Snapshot
+from services.metrics.domain.definitions import BY_NAME, Kind
 from services.metrics.domain.tally import Known, Policy, tally
 
 AMS = ZoneInfo("Europe/Amsterdam")
@@ -149,9 +152,26 @@ def test_clock_state_follows_warning_breach_and_stop():
     assert t.goals[("GM0383", "reactie")][0] == 0.9
 
 
-def test_an_unknown_municipality_is_one_bounded_label():
-    t = tally([ev(call(5.0), municipality="GM0999")], Known(), POLICY)
-    assert t.counters[("servicepuls_phone_calls_offered", (UNKNOWN_MUNICIPALITY,))] == 1
+def test_an_unserved_municipality_is_stored_as_sent_and_exposed_as_one_bounded_label():
+    t = tally(
+        [ev(call(5.0), municipality="GM0998"), ev(call(5.0), municipality="GM0999")],
+        Known(),
+        POLICY,
+    )
+    assert t.counters[("servicepuls_phone_calls_offered", ("GM0999",))] == 1
+    view = AggregateView(30, served={"GM0383"})
+    view.exporting = True
+    view.replace(Snapshot())
+    view.add(t)
+    text = generate_latest(_registry(view)).decode()
+    assert 'servicepuls_phone_calls_offered_total{municipality="unknown"} 2.0' in text
+    assert "GM0999" not in text
+
+
+def _registry(view):
+    registry = CollectorRegistry()
+    registry.register(view)
+    return registry
 
 
 def test_survey_score_lands_in_its_own_bucket_and_day_fact_uses_local_date():
