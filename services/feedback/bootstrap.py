@@ -72,6 +72,8 @@ class Feedback:
             is_holiday=is_public_holiday,
             event_clock=settings.clock == "event",
             wake=self._wake_dispatcher,
+            group=settings.consumer_group,
+            start_from=settings.start_from,
         )
 
     @property
@@ -100,13 +102,16 @@ class Feedback:
             await asyncio.wait_for(self.producer.client.fetch_all_metadata(), 2)
         except Exception:
             problems.append("kafka unreachable")
+        consumer = getattr(self.broker.subscribers[0], "consumer", None)
+        if consumer is None or not consumer.assignment():
+            problems.append("no intake partitions assigned yet")
         return problems
 
     @asynccontextmanager
     async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
         s = self.settings
-        await migrate_url(s.infra.database_url, db.SCHEMA, MIGRATIONS)
-        self._pool = await db.create_pool(s.infra.database_url, max_size=12)
+        await migrate_url(s.infra.database_url, s.db_schema, MIGRATIONS)
+        self._pool = await db.create_pool(s.infra.database_url, schema=s.db_schema, max_size=12)
         self.producer = durable_producer(s.infra.kafka_bootstrap, "feedback")
         await self.producer.start()
         sms = SmsGateway(s.sms_gateway_url, s.sms_gateway_token)

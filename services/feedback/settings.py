@@ -31,6 +31,11 @@ class FeedbackSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8082
+    # Own PostgreSQL schema and Kafka consumer group (tests run isolated copies side by side).
+    db_schema: str = Field(default="feedback", pattern=r"^[a-z][a-z0-9_]{0,62}$")
+    consumer_group: str = "feedback"
+    # Where a consumer group without committed offsets starts: earliest loses nothing.
+    start_from: Literal["earliest", "latest"] = "earliest"
     # Where residents open their survey: the start of every survey link.
     public_base_url: str = "http://127.0.0.1:8082"
     # wall: delays, sending hours and expiry follow the real clock. event: they follow the event

@@ -20,11 +20,16 @@ from schemas.envelope import Envelope
 SCHEMA = "feedback"
 
 
-async def create_pool(database_url: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    async def _init(conn: asyncpg.Connection) -> None:
-        await conn.execute(f"SET search_path TO {SCHEMA}, public")
-
-    return await asyncpg.create_pool(database_url, min_size=min_size, max_size=max_size, init=_init)
+async def create_pool(
+    database_url: str, *, schema: str = SCHEMA, min_size: int = 1, max_size: int = 10
+) -> asyncpg.Pool:
+    # A server setting, not a SET: the pool's RESET ALL on release would undo a SET.
+    return await asyncpg.create_pool(
+        database_url,
+        min_size=min_size,
+        max_size=max_size,
+        server_settings={"search_path": f'"{schema}", public'},
+    )
 
 
 async def first_time_seen(conn: asyncpg.Connection, dedupe_key: str) -> bool:

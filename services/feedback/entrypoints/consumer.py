@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import date
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 import structlog
@@ -38,14 +38,16 @@ def register_handlers(
     is_holiday: Callable[[date], bool],
     event_clock: bool,
     wake: Callable[[], None],
+    group: str = GROUP,
+    start_from: Literal["earliest", "latest"] = "earliest",
     max_records: int = 200,
 ) -> None:
     @broker.subscriber(
         TOPICS[Family.INTAKE],
-        group_id=GROUP,
+        group_id=group,
         batch=True,
         max_records=max_records,
-        auto_offset_reset="earliest",
+        auto_offset_reset=start_from,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         decoder=_raw,
     )
