@@ -82,6 +82,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--response-rate", type=float, default=0.45, help="share of surveys answered"
     )
+    parser.add_argument(
+        "--survey-url", help="answer only mail with links to this survey service (default: any)"
+    )
     parser.add_argument("--no-answers", action="store_true", help="residents do not answer surveys")
     parser.add_argument("--no-watch", action="store_true", help="do not read outcomes from Kafka")
     parser.add_argument(
@@ -166,7 +169,7 @@ async def main_async(args: argparse.Namespace) -> int:
     if not args.no_answers:
         residents = SurveyAnsweringResidents(
             args.maildir, run_tag=tag, seed=plan.seed, ledger=ledger,
-            response_rate=args.response_rate,
+            response_rate=args.response_rate, link_prefix=args.survey_url,
         )  # fmt: skip
         answering = asyncio.create_task(residents.run(answer_stop))
 

@@ -155,6 +155,7 @@ class SurveyAnsweringResidents:
         ledger: Ledger,
         response_rate: float = 0.45,
         one_click_share: float = 0.6,
+        link_prefix: str | None = None,
         client: httpx.AsyncClient | None = None,
     ) -> None:
         self.maildir = maildir
@@ -163,6 +164,7 @@ class SurveyAnsweringResidents:
         self.ledger = ledger
         self.response_rate = response_rate
         self.one_click_share = one_click_share
+        self.link_prefix = link_prefix  # only mail whose links start here (one survey service)
         self.client = client or httpx.AsyncClient(timeout=15.0, follow_redirects=True)
         self.stats = AnsweringStats()
         self._done: set[str] = set()
@@ -190,6 +192,8 @@ class SurveyAnsweringResidents:
                 self.stats.problems.append(f"unreadable mail {path.name}: {exc}")
                 continue
             if self.marker not in mail.to:
+                continue
+            if self.link_prefix and not any(x.startswith(self.link_prefix) for x in mail.links):
                 continue
             self.stats.mails_seen += 1
             if self.stats.first_link is None and mail.links:

@@ -87,6 +87,7 @@ class TopicWatcher:
         )
         self.outcomes = Outcomes()
         self.events: list[Envelope[Any]] = []
+        self._seen: set[str] = set()
         self.error: str | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
@@ -120,7 +121,10 @@ class TopicWatcher:
                     except Exception as exc:  # another service's bug must not stop the demo
                         self.error = f"undecodable record on {record.topic}: {exc}"
                         continue
-                    if self.marker in event.subject:
+                    # The same event twice (source + id) is one event: several replicas or a
+                    # replay may write it again.
+                    if self.marker in event.subject and event.dedupe_key not in self._seen:
+                        self._seen.add(event.dedupe_key)
                         self.events.append(event)
                         self.outcomes.add(event)
 

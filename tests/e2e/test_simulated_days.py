@@ -27,6 +27,7 @@ import pytest
 from schemas.envelope import Envelope
 from simulator.cli import default_start
 from simulator.ledger import read_ledger
+from simulator.surveys import read_mail
 from simulator.watch import TopicWatcher
 from tests.e2e.expected import expected_clocks, survey_candidates
 from tests.support.services import REPO_ROOT, running_service
@@ -76,7 +77,7 @@ async def _prometheus_sum(client: httpx.AsyncClient, query: str) -> dict[tuple[s
 
 
 @pytest.mark.timeout(900)
-async def test_a_simulated_week_through_every_service(tmp_path: Path) -> None:
+async def test_a_simulated_week_through_every_service() -> None:
     missing = _missing_services()
     if missing:
         pytest.skip(f"services not runnable in this checkout yet: {', '.join(missing)}")
@@ -105,8 +106,10 @@ async def test_a_simulated_week_through_every_service(tmp_path: Path) -> None:
         "SERVICEPULS_FEEDBACK_PUBLIC_BASE_URL": f"http://127.0.0.1:{SERVICES['feedback']}",
     }
     scraped = SERVICES["metrics"] == SCRAPED["metrics"]
-    ledger_path = tmp_path / "ledger.jsonl"
-    summary_path = tmp_path / "summary.json"
+    survey_url = f"http://127.0.0.1:{SERVICES['feedback']}/s/"
+    # Kept under .stack/ so a failure can be looked into after pytest cleaned its tmp dirs.
+    ledger_path = REPO_ROOT / ".stack" / "simulator" / f"{run}.jsonl"
+    summary_path = REPO_ROOT / ".stack" / "simulator" / f"{run}.summary.json"
     start = default_start(DAYS)
     async with (
         running_service("intake", port=SERVICES["intake"], env=env),
@@ -136,6 +139,7 @@ async def test_a_simulated_week_through_every_service(tmp_path: Path) -> None:
                 "--ledger", str(ledger_path),
                 "--summary-json", str(summary_path),
                 "--maildir", str(MAILDIR),
+                "--survey-url", survey_url,
                 "--no-live", "--no-watch", "--settle", "30",
                 cwd=REPO_ROOT,
                 env={**os.environ, **env},
@@ -202,7 +206,7 @@ async def test_a_simulated_week_through_every_service(tmp_path: Path) -> None:
             emailed = sum(1 for e in scheduled() if e.data.delivery_channel == "email")
             await _eventually(lambda: sent_by_email() == emailed, timeout=60)
             addresses = {c.email for c in candidates if c.email}
-            mails = _mails_to(addresses)
+            mails = _mails_to(addresses, survey_url)
             assert len(mails) == emailed
 
             answered = [a for a in read_ledger(ledger_path).survey_answers if a["ok"]]
@@ -258,12 +262,15 @@ async def _stable_totals(
     raise AssertionError("metrics totals in Prometheus keep changing before the run started")
 
 
-def _mails_to(addresses: set[str]) -> list[Path]:
+def _mails_to(addresses: set[str], survey_url: str) -> list[Path]:
+    """Survey mails to these residents from this test's feedback service (its links)."""
     found = []
     for folder in ("new", "cur"):
         for path in (MAILDIR / folder).glob("*"):
-            head = path.read_bytes()[:4000].decode("utf-8", "replace")
-            if any(address in head for address in addresses):
+            mail = read_mail(path)
+            if any(a in mail.to for a in addresses) and any(
+                link.startswith(survey_url) for link in mail.links
+            ):
                 found.append(path)
     return found
 
