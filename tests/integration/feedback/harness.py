@@ -249,3 +249,17 @@ def for_subject(subject_id: str, kind: str | None = None) -> Callable[[Envelope[
         return event.subject == subject_id and (kind is None or event.type.endswith(f".{kind}.v1"))
 
     return match
+
+
+async def wait_row(
+    schema: str, subject_id: str, predicate: Callable[[asyncpg.Record], bool], timeout: float = 30
+) -> asyncpg.Record:
+    """This instance's survey row for a subject, once it satisfies `predicate`."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        row = await survey_row(schema, subject_id=subject_id)
+        if row is not None and predicate(row):
+            return row
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"survey row of {subject_id} not as expected: {row and dict(row)}")
+        await asyncio.sleep(0.2)

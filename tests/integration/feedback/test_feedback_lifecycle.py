@@ -1,0 +1,117 @@
+"""Surveys across a restart, and links that expire: a feedback process with short timings."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from schemas.events import TOPICS, Family
+from tests.integration.feedback.harness import (
+    Intake,
+    MailCatcher,
+    case_closed,
+    drop_schema,
+    feedback_env,
+    for_subject,
+    free_port,
+    resident,
+    survey_link,
+    wait_row,
+    write_config,
+)
+from tests.support.kafka import topic_tail
+from tests.support.services import ServiceProcess, running_service
+
+pytestmark = pytest.mark.integration
+
+FEEDBACK_TOPIC = TOPICS[Family.FEEDBACK]
+ANY_HOUR = """
+delay_hours: 0
+sending_hours: {weekdays: [mon, tue, wed, thu, fri, sat, sun], from: "00:00", until: "23:59:59", skip_public_holidays: false}
+"""
+
+
+@pytest.fixture(scope="module")
+def mail() -> Any:
+    catcher = MailCatcher()
+    catcher.controller.start()
+    yield catcher
+    catcher.controller.stop()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def feedback(tmp_path_factory: Any, mail: MailCatcher) -> AsyncIterator[ServiceProcess]:
+    schema = f"feedback_t{uuid.uuid4().hex[:8]}"
+    config = write_config(
+        tmp_path_factory.mktemp("config"),
+        {"anyhour": ANY_HOUR},
+        {code: "anyhour" for code in ("GM0373", "GM0450", "GM0383", "GM0399")},
+    )
+    port = free_port()
+    env = feedback_env(
+        config,
+        schema,
+        port,
+        mail.port,
+        SERVICEPULS_FEEDBACK_DELAY_SECONDS="6",
+        SERVICEPULS_FEEDBACK_LINK_VALID_SECONDS="4",
+    )
+    try:
+        async with running_service("feedback", port=port, env=env) as service:
+            service.schema = schema  # type: ignore[attr-defined]
+            yield service
+    finally:
+        await drop_schema(schema)
+
+
+async def test_a_restart_between_scheduling_and_sending_still_sends_once(
+    feedback: ServiceProcess, mail: MailCatcher
+) -> None:
+    case_id = f"Z-{uuid.uuid4()}"
+    email = f"inwoner-{uuid.uuid4().hex[:10]}@example.org"
+    async with topic_tail(FEEDBACK_TOPIC) as events, Intake() as intake:
+        await intake.send(case_closed(case_id, resident(email=email)))
+        await wait_row(feedback.schema, case_id, lambda r: r["status"] == "scheduled")  # type: ignore[attr-defined]
+        restarted_at = datetime.now(UTC)
+        await feedback.restart()  # SIGTERM, start again, wait until ready
+        await mail.wait_for(email, timeout=30)
+        await events.wait_for(for_subject(case_id, "sent"))
+        await asyncio.sleep(2)
+        assert len(mail.to(email)) == 1
+        row = await wait_row(feedback.schema, case_id, lambda r: r["status"] in ("sent", "expired"))  # type: ignore[attr-defined]
+        assert row["attempts"] == 1
+        assert row["sent_at"] > restarted_at  # due only after the restart: the new process sent it
+
+
+async def test_an_unanswered_link_expires_with_a_friendly_410_and_the_address_is_erased(
+    feedback: ServiceProcess, mail: MailCatcher
+) -> None:
+    case_id = f"Z-{uuid.uuid4()}"
+    email = f"inwoner-{uuid.uuid4().hex[:10]}@example.org"
+    async with (
+        topic_tail(FEEDBACK_TOPIC) as events,
+        Intake() as intake,
+        httpx.AsyncClient() as client,
+    ):
+        await intake.send(case_closed(case_id, resident(email=email)))
+        link = survey_link(await mail.wait_for(email, timeout=30))
+        sent = await wait_row(feedback.schema, case_id, lambda r: r["status"] == "sent")  # type: ignore[attr-defined]
+        assert sent["sealed_contact"] is not None
+        expired = await events.wait_for(for_subject(case_id, "expired"), timeout=20)
+        assert expired[0].data.survey_id == str(sent["survey_id"])
+        row = await wait_row(feedback.schema, case_id, lambda r: r["status"] == "expired")  # type: ignore[attr-defined]
+        assert row["sealed_contact"] is None
+        page = await client.get(link)
+        assert page.status_code == 410
+        assert "Deze vragenlijst is verlopen" in page.text
+        one_click = await client.get(link + "?score=9")
+        assert one_click.status_code == 410
+        await asyncio.sleep(0.5)
+        assert not [e for e in events.seen if for_subject(case_id, "responded")(e)]
