@@ -115,12 +115,13 @@ class Feedback:
         self.producer = durable_producer(s.infra.kafka_bootstrap, "feedback")
         await self.producer.start()
         sms = SmsGateway(s.sms_gateway_url, s.sms_gateway_token)
+        mailer = SmtpMailer(s.smtp, size=s.dispatch_concurrency)
         self.dispatcher = Dispatcher(
             settings=s,
             pool=self.pool,
             clock=self.clock,
             book=self.book,
-            mailer=SmtpMailer(s.smtp),
+            mailer=mailer,
             sms=sms,
             sealing_private=self.keys.sealing_private,
             link_key=self.link_key,
@@ -147,6 +148,7 @@ class Feedback:
                 with suppress(asyncio.CancelledError, Exception):
                     await task
             await sms.close()
+            await mailer.close()
             await self.producer.stop()
             await self.pool.close()
             log.info("feedback stopped")

@@ -96,10 +96,29 @@ class Dispatcher:
             claimed = await db.claim_due(conn, now, lease, s.dispatch_batch)
         if claimed:
             # Sends in flight are awaited even when a stop is requested (shielded below).
-            await asyncio.shield(asyncio.gather(*(self._deliver(row, now) for row in claimed)))
+            await asyncio.shield(self._deliver_all(claimed, now))
         return len(claimed)
 
-    async def _deliver(self, survey: asyncpg.Record, now: datetime) -> None:
+    async def _deliver_all(self, claimed: list[asyncpg.Record], now: datetime) -> None:
+        outcomes = await asyncio.gather(*(self._deliver(row, now) for row in claimed))
+        delivered = [o for o in outcomes if o is not None]
+        if not delivered:
+            return
+        # One commit for the whole round: what was sent is recorded together.
+        async with self.pool.acquire() as conn, conn.transaction():
+            events = []
+            for survey, expires_at, list_date in delivered:
+                if await db.mark_sent(conn, survey["survey_id"], now, expires_at, list_date):
+                    events.append(svc.sent_event(survey, now, expires_at))
+            await db.enqueue(conn, events)
+        for survey, _, _ in delivered:
+            metrics.DELIVERIES.labels(survey["delivery_channel"], "sent").inc()
+        self.outbox_wake.set()
+
+    async def _deliver(
+        self, survey: asyncpg.Record, now: datetime
+    ) -> tuple[asyncpg.Record, datetime, date | None] | None:
+        """Send one survey; its outcome if sent, None if it failed (recorded already)."""
         channel = DeliveryChannel(survey["delivery_channel"])
         policy = self.book.for_case(survey["municipality"], survey["case_type"])
         valid_for = policy.link_valid_for if policy else timedelta(days=14)
@@ -142,12 +161,8 @@ class Dispatcher:
                     list_date = now.astimezone(zone).date()
         except DeliveryFailure as failure:
             await self._failed(survey, failure)
-            return
-        async with self.pool.acquire() as conn, conn.transaction():
-            if await db.mark_sent(conn, survey["survey_id"], now, expires_at, list_date):
-                await db.enqueue(conn, [svc.sent_event(survey, now, expires_at)])
-        metrics.DELIVERIES.labels(channel.value, "sent").inc()
-        self.outbox_wake.set()
+            return None
+        return survey, expires_at, list_date
 
     def _open(self, survey: asyncpg.Record) -> ContactDetails:
         if not survey["sealed_contact"] or not self.sealing_private:
