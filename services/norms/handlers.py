@@ -4,6 +4,12 @@
 `advance_clock` takes the decisions of one clock that are due and frames them as norm events.
 The consumer, the scheduler and the recompute command all go through these two functions, so a
 live run, a replay and a recompute decide alike.
+
+This runs for every event and every decision, so it is written for speed: outcomes are framed
+straight into Kafka records (`outcome_record`, JSON by orjson; a unit test holds it byte-equal to
+the pydantic models' own serialization), and a clock's timeline is remembered per catalog for
+the transitions it was computed from (a pure function of them), so the scheduler taking a
+warning does not recompute what the consumer computed a moment before.
 """
 
 from __future__ import annotations
@@ -14,9 +20,18 @@ from typing import Any
 
 import orjson
 
-from schemas.common import Channel, PartyRole
-from schemas.envelope import CONTENT_TYPE, SPECVERSION, Envelope, deterministic_id
+from schemas.envelope import (
+    CONTENT_TYPE,
+    MUNICIPALITY_ATTRIBUTE,
+    SPECVERSION,
+    Envelope,
+    KafkaRecord,
+    decode,
+    deterministic_id,
+)
 from schemas.events import (
+    TOPICS,
+    Family,
     NormBreached,
     NormCancelled,
     NormClockStarted,
@@ -26,7 +41,7 @@ from schemas.events import (
     NormWarning,
 )
 from services.norms.domain.calendar import US, from_us, to_us
-from services.norms.domain.catalog import Norm, NormCatalog, clock_id, duration_of
+from services.norms.domain.catalog import UNIT_SECONDS, Norm, NormCatalog, clock_id
 from services.norms.domain.clock import (
     Decision,
     DecisionKind,
@@ -38,6 +53,7 @@ from services.norms.domain.clock import (
 )
 
 SOURCE = "/servicepuls/norms"
+NORMS_TOPIC = TOPICS[Family.NORMS]
 
 _EVENT_MODEL: dict[DecisionKind, type[NormOutcome]] = {
     DecisionKind.STARTED: NormClockStarted,
@@ -47,6 +63,37 @@ _EVENT_MODEL: dict[DecisionKind, type[NormOutcome]] = {
     DecisionKind.MISSED: NormMissed,
     DecisionKind.CANCELLED: NormCancelled,
 }
+_EVENT_TYPE = {kind: model.event_type.encode() for kind, model in _EVENT_MODEL.items()}
+# The CloudEvents binary-mode headers in the order `schemas.envelope.encode` writes them.
+HEADER_NAMES = (
+    "ce_specversion",
+    "ce_id",
+    "ce_source",
+    "ce_type",
+    "ce_time",
+    "ce_subject",
+    f"ce_{MUNICIPALITY_ATTRIBUTE}",
+    "content-type",
+)
+_SPECVERSION, _SOURCE, _CONTENT_TYPE = SPECVERSION.encode(), SOURCE.encode(), CONTENT_TYPE.encode()
+# How many clock timelines each catalog remembers (oldest forgotten first).
+TIMELINE_MEMO_SIZE = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A decision framed as a norm event: the Kafka record, and what the service counts."""
+
+    municipality: str
+    norm_id: str
+    kind: DecisionKind
+    at: int  # the event's time
+    started_at: int
+    record: KafkaRecord
+
+    def envelope(self) -> Envelope[Any]:
+        """The event as consumers read it (validated by the models)."""
+        return decode(self.record.headers, self.record.value)
 
 
 @dataclass(slots=True)
@@ -94,7 +141,7 @@ class StoredClock:
 class ClockUpdate:
     """The result of advancing one clock: events to emit and the state to store."""
 
-    events: list[Envelope[Any]]
+    events: list[Outcome]
     taken: set[str]
     next_decision_at: int | None
     norm_version: str | None = None
@@ -109,7 +156,7 @@ class Plan:
     """What a batch of intake events asks of the norms service."""
 
     transitions: dict[str, tuple[StoredClock, list[tuple[Transition, dict[str, str]]]]]
-    instant_events: list[Envelope[Any]]
+    instant_events: list[Outcome]
     instant_outcomes: list[tuple[str, str, int, DecisionKind]]  # municipality, norm, at, kind
     unknown_municipalities: set[str]
 
@@ -125,7 +172,7 @@ def _context(data: Any) -> dict[str, str]:
 
 def plan_events(events: list[Envelope[Any]], catalogs: dict[str, NormCatalog]) -> Plan:
     transitions: dict[str, tuple[StoredClock, list[tuple[Transition, dict[str, str]]]]] = {}
-    instant_events: list[Envelope[Any]] = []
+    instant_events: list[Outcome] = []
     instant_outcomes: list[tuple[str, str, int, DecisionKind]] = []
     unknown: set[str] = set()
     for event in events:
@@ -157,7 +204,7 @@ def plan_events(events: list[Envelope[Any]], catalogs: dict[str, NormCatalog]) -
             )
             cid = clock_id(event.municipality, judged.norm.id, judged.subject_id)
             instant_events.append(
-                outcome_event(
+                outcome_record(
                     catalog, judged.norm, cid, judged.subject_id, _context(event.data), decision, at
                 )
             )
@@ -167,7 +214,7 @@ def plan_events(events: list[Envelope[Any]], catalogs: dict[str, NormCatalog]) -
     return Plan(transitions, instant_events, instant_outcomes, unknown)
 
 
-def outcome_event(
+def outcome_record(
     catalog: NormCatalog,
     norm: Norm,
     cid: str,
@@ -175,47 +222,75 @@ def outcome_event(
     context: dict[str, str],
     decision: Decision,
     event_time: int | None = None,
-) -> Envelope[Any]:
-    """Frame a decision as a norm event: deterministic id, time = the decision's event time."""
+) -> Outcome:
+    """Frame a decision as a norm event: deterministic id, time = the decision's event time.
+
+    The JSON is what the `NormOutcome` models serialize to (fields in model order, `None`
+    left out), written directly: this runs for every decision."""
     zone = catalog.calendar.zone
     definition = norm.definition
-    fields: dict[str, Any] = {
+    kind = decision.kind
+    unit = definition.target.unit
+    data: dict[str, Any] = {
         "clock_id": cid,
         "norm_id": norm.id,
         "norm_version": norm.version,
         "subject_id": subject_id,
-        "channel": Channel(context["channel"]) if "channel" in context else None,
-        "case_type": context.get("case_type"),
-        "party_role": PartyRole(context["party_role"]) if "party_role" in context else None,
-        "target": duration_of(decision.target, definition.target.unit),
-        "compliance_goal": definition.compliance_goal,
-        "started_at": from_us(decision.started_at, zone),
-        "due_at": from_us(decision.due_at, zone),
-        "elapsed_business_seconds": decision.elapsed / US,
-        "paused_seconds": decision.paused / US,
     }
-    if decision.kind is DecisionKind.WARNING:
-        fields["threshold"] = decision.threshold
-    if decision.kind in (DecisionKind.MET, DecisionKind.MISSED):
-        fields["stopped_at"] = from_us(decision.stopped_at or decision.at, zone)
-    if decision.kind is DecisionKind.CANCELLED:
-        fields["reason"] = decision.reason or "cancelled"
-    model = _EVENT_MODEL[decision.kind]
-    # Built from values that are valid by construction (the catalog and the clock), so the
-    # models are constructed without validating again: this runs for every decision.
-    data = model.model_construct(**{k: v for k, v in fields.items() if v is not None})
-    time = decision.at if event_time is None else event_time
-    return Envelope[model].model_construct(  # type: ignore[valid-type]
-        specversion=SPECVERSION,
-        id=deterministic_id(SOURCE, cid, norm.version, decision.key),
-        source=SOURCE,
-        type=model.event_type,
-        time=from_us(time, zone),
-        subject=subject_id,
-        municipality=catalog.municipality,
-        datacontenttype=CONTENT_TYPE,
-        data=data,
+    for name in ("channel", "case_type", "party_role"):
+        value = context.get(name)
+        if value is not None:
+            data[name] = value
+    data["target"] = {"amount": decision.target / (UNIT_SECONDS[unit] * US), "unit": unit.value}
+    data["compliance_goal"] = definition.compliance_goal
+    data["started_at"] = from_us(decision.started_at, zone)
+    data["due_at"] = from_us(decision.due_at, zone)
+    data["elapsed_business_seconds"] = decision.elapsed / US
+    data["paused_seconds"] = decision.paused / US
+    if kind is DecisionKind.WARNING:
+        data["threshold"] = decision.threshold
+    elif kind is DecisionKind.MET or kind is DecisionKind.MISSED:
+        data["stopped_at"] = from_us(decision.stopped_at or decision.at, zone)
+    elif kind is DecisionKind.CANCELLED:
+        data["reason"] = decision.reason or "cancelled"
+    at = decision.at if event_time is None else event_time
+    subject = subject_id.encode()
+    record = KafkaRecord(
+        topic=NORMS_TOPIC,
+        key=subject,
+        value=orjson.dumps(data),
+        headers=list(
+            zip(
+                HEADER_NAMES,
+                (
+                    _SPECVERSION,
+                    deterministic_id(SOURCE, cid, norm.version, decision.key).encode(),
+                    _SOURCE,
+                    _EVENT_TYPE[kind],
+                    from_us(at, zone).isoformat().encode(),
+                    subject,
+                    catalog.municipality.encode(),
+                    _CONTENT_TYPE,
+                ),
+                strict=True,
+            )
+        ),
     )
+    return Outcome(catalog.municipality, norm.id, kind, at, decision.started_at, record)
+
+
+def clock_timeline(
+    catalog: NormCatalog, norm: Norm, transitions: list[Transition]
+) -> list[Decision]:
+    """`timeline()` of a clock, remembered per catalog for these very transitions."""
+    key = (norm.id, tuple(transitions))
+    memo: dict[Any, list[Decision]] = catalog.timelines
+    decisions = memo.get(key)
+    if decisions is None:
+        decisions = memo[key] = timeline(norm.rule, transitions)
+        if len(memo) > TIMELINE_MEMO_SIZE:
+            del memo[next(iter(memo))]
+    return decisions
 
 
 def advance_clock(clock: StoredClock, catalog: NormCatalog, now: int | None) -> ClockUpdate:
@@ -224,8 +299,7 @@ def advance_clock(clock: StoredClock, catalog: NormCatalog, now: int | None) -> 
     norm = catalog.norms.get(clock.norm_id)
     if norm is None or norm.definition.instant:
         return ClockUpdate(events=[], taken=clock.taken, next_decision_at=None)
-    transitions = [t for t, _ in clock.transitions]
-    decisions = timeline(norm.rule, transitions)
+    decisions = clock_timeline(catalog, norm, [t for t, _ in clock.transitions])
     if not decisions:
         return ClockUpdate(events=[], taken=clock.taken, next_decision_at=None)
     context = _start_context(clock)
@@ -238,7 +312,7 @@ def advance_clock(clock: StoredClock, catalog: NormCatalog, now: int | None) -> 
     for decision in ready:
         taken.add(decision.key)
         events.append(
-            outcome_event(catalog, norm, clock.clock_id, clock.subject_id, context, decision)
+            outcome_record(catalog, norm, clock.clock_id, clock.subject_id, context, decision)
         )
         update.started_at = decision.started_at
         update.due_at = decision.due_at

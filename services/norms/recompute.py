@@ -89,7 +89,7 @@ def recompute(
 ) -> list[Envelope[Any]]:
     """The outcomes of clocks started in [first, last), decided up to `now`."""
     plan = plan_events(events, {catalog.municipality: catalog})
-    outcomes = [e for e in plan.instant_events if first <= to_us(e.data.started_at) < last]
+    framed = [o for o in plan.instant_events if first <= o.started_at < last]
     task = progress.add_task("deciding clocks", total=len(plan.transitions)) if progress else None
     for cid in sorted(plan.transitions):
         blank, transitions = plan.transitions[cid]
@@ -97,9 +97,11 @@ def recompute(
         for transition, context in transitions:
             clock.add(transition, context)
         update = advance_clock(clock, catalog, now)
-        outcomes.extend(e for e in update.events if first <= to_us(e.data.started_at) < last)
+        framed.extend(o for o in update.events if first <= o.started_at < last)
         if progress is not None and task is not None:
             progress.advance(task)
+    # As the consumers of the norms topic read them (validated by the models).
+    outcomes = [o.envelope() for o in framed]
     return outcomes
 
 

@@ -16,12 +16,13 @@ from typing import Any
 
 import asyncpg
 
-from schemas.envelope import Envelope, encode
+from schemas.envelope import Envelope
 from services.norms.domain.calendar import from_us, to_us
 from services.norms.domain.catalog import NormCatalog
 from services.norms.domain.clock import DecisionKind
 from services.norms.handlers import (
     ClockUpdate,
+    Outcome,
     StoredClock,
     advance_clock,
     compliance_increments,
@@ -166,8 +167,8 @@ class ClockRepository:
                 )
             outgoing = list(plan.instant_events)
             outcomes = list(plan.instant_outcomes)
-            for event in plan.instant_events:
-                result.decisions.append((event.municipality, event.data.norm_id, _kind(event)))
+            for outcome in plan.instant_events:
+                result.decisions.append((outcome.municipality, outcome.norm_id, outcome.kind))
             await self._store(conn, updates, outgoing, outcomes, result, write_transitions=True)
         return result
 
@@ -197,7 +198,7 @@ class ClockRepository:
         self,
         conn: asyncpg.Connection,
         updates: list[tuple[StoredClock, ClockUpdate]],
-        outgoing: list[Envelope[Any]],
+        outgoing: list[Outcome],
         outcomes: list[tuple[str, str, int, DecisionKind]],
         result: BatchResult,
         *,
@@ -205,11 +206,11 @@ class ClockRepository:
     ) -> None:
         for clock, update in updates:
             outgoing.extend(update.events)
-            for event in update.events:
-                kind = _kind(event)
+            for outcome in update.events:
+                kind = outcome.kind
                 result.decisions.append((clock.municipality, clock.norm_id, kind))
-                if kind in ("warning", "breached"):
-                    result.decision_times.append(to_us(event.time))
+                if kind is DecisionKind.WARNING or kind is DecisionKind.BREACHED:
+                    result.decision_times.append(outcome.at)
             if update.outcome is not None and update.stopped_at is not None:
                 outcomes.append(
                     (clock.municipality, clock.norm_id, update.stopped_at, _FINAL[update.outcome])
@@ -259,12 +260,13 @@ class ClockRepository:
                 *[list(col) for col in zip(*increments, strict=True)],
             )
         if outgoing:
+            topic = self.norms_topic
             records = []
-            for event in outgoing:
-                record = encode(event)
+            for outcome in outgoing:
+                record = outcome.record
                 records.append(
                     (
-                        self.norms_topic,
+                        topic,
                         record.key,
                         record.value,
                         [name for name, _ in record.headers],
@@ -376,10 +378,6 @@ def _stored(row: Any) -> StoredClock:
         transitions=StoredClock.transitions_from_json(row["transitions"]),
         taken=set(filter(None, row["taken"].split("|"))),
     )
-
-
-def _kind(event: Envelope[Any]) -> str:
-    return event.type.split(".")[-2]
 
 
 def utc_now() -> datetime:

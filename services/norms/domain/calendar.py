@@ -30,6 +30,8 @@ import holidays as holidays_package
 US = 1_000_000
 DAY_US = 86_400 * US
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_DATE = _EPOCH.date()
+_ONE_DAY = timedelta(days=1)
 
 
 def to_us(instant: datetime) -> int:
@@ -99,6 +101,17 @@ class BusinessCalendar:
     # Days a Royal Decree equates with general holidays for the Algemene termijnenwet (art. 3
     # lid 3); published per year, so configured rather than computed.
     atw_equated_days: frozenset[date] = frozenset()
+    # Memos of what never changes for a calendar (local midnights, counting stretches of a
+    # day): the clock asks for the same days over and over. Not part of its identity.
+    _day_starts: dict[date, int] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _utc_days: dict[int, tuple[date, int]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _day_intervals: dict[tuple[Measure, date], tuple[tuple[int, int, int, int], ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     # ---- days ------------------------------------------------------------------------------
 
@@ -125,13 +138,24 @@ class BusinessCalendar:
     # ---- local days as instants ------------------------------------------------------------
 
     def local_date(self, instant_us: int) -> date:
-        return from_us(instant_us, self.zone).date()
+        """The local day `instant_us` falls on. Memo per UTC day: the local day at its start and
+        the local midnight inside it (exact wherever local midnight exists once a day, as in
+        Europe/Amsterdam, whose clocks change at 02:00 and 03:00)."""
+        utc_day = instant_us // DAY_US
+        entry = self._utc_days.get(utc_day)
+        if entry is None:
+            first = from_us(utc_day * DAY_US, self.zone).date()
+            entry = self._utc_days[utc_day] = (first, self.start_of_day(first + _ONE_DAY))
+        return entry[0] if instant_us < entry[1] else entry[0] + _ONE_DAY
 
     def start_of_day(self, day: date) -> int:
-        return to_us(datetime.combine(day, time(0), tzinfo=self.zone))
+        start = self._day_starts.get(day)
+        if start is None:
+            start = self._day_starts[day] = to_us(datetime.combine(day, time(0), tzinfo=self.zone))
+        return start
 
     def start_of_next_day(self, instant_us: int) -> int:
-        return self.start_of_day(self.local_date(instant_us) + timedelta(days=1))
+        return self.start_of_day(self.local_date(instant_us) + _ONE_DAY)
 
     def end_of_day_ceil(self, instant_us: int) -> int:
         """The first local midnight at or after `instant_us` (a day-granular term ends there)."""
@@ -154,7 +178,11 @@ class BusinessCalendar:
     def intervals(self, measure: Measure, day: date) -> tuple[tuple[int, int, int, int], ...]:
         """The stretches of `day` that count under `measure`: (start, end, num, den), where
         one real microsecond counts num/den nominal microseconds."""
-        return _intervals(self, measure, day)
+        key = (measure, day)
+        stretches = self._day_intervals.get(key)
+        if stretches is None:
+            stretches = self._day_intervals[key] = _intervals(self, measure, day)
+        return stretches
 
     def business_between(self, measure: Measure, start_us: int, end_us: int) -> int:
         """Nominal business microseconds in [start, end); zero if end is not after start."""
@@ -244,13 +272,6 @@ def _atw_holidays(year: int) -> frozenset[date]:
 
 
 def _intervals(
-    calendar: BusinessCalendar, measure: Measure, day: date
-) -> tuple[tuple[int, int, int, int], ...]:
-    return _cached_intervals(calendar, measure, day)
-
-
-@lru_cache(maxsize=65_536)
-def _cached_intervals(
     calendar: BusinessCalendar, measure: Measure, day: date
 ) -> tuple[tuple[int, int, int, int], ...]:
     if measure is Measure.CALENDAR_DAYS or (

@@ -354,6 +354,9 @@ class NormCatalog:
             d.id: Norm(definition=d, version=d.version or norm_file.version, rule=d.rule(calendar))
             for d in norm_file.norms
         }
+        # Timelines computed for (norm id, transitions): a pure function of them, kept so a
+        # clock is not recomputed while nothing happened to it (see handlers.clock_timeline).
+        self.timelines: dict[tuple[str, tuple[Any, ...]], Any] = {}
         self._rules: dict[str, list[tuple[Norm, TransitionKind, Selector]]] = {}
         self._judges: dict[str, list[tuple[Norm, Selector]]] = {}
         for norm in self.norms.values():

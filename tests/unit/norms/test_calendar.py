@@ -217,3 +217,17 @@ def test_atw_term_end_never_falls_on_a_day_off(due_day_start: int) -> None:
     while day < last_day:
         assert CALENDAR.is_atw_day_off(day)
         day += timedelta(days=1)
+
+
+@pytest.mark.parametrize(
+    "moment", ["2026-03-29T01:59:59", "2026-10-25T02:30:00", "2026-12-31T23:59:59"]
+)
+@settings(max_examples=300)
+@given(offset=st.integers(min_value=-3 * DAY_US, max_value=3 * DAY_US))
+def test_local_dates_and_midnights_agree_with_zoneinfo_around_dst(moment: str, offset: int) -> None:
+    # The calendar remembers local days per UTC day; zoneinfo is the reference.
+    instant = at(moment) + offset
+    assert CALENDAR.local_date(instant) == from_us(instant, AMS).date()
+    midnight = CALENDAR.start_of_next_day(instant)
+    assert from_us(midnight, AMS).time() == datetime.min.time()
+    assert from_us(midnight, AMS).date() == from_us(instant, AMS).date() + timedelta(days=1)

@@ -1,0 +1,244 @@
+"""Events → clocks → norm events, without I/O: the framing is exactly what the models write, and
+the remembered timelines change nothing."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from schemas.common import Channel, Direction, Duration, DurationUnit, PartyRole
+from schemas.envelope import Envelope, decode, deterministic_id, encode, new_event
+from schemas.events import (
+    CaseClosed,
+    CaseExtended,
+    CaseOpened,
+    CaseOutcome,
+    CaseResponded,
+    CaseResumed,
+    CaseSuspended,
+    ContactCompleted,
+    ContactReceived,
+    EventData,
+    SuspensionReason,
+)
+from services.norms.config import load_catalogs
+from services.norms.domain.calendar import DAY_US, to_us
+from services.norms.domain.catalog import NormCatalog
+from services.norms.domain.clock import DecisionKind, timeline
+from services.norms.handlers import SOURCE, Outcome, StoredClock, advance_clock, plan_events
+
+CONFIG = Path(__file__).resolve().parents[3] / "deploy" / "config"
+AMS = ZoneInfo("Europe/Amsterdam")
+BASE = datetime(2026, 3, 23, 8, 0, tzinfo=AMS)  # a Monday, a week before DST starts
+
+
+@pytest.fixture(scope="module")
+def catalog() -> NormCatalog:
+    return load_catalogs(CONFIG)["GM0383"]
+
+
+def _event(data: EventData, time: datetime) -> Envelope[Any]:
+    return new_event(data, source="/buch/unit", municipality="GM0383", time=time)
+
+
+def history(rng: random.Random) -> list[Envelope[Any]]:
+    """Every kind of norm: written contacts on four channels, callbacks, phone and counter,
+    reports (resolved and withdrawn), complaints with extension, applications with suspension."""
+    events: list[Envelope[Any]] = []
+
+    def at(hours: float) -> datetime:
+        return BASE + timedelta(hours=hours)
+
+    for _ in range(40):
+        start = rng.uniform(0, 24 * 14)
+        channel = rng.choice([Channel.EMAIL, Channel.WEBFORM, Channel.LETTER, Channel.SOCIAL_MEDIA])
+        received = f"C-{uuid.uuid4()}"
+        role = rng.choice(list(PartyRole))
+        events.append(
+            _event(
+                ContactReceived(
+                    contact_id=received, channel=channel, topic="afval", party_role=role
+                ),
+                at(start),
+            )
+        )
+        if rng.random() < 0.8:
+            answered = start + rng.uniform(0.1, 24 * 6)
+            events.append(
+                _event(
+                    ContactCompleted(
+                        contact_id=f"C-{uuid.uuid4()}",
+                        channel=channel,
+                        direction=Direction.OUTBOUND,
+                        topic="afval",
+                        started_at=at(answered),
+                        in_reply_to=received,
+                    ),
+                    at(answered),
+                )
+            )
+    for _ in range(30):
+        start = rng.uniform(0, 24 * 14)
+        call = f"T-{uuid.uuid4()}"
+        channel = rng.choice([Channel.PHONE, Channel.COUNTER])
+        wait = rng.uniform(0, 900)
+        callback = channel is Channel.PHONE and rng.random() < 0.4
+        events.append(
+            _event(
+                ContactCompleted(
+                    contact_id=call,
+                    channel=channel,
+                    topic="afval",
+                    started_at=at(start),
+                    wait_seconds=wait,
+                    answered=rng.random() < 0.9,
+                    callback_requested=callback,
+                ),
+                at(start) + timedelta(seconds=wait + 60),
+            )
+        )
+        if callback and rng.random() < 0.8:
+            back = start + rng.uniform(1, 24 * 5)
+            events.append(
+                _event(
+                    ContactCompleted(
+                        contact_id=f"T-{uuid.uuid4()}",
+                        channel=Channel.PHONE,
+                        direction=Direction.OUTBOUND,
+                        topic="afval",
+                        started_at=at(back),
+                        in_reply_to=call,
+                    ),
+                    at(back),
+                )
+            )
+    for _ in range(30):
+        start = rng.uniform(0, 24 * 14)
+        case = f"Z-{uuid.uuid4()}"
+        kind = rng.choice(
+            ["melding-openbare-ruimte", "klacht", "omgevingsvergunning", "parkeervergunning"]
+        )
+        events.append(
+            _event(CaseOpened(case_id=case, case_type=kind, channel=Channel.WEBFORM), at(start))
+        )
+        if kind == "melding-openbare-ruimte" and rng.random() < 0.6:
+            events.append(
+                _event(
+                    CaseResponded(case_id=case, case_type=kind, channel=Channel.EMAIL),
+                    at(start + rng.uniform(1, 24 * 6)),
+                )
+            )
+        if kind in ("omgevingsvergunning", "parkeervergunning") and rng.random() < 0.6:
+            pause = start + rng.uniform(1, 24 * 20)
+            events.append(
+                _event(
+                    CaseSuspended(
+                        case_id=case, case_type=kind, reason=SuspensionReason.AWAITING_INFORMATION
+                    ),
+                    at(pause),
+                )
+            )
+            events.append(
+                _event(
+                    CaseResumed(case_id=case, case_type=kind), at(pause + rng.uniform(1, 24 * 15))
+                )
+            )
+        if kind != "melding-openbare-ruimte" and rng.random() < 0.4:
+            events.append(
+                _event(
+                    CaseExtended(
+                        case_id=case,
+                        case_type=kind,
+                        extension=Duration(amount=rng.choice([2, 4]), unit=DurationUnit.WEEKS),
+                    ),
+                    at(start + rng.uniform(24, 24 * 40)),
+                )
+            )
+        if rng.random() < 0.85:
+            outcome = rng.choice([CaseOutcome.RESOLVED, CaseOutcome.GRANTED, CaseOutcome.WITHDRAWN])
+            events.append(
+                _event(
+                    CaseClosed(case_id=case, case_type=kind, outcome=outcome),
+                    at(start + rng.uniform(2, 24 * 80)),
+                )
+            )
+    return events
+
+
+def decide(events: list[Envelope[Any]], catalog: NormCatalog, now: int) -> list[Outcome]:
+    plan = plan_events(events, {catalog.municipality: catalog})
+    outcomes = list(plan.instant_events)
+    for blank, transitions in plan.transitions.values():
+        clock = StoredClock(blank.clock_id, blank.municipality, blank.norm_id, blank.subject_id)
+        for transition, context in transitions:
+            clock.add(transition, context)
+        outcomes.extend(advance_clock(clock, catalog, now).events)
+    return outcomes
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_norm_events_are_framed_exactly_as_the_models_serialize_them(
+    catalog: NormCatalog, seed: int
+) -> None:
+    events = history(random.Random(seed))
+    now = max(to_us(e.time) for e in events) + 200 * DAY_US
+    outcomes = decide(events, catalog, now)
+    assert {o.kind for o in outcomes} == set(DecisionKind)
+    for outcome in outcomes:
+        record = outcome.record
+        envelope = decode(record.headers, record.value)  # valid for the consumers' models
+        again = encode(envelope)
+        assert (again.key, again.value, again.headers) == (record.key, record.value, record.headers)
+        assert envelope.source == SOURCE
+        assert envelope.type.split(".")[-2] == (
+            "clock_started" if outcome.kind is DecisionKind.STARTED else outcome.kind.value
+        )
+        assert to_us(envelope.time) == outcome.at
+        assert to_us(envelope.data.started_at) == outcome.started_at
+        key = "final" if outcome.kind in (DecisionKind.MET, DecisionKind.MISSED) else None
+        if key or outcome.kind is DecisionKind.STARTED:
+            assert envelope.id == deterministic_id(
+                SOURCE, envelope.data.clock_id, envelope.data.norm_version, key or "started"
+            )
+
+
+def test_contacts_carry_their_channel_and_party_role(catalog: NormCatalog) -> None:
+    events = history(random.Random(4))
+    now = max(to_us(e.time) for e in events) + 200 * DAY_US
+    roles = {
+        e.data.contact_id: e.data.party_role.value
+        for e in events
+        if isinstance(e.data, ContactReceived)
+    }
+    seen = 0
+    for outcome in decide(events, catalog, now):
+        data = outcome.envelope().data
+        if data.subject_id in roles:
+            assert data.party_role.value == roles[data.subject_id]
+            assert data.channel is not None
+            seen += 1
+    assert seen > 40
+
+
+def test_a_remembered_timeline_is_the_timeline(catalog: NormCatalog) -> None:
+    events = history(random.Random(5))
+    plan = plan_events(events, {catalog.municipality: catalog})
+    now = max(to_us(e.time) for e in events)
+    for blank, transitions in plan.transitions.values():
+        norm = catalog.norms[blank.norm_id]
+        clock = StoredClock(blank.clock_id, blank.municipality, blank.norm_id, blank.subject_id)
+        for transition, context in transitions:
+            clock.add(transition, context)
+            first = advance_clock(clock, catalog, now)
+            second = advance_clock(clock, catalog, now)  # from the memo
+            assert [o.record for o in first.events] == [o.record for o in second.events]
+            assert first.next_decision_at == second.next_decision_at
+        assert catalog.timelines[(norm.id, tuple(t for t, _ in clock.transitions))] == timeline(
+            norm.rule, [t for t, _ in clock.transitions]
+        )
