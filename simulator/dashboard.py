@@ -68,25 +68,28 @@ class Dashboard:
 
     def norm_table(self) -> Table:
         table = Table(title="Service norms (this run)", title_justify="left")
-        for column in ("norm", "goal", "met", "missed", "compliance", "breached", "warnings"):
+        columns = ("norm", "goal", "met", "missed", "compliance", "running", "breached", "warnings")
+        for column in columns:
             table.add_column(column, justify="left" if column == "norm" else "right", no_wrap=True)
         norms = self.outcomes.norms if self.outcomes else {}
         if not norms:
-            table.add_row("[dim]waiting for norm outcomes…[/]", "", "", "", "", "", "")
+            table.add_row("[dim]waiting for norm outcomes…[/]", *[""] * (len(columns) - 1))
         for norm_id in sorted(norms):
             tally = norms[norm_id]
             compliance = tally.compliance
             if compliance is None:
                 shown = "[dim]–[/]"
             else:
-                colour = "green" if compliance >= tally.goal else "red"
-                shown = f"[{colour}]{compliance:.0%}[/]"
+                kept = compliance >= tally.goal
+                colour, mark = ("green", "✓") if kept else ("red", "✗")
+                shown = f"[{colour}]{compliance:.0%} {mark}[/]"
             table.add_row(
                 norm_id,
                 f"{tally.goal:.0%}",
                 str(tally.met),
                 str(tally.missed),
                 shown,
+                str(max(0, tally.started - tally.met - tally.missed - tally.cancelled)),
                 str(tally.breached),
                 str(tally.warnings),
             )
