@@ -5,18 +5,20 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 import pytest_asyncio
 
+from schemas.common import Channel
 from schemas.events import TOPICS, Family
 from tests.integration.feedback.harness import (
     Intake,
     MailCatcher,
     case_closed,
+    contact_completed,
     drop_schema,
     feedback_env,
     for_subject,
@@ -115,3 +117,44 @@ async def test_an_unanswered_link_expires_with_a_friendly_410_and_the_address_is
         assert one_click.status_code == 410
         await asyncio.sleep(0.5)
         assert not [e for e in events.seen if for_subject(case_id, "responded")(e)]
+
+
+async def test_in_event_time_the_delay_counts_in_event_time(
+    tmp_path_factory: Any, mail: MailCatcher
+) -> None:
+    """SERVICEPULS_FEEDBACK_CLOCK=event (the simulator's compressed time): a survey due an hour
+    after closing goes out when the intake topic's event time passes that hour, not before."""
+    schema = f"feedback_t{uuid.uuid4().hex[:8]}"
+    config = write_config(
+        tmp_path_factory.mktemp("config"),
+        {"anyhour": ANY_HOUR},
+        {code: "anyhour" for code in ("GM0373", "GM0450", "GM0383", "GM0399")},
+    )
+    port = free_port()
+    env = feedback_env(
+        config,
+        schema,
+        port,
+        mail.port,
+        SERVICEPULS_FEEDBACK_CLOCK="event",
+        SERVICEPULS_FEEDBACK_DELAY_SECONDS="3600",
+    )
+    # Far in the future, so no other producer's events move this instance's clock further.
+    closed_at = datetime(2090, 3, 6, 10, 0, tzinfo=UTC)
+    case_id = f"Z-{uuid.uuid4()}"
+    email = f"inwoner-{uuid.uuid4().hex[:10]}@example.org"
+    try:
+        async with running_service("feedback", port=port, env=env), Intake() as intake:
+            await intake.send(case_closed(case_id, resident(email=email), at=closed_at))
+            row = await wait_row(schema, case_id, lambda r: r["status"] == "scheduled")
+            assert row["send_at"] == closed_at + timedelta(hours=1)
+            await asyncio.sleep(2)
+            assert mail.to(email) == []
+            later = contact_completed(f"C-{uuid.uuid4()}", resident(), Channel.CHAT)
+            later = later.model_copy(update={"time": closed_at + timedelta(hours=2)})
+            await intake.send(later)
+            await mail.wait_for(email, timeout=20)
+            sent = await wait_row(schema, case_id, lambda r: r["status"] == "sent")
+            assert sent["sent_at"] == closed_at + timedelta(hours=2)
+    finally:
+        await drop_schema(schema)
