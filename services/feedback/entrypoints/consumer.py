@@ -27,6 +27,16 @@ from services.feedback.adapters import postgres as db
 from services.feedback.config import PolicyBook
 
 log = structlog.get_logger("feedback.consumer")
+_INFRASTRUCTURE = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InsufficientResourcesError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.SyntaxOrAccessError,  # e.g. tables gone: a deployment problem, not the event
+    OSError,
+    TimeoutError,
+)
 GROUP = "feedback"
 
 
@@ -85,12 +95,20 @@ async def apply_records(
             try:
                 async with pool.acquire() as conn, conn.transaction():
                     await svc.apply_intake_event(conn, envelope, book, is_holiday)
+                metrics.CONSUMED.labels("applied").inc()
                 break
             except (asyncpg.SerializationError, asyncpg.DeadlockDetectedError):
                 await asyncio.sleep(0.05 * (attempt + 1))
+            except _INFRASTRUCTURE:
+                raise  # the batch is rewound and comes again once the database is back
+            except Exception:
+                # A deterministic failure would block the partition forever: skip the event,
+                # counted and logged by its id only.
+                metrics.CONSUMED.labels("failed").inc()
+                log.exception("event could not be applied; skipped", event_id=envelope.id)
+                break
         else:
             raise RuntimeError("could not apply an event after retries")
-        metrics.CONSUMED.labels("applied").inc()
     if event_clock and latest is not None:
         async with pool.acquire() as conn:
             await db.advance_event_clock(conn, latest)
