@@ -26,7 +26,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_asgi_app
 
-from schemas.envelope import Envelope, attributes_from_headers, decode
+from schemas.envelope import Envelope, KafkaRecord, attributes_from_headers, decode
 from services.common.kafka import durable_producer
 from services.common.logging import configure_logging
 from services.common.migrations import migrate
@@ -174,14 +174,12 @@ def bootstrap(
             if result.applied < settings.scheduler_batch:
                 await asyncio.sleep(settings.scheduler_interval_seconds)
 
-    def published(rows: list[Any]) -> None:
+    def published(records: list[KafkaRecord]) -> None:
         if settings.clock != "wall":
             return
         wall = time.time()
-        for row in rows:
-            attributes = attributes_from_headers(
-                zip(row["header_names"], row["header_values"], strict=True)
-            )
+        for record in records:
+            attributes = attributes_from_headers(record.headers)
             if attributes.get("type") == _BREACHED:
                 due = datetime.fromisoformat(attributes["time"]).timestamp()
                 breach_publish_lag.observe(max(0.0, wall - due))

@@ -63,7 +63,7 @@ _EVENT_MODEL: dict[DecisionKind, type[NormOutcome]] = {
     DecisionKind.MISSED: NormMissed,
     DecisionKind.CANCELLED: NormCancelled,
 }
-_EVENT_TYPE = {kind: model.event_type.encode() for kind, model in _EVENT_MODEL.items()}
+_EVENT_TYPE = {kind: model.event_type for kind, model in _EVENT_MODEL.items()}
 # The CloudEvents binary-mode headers in the order `schemas.envelope.encode` writes them.
 HEADER_NAMES = (
     "ce_specversion",
@@ -75,25 +75,41 @@ HEADER_NAMES = (
     f"ce_{MUNICIPALITY_ATTRIBUTE}",
     "content-type",
 )
-_SPECVERSION, _SOURCE, _CONTENT_TYPE = SPECVERSION.encode(), SOURCE.encode(), CONTENT_TYPE.encode()
 # How many clock timelines each catalog remembers (oldest forgotten first).
 TIMELINE_MEMO_SIZE = 50_000
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """A decision framed as a norm event: the Kafka record, and what the service counts."""
+    """A decision framed as a norm event (key, value and header values of its Kafka record),
+    with what the service counts."""
 
     municipality: str
     norm_id: str
     kind: DecisionKind
     at: int  # the event's time
     started_at: int
-    record: KafkaRecord
+    key: bytes
+    value: bytes
+    attributes: tuple[str, ...]  # the header values, in the order of HEADER_NAMES
+
+    @property
+    def headers(self) -> list[tuple[str, bytes]]:
+        return [
+            (name, value.encode())
+            for name, value in zip(HEADER_NAMES, self.attributes, strict=True)
+        ]
+
+    def headers_json(self) -> bytes:
+        """The headers as the outbox stores them: a JSON list of [name, value] pairs."""
+        return orjson.dumps(tuple(zip(HEADER_NAMES, self.attributes, strict=True)))
+
+    def record(self, topic: str = NORMS_TOPIC) -> KafkaRecord:
+        return KafkaRecord(topic=topic, key=self.key, value=self.value, headers=self.headers)
 
     def envelope(self) -> Envelope[Any]:
         """The event as consumers read it (validated by the models)."""
-        return decode(self.record.headers, self.record.value)
+        return decode(self.headers, self.value)
 
 
 @dataclass(slots=True)
@@ -254,29 +270,26 @@ def outcome_record(
     elif kind is DecisionKind.CANCELLED:
         data["reason"] = decision.reason or "cancelled"
     at = decision.at if event_time is None else event_time
-    subject = subject_id.encode()
-    record = KafkaRecord(
-        topic=NORMS_TOPIC,
-        key=subject,
-        value=orjson.dumps(data),
-        headers=list(
-            zip(
-                HEADER_NAMES,
-                (
-                    _SPECVERSION,
-                    deterministic_id(SOURCE, cid, norm.version, decision.key).encode(),
-                    _SOURCE,
-                    _EVENT_TYPE[kind],
-                    from_us(at, zone).isoformat().encode(),
-                    subject,
-                    catalog.municipality.encode(),
-                    _CONTENT_TYPE,
-                ),
-                strict=True,
-            )
-        ),
+    attributes = (
+        SPECVERSION,
+        deterministic_id(SOURCE, cid, norm.version, decision.key),
+        SOURCE,
+        _EVENT_TYPE[kind],
+        from_us(at, zone).isoformat(),
+        subject_id,
+        catalog.municipality,
+        CONTENT_TYPE,
     )
-    return Outcome(catalog.municipality, norm.id, kind, at, decision.started_at, record)
+    return Outcome(
+        catalog.municipality,
+        norm.id,
+        kind,
+        at,
+        decision.started_at,
+        subject_id.encode(),
+        orjson.dumps(data),
+        attributes,
+    )
 
 
 def clock_timeline(

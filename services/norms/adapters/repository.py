@@ -261,22 +261,11 @@ class ClockRepository:
             )
         if outgoing:
             topic = self.norms_topic
-            records = []
-            for outcome in outgoing:
-                record = outcome.record
-                records.append(
-                    (
-                        topic,
-                        record.key,
-                        record.value,
-                        [name for name, _ in record.headers],
-                        [value for _, value in record.headers],
-                    )
-                )
+            records = [(topic, o.key, o.value, o.headers_json()) for o in outgoing]
             await conn.copy_records_to_table(
                 "outbox",
                 schema_name=self.schema,
-                columns=["topic", "key", "value", "header_names", "header_values"],
+                columns=["topic", "key", "value", "headers"],
                 records=records,
             )
             await conn.execute("SELECT pg_notify($1, '')", self.notify_channel)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
 import pytest
 
 from schemas.common import Channel, Direction, Duration, DurationUnit, PartyRole
@@ -191,10 +192,12 @@ def test_norm_events_are_framed_exactly_as_the_models_serialize_them(
     outcomes = decide(events, catalog, now)
     assert {o.kind for o in outcomes} == set(DecisionKind)
     for outcome in outcomes:
-        record = outcome.record
+        record = outcome.record()
         envelope = decode(record.headers, record.value)  # valid for the consumers' models
         again = encode(envelope)
         assert (again.key, again.value, again.headers) == (record.key, record.value, record.headers)
+        # The outbox form of the headers holds the same pairs.
+        assert [(n, v.encode()) for n, v in orjson.loads(outcome.headers_json())] == record.headers
         assert envelope.source == SOURCE
         assert envelope.type.split(".")[-2] == (
             "clock_started" if outcome.kind is DecisionKind.STARTED else outcome.kind.value
@@ -237,7 +240,7 @@ def test_a_remembered_timeline_is_the_timeline(catalog: NormCatalog) -> None:
             clock.add(transition, context)
             first = advance_clock(clock, catalog, now)
             second = advance_clock(clock, catalog, now)  # from the memo
-            assert [o.record for o in first.events] == [o.record for o in second.events]
+            assert [o.record() for o in first.events] == [o.record() for o in second.events]
             assert first.next_decision_at == second.next_decision_at
         assert catalog.timelines[(norm.id, tuple(t for t, _ in clock.transitions))] == timeline(
             norm.rule, [t for t, _ in clock.transitions]
