@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.events import TOPICS
 
 
 class MetricsSettings(BaseSettings):
@@ -12,6 +16,11 @@ class MetricsSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8083
     consumer_group: str = "metrics"
+    # The topics consumed (benchmarks point these at private copies).
+    topics: list[str] = Field(default_factory=lambda: list(TOPICS.values()))
+    # Where a consumer group without committed offsets starts: from the start of the topics
+    # (a new deployment counts history), or at the end (a test or benchmark run of its own).
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     # Records per consumed batch and how long to wait for a batch to fill.
     max_batch: int = Field(default=1000, ge=1, le=10_000)
     batch_timeout_ms: int = Field(default=50, ge=1, le=10_000)
