@@ -544,3 +544,21 @@ async def test_sms_letter_list_and_answers_given_in_person(
         )
         assert counter.status_code == 201, counter.text
         await events.wait_for(for_subject(counter_contact, "follow_up_requested"))
+
+
+async def test_a_delivery_that_keeps_failing_is_reported_and_its_address_erased(
+    feedback: ServiceProcess, mail: MailCatcher
+) -> None:
+    case_id = f"Z-{uuid.uuid4()}"
+    email = addr()
+    mail.fail_next = 5  # MAX_ATTEMPTS defaults to 5
+    try:
+        async with topic_tail(FEEDBACK_TOPIC) as events, Intake() as intake:
+            await intake.send(case_closed(case_id, resident(email=email)))
+            failed = await events.wait_for(for_subject(case_id, "delivery_failed"), timeout=40)
+            assert failed[0].data.attempts == 5 and failed[0].data.error == "smtp_451"
+            row = await wait_row(feedback.schema, case_id, lambda r: r["status"] == "failed")  # type: ignore[attr-defined]
+            assert row["sealed_contact"] is None
+            assert mail.to(email) == []
+    finally:
+        mail.fail_next = 0
