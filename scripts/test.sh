@@ -11,8 +11,9 @@ cd "$REPO"
 
 bash scripts/bootstrap.sh
 
+# Stop at the end only what this run started: when nothing of the stack was up before.
 started_here=0
-if ! bash scripts/stack.sh status >/dev/null 2>&1; then
+if ! bash scripts/stack.sh status 2>/dev/null | grep -q ' up '; then
     started_here=1
 fi
 stop_stack() {
