@@ -32,6 +32,8 @@ DAY_US = 86_400 * US
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_DATE = _EPOCH.date()
 _ONE_DAY = timedelta(days=1)
+# How many results of `advance` a calendar remembers (oldest forgotten first).
+_ADVANCE_MEMO_SIZE = 100_000
 
 
 def to_us(instant: datetime) -> int:
@@ -112,6 +114,12 @@ class BusinessCalendar:
     _day_intervals: dict[tuple[Measure, date], tuple[tuple[int, int, int, int], ...]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+    _counting_years: dict[tuple[Measure, int], list[int]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _advanced: dict[tuple[Measure, int, int], int] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     # ---- days ------------------------------------------------------------------------------
 
@@ -190,16 +198,57 @@ class BusinessCalendar:
             return 0
         if measure is Measure.CONTINUOUS:
             return end_us - start_us
-        total = 0
         day = self.local_date(start_us)
         last = self.local_date(end_us)
+        total = self._counted_within(measure, day, start_us, end_us)
+        if last == day:
+            return total
+        if measure is not Measure.OFFICE_HOURS:
+            # Every whole counting day in between counts exactly one day (DAY_US nominal, be it
+            # 23, 24 or 25 hours long): count them instead of walking them.
+            total += DAY_US * self._counting_days(measure, day + _ONE_DAY, last)
+            return total + self._counted_within(measure, last, start_us, end_us)
+        day += _ONE_DAY
         while day <= last:
-            for lo, hi, num, den in self.intervals(measure, day):
-                a, b = max(lo, start_us), min(hi, end_us)
-                if b > a:
-                    total += (b - a) * num // den
-            day += timedelta(days=1)
+            total += self._counted_within(measure, day, start_us, end_us)
+            day += _ONE_DAY
         return total
+
+    def _counted_within(self, measure: Measure, day: date, start_us: int, end_us: int) -> int:
+        total = 0
+        for lo, hi, num, den in self.intervals(measure, day):
+            a = lo if lo > start_us else start_us
+            b = hi if hi < end_us else end_us
+            if b > a:
+                total += (b - a) * num // den
+        return total
+
+    def _counting_days(self, measure: Measure, first: date, end: date) -> int:
+        """How many days in [first, end) count under a day measure."""
+        if end <= first:
+            return 0
+        if measure is Measure.CALENDAR_DAYS:
+            return (end - first).days
+        counts = self._year_counts(measure, first.year)
+        if end.year == first.year:
+            return counts[end.timetuple().tm_yday - 1] - counts[first.timetuple().tm_yday - 1]
+        total = counts[-1] - counts[first.timetuple().tm_yday - 1]
+        for year in range(first.year + 1, end.year):
+            total += self._year_counts(measure, year)[-1]
+        return total + self._year_counts(measure, end.year)[end.timetuple().tm_yday - 1]
+
+    def _year_counts(self, measure: Measure, year: int) -> list[int]:
+        """Counting days of `year` before each of its days (index = day of the year − 1), and
+        in the whole year (last element)."""
+        counts = self._counting_years.get((measure, year))
+        if counts is None:
+            counts = [0]
+            day = date(year, 1, 1)
+            while day.year == year:
+                counts.append(counts[-1] + (1 if self.intervals(measure, day) else 0))
+                day += _ONE_DAY
+            self._counting_years[(measure, year)] = counts
+        return counts
 
     def advance(self, measure: Measure, start_us: int, amount_us: int) -> int:
         """The earliest instant at which `amount_us` of business time has passed since
@@ -208,6 +257,16 @@ class BusinessCalendar:
             return start_us
         if measure is Measure.CONTINUOUS:
             return start_us + amount_us
+        # Clocks ask this again and again for the same start (a local midnight) and amount.
+        key = (measure, start_us, amount_us)
+        instant = self._advanced.get(key)
+        if instant is None:
+            instant = self._advanced[key] = self._advance(measure, start_us, amount_us)
+            if len(self._advanced) > _ADVANCE_MEMO_SIZE:
+                del self._advanced[next(iter(self._advanced))]
+        return instant
+
+    def _advance(self, measure: Measure, start_us: int, amount_us: int) -> int:
         remaining = amount_us
         day = self.local_date(start_us)
         # A generous bound: no norm is longer than ~10 000 days; a calendar without a single
@@ -221,7 +280,7 @@ class BusinessCalendar:
                 if capacity >= remaining:
                     return a + -(-remaining * den // num)  # ceil: the target is fully reached
                 remaining -= capacity
-            day += timedelta(days=1)
+            day += _ONE_DAY
         raise ValueError("the calendar has no business time to count")
 
     def has_business_time_at(self, measure: Measure, instant_us: int) -> bool:

@@ -231,3 +231,41 @@ def test_local_dates_and_midnights_agree_with_zoneinfo_around_dst(moment: str, o
     midnight = CALENDAR.start_of_next_day(instant)
     assert from_us(midnight, AMS).time() == datetime.min.time()
     assert from_us(midnight, AMS).date() == from_us(instant, AMS).date() + timedelta(days=1)
+
+
+def _walked(calendar: BusinessCalendar, measure: Measure, start: int, end: int) -> int:
+    """Business time the slow way: every stretch of every local day, one by one."""
+    total = 0
+    day = from_us(start, AMS).date()
+    while day <= from_us(end, AMS).date():
+        for lo, hi, num, den in calendar.intervals(measure, day):
+            a, b = max(lo, start), min(hi, end)
+            if b > a:
+                total += (b - a) * num // den
+        day += timedelta(days=1)
+    return total
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.sampled_from([m for m in Measure if m is not Measure.CONTINUOUS]),
+    instants,
+    st.integers(min_value=0, max_value=800 * DAY_US),
+)
+def test_counting_whole_days_agrees_with_walking_them(
+    measure: Measure, start: int, span: int
+) -> None:
+    # Whole days in between are counted from per-year tallies (also across year ends, DST
+    # days and holidays); the walk is the reference. A fresh calendar: nothing remembered.
+    calendar = BusinessCalendar(closing_days=frozenset({date(2026, 12, 24), date(2027, 5, 7)}))
+    assert calendar.business_between(measure, start, start + span) == _walked(
+        calendar, measure, start, start + span
+    )
+    due = calendar.advance(measure, start, span)
+    assert calendar.advance(measure, start, span) == due  # remembered
+    if span > 0:
+        assert (
+            _walked(calendar, measure, start, due)
+            >= span
+            > _walked(calendar, measure, start, due - 1)
+        )
