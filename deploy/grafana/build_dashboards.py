@@ -381,6 +381,22 @@ def servicenormen() -> dict[str, Any]:
                 width=12,
             ),
             Panel(
+                "Doorlooptijd zaken in werkdagen (p50) per zaaktype",
+                "Median lead time from opening to closing counted in working days of the "
+                "municipality's calendar (holidays and weekends excluded), per case type.",
+                [
+                    (
+                        "histogram_quantile(0.5, sum by (le, case_type) "
+                        f"(servicepuls_case_lead_time_business_seconds_bucket{{{M}}})) / 86400",
+                        "{{case_type}}",
+                    )
+                ],
+                kind="bargauge",
+                unit="short",
+                decimals=1,
+                width=12,
+            ),
+            Panel(
                 "Doorlooptijd zaken (p50) per zaaktype",
                 "Median calendar lead time from opening to closing, per case type.",
                 [

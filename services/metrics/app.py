@@ -31,7 +31,7 @@ from prometheus_client import (
 )
 
 from schemas.envelope import Envelope, decode
-from services.common.config import load_municipalities
+from services.common.config import load_municipalities, load_yaml_model
 from services.common.logging import configure_logging
 from services.common.migrations import migrate
 from services.common.settings import REPO_ROOT, InfraSettings
@@ -40,6 +40,7 @@ from services.metrics.adapters.lag import ConsumerLag
 from services.metrics.adapters.store import AggregateStore
 from services.metrics.domain.tally import Policy
 from services.metrics.settings import MetricsSettings
+from services.norms.domain.catalog import CalendarFile
 
 MIGRATIONS = REPO_ROOT / "services" / "metrics" / "migrations"
 
@@ -64,10 +65,19 @@ def build_app(
     infra = infra or InfraSettings()
     log = configure_logging("metrics", infra.log_level, infra.log_format)
     municipalities = load_municipalities(infra.config_dir)
+    calendar_files: dict[str, CalendarFile] = {}
+    for m in municipalities.municipalities:
+        if m.calendar not in calendar_files:
+            calendar_files[m.calendar] = load_yaml_model(
+                infra.config_dir / "calendars" / f"{m.calendar}.yaml", CalendarFile
+            )
     policy = Policy(
         municipalities={m.code: m.zone for m in municipalities.municipalities},
         phone_answer_norm_seconds=settings.phone_answer_norm_seconds,
         complaint_case_types=frozenset(settings.complaint_case_types),
+        calendars={
+            m.code: calendar_files[m.calendar].build(m.zone) for m in municipalities.municipalities
+        },
     )
     topics = settings.topics
 

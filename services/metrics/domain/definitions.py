@@ -65,6 +65,8 @@ LEAD_TIME_BUCKETS = (
     91 * DAY,
     182 * DAY,
 )
+# Lead time counted in working days (one working day = 86 400 s), from half a day to 60 days.
+WORKING_DAY_BUCKETS = tuple(DAY * days for days in (0.5, 1, 2, 3, 5, 8, 10, 15, 20, 30, 40, 60))
 # Business time a norm clock ran (working/office time, as the norms service measured it).
 BUSINESS_TIME_BUCKETS = (
     30.0,
@@ -190,6 +192,15 @@ DEFINITIONS: tuple[MetricDefinition, ...] = (
         "Calendar time from opening to closing of a case (event time), by case type.",
         (_M, "case_type"),
         LEAD_TIME_BUCKETS,
+    ),
+    MetricDefinition(
+        "servicepuls_case_lead_time_business_seconds",
+        Kind.HISTOGRAM,
+        "Lead time from opening to closing counted in working days of the municipality's "
+        "business calendar (weekends and public holidays excluded; one working day = 86400 s), "
+        "by case type.",
+        (_M, "case_type"),
+        WORKING_DAY_BUCKETS,
     ),
     # --- complaints (klachten, Awb chapter 9) ---------------------------------------------------
     MetricDefinition(

@@ -38,6 +38,7 @@ from schemas.events import (
     SurveySuppressed,
 )
 from services.metrics.domain.definitions import BY_NAME, NONE, Kind
+from services.norms.domain.calendar import BusinessCalendar, Measure, to_us
 
 Labels = tuple[str, ...]
 SeriesKey = tuple[str, Labels]  # (metric name, label values in definition order)
@@ -53,6 +54,8 @@ class Policy:
     municipalities: Mapping[str, ZoneInfo]  # served municipalities and their time zones
     phone_answer_norm_seconds: float = 30.0
     complaint_case_types: frozenset[str] = frozenset({"klacht"})
+    # Business calendars per municipality (the norms service's calendar: holidays, Atw).
+    calendars: Mapping[str, BusinessCalendar] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,6 +283,17 @@ def _case(
         if opened is not None:
             lead = max(0.0, (event.time - opened.opened_at).total_seconds())
             t.observe("servicepuls_case_lead_time_seconds", lead, municipality, case_type)
+            calendar = policy.calendars.get(municipality)
+            if calendar is not None:
+                working = calendar.business_between(
+                    Measure.WORKING_DAYS, to_us(opened.opened_at), to_us(event.time)
+                )
+                t.observe(
+                    "servicepuls_case_lead_time_business_seconds",
+                    working / 1_000_000,
+                    municipality,
+                    case_type,
+                )
         if data.complaint_verdict is not None or case_type in policy.complaint_case_types:
             verdict = _label(data.complaint_verdict)
             t.count("servicepuls_complaints_closed", municipality, verdict)

@@ -41,6 +41,9 @@ def config_with(tmp_path: Path, municipality: str) -> Path:
             "code": municipality,
             "name": f"Testgemeente {municipality}",
             "timezone": "Europe/Amsterdam",
+            "calendar": "buch",
+            "norms": "default",
+            "survey_policy": "default",
         }
     )
     (target / "municipalities.yaml").write_text(yaml.safe_dump(listing))

@@ -334,6 +334,11 @@ def make_traffic(municipality: str, *, scale: int = 1, seed: int = 7) -> Traffic
                 "servicepuls_case_lead_time_seconds_count", municipality=m, case_type=case_type
             )
             t.expect(
+                "servicepuls_case_lead_time_business_seconds_count",
+                municipality=m,
+                case_type=case_type,
+            )
+            t.expect(
                 "servicepuls_case_lead_time_seconds_sum",
                 by=(closed - opened).total_seconds(),
                 municipality=m,

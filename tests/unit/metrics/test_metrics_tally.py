@@ -30,6 +30,7 @@ from services.metrics.adapters.exposition import AggregateView
 from services.metrics.adapters.store import Snapshot
 from services.metrics.domain.definitions import BY_NAME, Kind
 from services.metrics.domain.tally import Known, Policy, tally
+from services.norms.domain.calendar import BusinessCalendar
 
 AMS = ZoneInfo("Europe/Amsterdam")
 POLICY = Policy(municipalities={"GM0383": AMS}, phone_answer_norm_seconds=30)
@@ -222,3 +223,25 @@ def test_splitting_a_stream_into_batches_never_changes_the_totals(waits, cut):
     for key, histogram in whole.histograms.items():
         parts = [p.histograms[key] for p in (first, second) if key in p.histograms]
         assert [sum(b) for b in zip(*(p.buckets for p in parts), strict=True)] == histogram.buckets
+
+
+def test_business_lead_time_skips_the_weekend_with_the_norms_calendar():
+    calendar = BusinessCalendar(zone=AMS)
+    policy = Policy(municipalities={"GM0383": AMS}, calendars={"GM0383": calendar})
+    friday = datetime(2026, 3, 6, 10, 0, tzinfo=AMS)
+    monday = datetime(2026, 3, 9, 10, 0, tzinfo=AMS)
+    t = tally(
+        [
+            ev(CaseOpened(case_id="z9", case_type="aanvraag", channel=Channel.WEBFORM), at=friday),
+            ev(
+                CaseClosed(case_id="z9", case_type="aanvraag", outcome=CaseOutcome.GRANTED),
+                at=monday,
+            ),
+        ],
+        Known(),
+        policy,
+    )
+    calendar_time = t.histograms[("servicepuls_case_lead_time_seconds", ("GM0383", "aanvraag"))]
+    working = t.histograms[("servicepuls_case_lead_time_business_seconds", ("GM0383", "aanvraag"))]
+    assert calendar_time.sum == 3 * 86400
+    assert working.sum == 86400  # Friday 10:00 -> Monday 10:00 is one working day
