@@ -108,6 +108,11 @@ def bootstrap(
         infra.kafka_bootstrap, client_id="servicepuls-norms", logger=log, log_level=logging.DEBUG
     )
 
+    async def records_only(message: Any) -> None:
+        """The handler reads the raw records itself (`decode` below, the one codec): FastStream
+        need not parse every value as JSON first."""
+        return None
+
     def count(result: Any) -> None:
         for municipality, norm, kind in result.decisions:
             decisions.labels(municipality, norm, kind).inc()
@@ -119,6 +124,7 @@ def bootstrap(
         max_records=settings.max_batch,
         batch_timeout_ms=settings.batch_timeout_ms,
         auto_offset_reset=settings.auto_offset_reset,
+        decoder=records_only,
         # Commit offsets only after the batch committed in PostgreSQL; on an error rewind.
         ack_policy=AckPolicy.NACK_ON_ERROR,
     )
@@ -199,6 +205,8 @@ def bootstrap(
                 await runtime.repository.purge_dedupe_keys(settings.dedupe_retention_days)
 
     async def start() -> None:
+        for catalog in catalogs.values():  # load the holiday tables now, not in the first batch
+            catalog.calendar.is_working_day(date.today())
         runtime.pool = await asyncpg.create_pool(infra.database_url, min_size=2, max_size=6)
         async with runtime.pool.acquire() as conn:
             applied = await migrate(conn, settings.db_schema, MIGRATIONS)
