@@ -48,6 +48,13 @@ SOURCE = "/servicepuls/feedback"
 log = structlog.get_logger("feedback")
 
 
+def _no_policy(municipality: str) -> None:
+    """A municipality this deployment does not serve: counted, logged at debug (it can be every
+    event of another deployment's municipality on a shared topic)."""
+    metrics.CONSUMED.labels("no_policy").inc()
+    log.debug("no survey policy for municipality", municipality=municipality)
+
+
 def survey_id_for(municipality: str, subject_kind: str, subject_id: str) -> uuid.UUID:
     """One survey per subject: its id follows from the subject, on every replica and replay."""
     return uuid.UUID(deterministic_id("survey", municipality, subject_kind, subject_id))
@@ -131,7 +138,7 @@ async def _case_closed(
 ) -> None:
     policy = book.for_case(envelope.municipality, data.case_type)
     if policy is None:
-        log.warning("no survey policy for municipality", municipality=envelope.municipality)
+        _no_policy(envelope.municipality)
         return
     kept = await db.take_case_resident(conn, envelope.municipality, data.case_id)
     resident = data.resident
@@ -178,7 +185,7 @@ async def _contact_completed(
 ) -> None:
     policy = book.for_contact(envelope.municipality)
     if policy is None:
-        log.warning("no survey policy for municipality", municipality=envelope.municipality)
+        _no_policy(envelope.municipality)
         return
     resident = data.resident
     await _decide_and_record(

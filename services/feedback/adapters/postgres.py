@@ -137,7 +137,7 @@ async def opt_out(
     )
     await conn.execute(
         "UPDATE surveys SET sealed_contact = NULL WHERE resident_ref = $1"
-        " AND sealed_contact IS NOT NULL AND status = 'sent'",
+        " AND sealed_contact IS NOT NULL AND status IN ('sent', 'sending')",
         resident_ref,
     )
     return await conn.fetch(
@@ -228,10 +228,14 @@ async def mark_sent(
     expires_at: datetime,
     list_date: date | None,
 ) -> bool:
+    # The resident may have answered already (the message arrives before this commits): the
+    # survey stays answered, but it was sent all the same.
     done = await conn.fetchval(
-        "UPDATE surveys SET status = 'sent', sent_at = $2, expires_at = $3, list_date = $4,"
+        "UPDATE surveys SET status = CASE WHEN status = 'sending' THEN 'sent' ELSE status END,"
+        " sent_at = $2, expires_at = $3, list_date = $4,"
         " lease_until = NULL, next_attempt_at = NULL, last_error = NULL"
-        " WHERE survey_id = $1 AND status = 'sending' RETURNING 1",
+        " WHERE survey_id = $1"
+        " AND (status = 'sending' OR (status = 'answered' AND sent_at IS NULL)) RETURNING 1",
         survey_id,
         sent_at,
         expires_at,

@@ -46,6 +46,7 @@ from services.feedback.texts import TEXTS
 
 STATIC = Path(__file__).resolve().parents[1] / "static"
 MAX_FORM_BYTES = 16 * 1024
+OPEN = ("sent", "sending")  # statuses in which a survey link takes an answer
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; form-action 'self';"
     " frame-ancestors 'none'; base-uri 'none'",
@@ -185,7 +186,8 @@ def survey_pages(ctx: Any) -> APIRouter:
             if more_allowed(survey, claim, now):
                 return thanks(request, token, survey, lang, more=True)
             return message(request, token, survey, lang, "answered", 200)
-        if survey["status"] != "sent" or claim.expired(now):
+        # "sending": the message can arrive before the dispatcher recorded it as sent.
+        if survey["status"] not in OPEN or claim.expired(now):
             return message(request, token, survey, lang, "expired", 410)
         return None
 
@@ -260,7 +262,12 @@ def survey_pages(ctx: Any) -> APIRouter:
                 async with ctx.pool.acquire() as conn, conn.transaction():
                     now = await ctx.clock.now(conn)
                     answered = await svc.record_answer(
-                        conn, claim.survey_id, answer, AnsweredVia.EMAIL_ONE_CLICK, now
+                        conn,
+                        claim.survey_id,
+                        answer,
+                        AnsweredVia.EMAIL_ONE_CLICK,
+                        now,
+                        statuses=OPEN,
                     )
                 ctx.outbox_wake.set()
                 if answered is None:
@@ -312,7 +319,9 @@ def survey_pages(ctx: Any) -> APIRouter:
             )
         async with ctx.pool.acquire() as conn, conn.transaction():
             now = await ctx.clock.now(conn)
-            answered = await svc.record_answer(conn, claim.survey_id, answer, AnsweredVia.WEB, now)
+            answered = await svc.record_answer(
+                conn, claim.survey_id, answer, AnsweredVia.WEB, now, statuses=OPEN
+            )
         ctx.outbox_wake.set()
         if answered is None:
             async with ctx.pool.acquire() as conn:
@@ -409,7 +418,12 @@ def staff_api(ctx: Any) -> APIRouter:
         async with ctx.pool.acquire() as conn, conn.transaction():
             now = await ctx.clock.now(conn)
             answered = await svc.record_answer(
-                conn, survey_id, answer, AnsweredVia.IN_PERSON, now, statuses=("sent", "scheduled")
+                conn,
+                survey_id,
+                answer,
+                AnsweredVia.IN_PERSON,
+                now,
+                statuses=("sent", "sending", "scheduled"),
             )
             if answered is None:
                 survey = await db.get_survey(conn, survey_id)
@@ -447,10 +461,15 @@ def staff_api(ctx: Any) -> APIRouter:
             )
             if not inserted:
                 existing = await db.get_survey(conn, survey_id)
-                if existing is None or existing["status"] not in ("sent", "scheduled"):
+                if existing is None or existing["status"] not in ("sent", "sending", "scheduled"):
                     raise HTTPException(409, "this subject already has a survey")
             answered = await svc.record_answer(
-                conn, survey_id, answer, AnsweredVia.IN_PERSON, now, statuses=("sent", "scheduled")
+                conn,
+                survey_id,
+                answer,
+                AnsweredVia.IN_PERSON,
+                now,
+                statuses=("sent", "sending", "scheduled"),
             )
             if answered is None:
                 raise HTTPException(409, "this subject already has a survey")

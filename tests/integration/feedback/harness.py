@@ -41,22 +41,24 @@ def free_port() -> int:
 
 
 class MailCatcher:
-    """A real SMTP server (aiosmtpd) on loopback; `fail_next` refuses deliveries with 451."""
+    """A real SMTP server (aiosmtpd) on loopback; `failing[address] = n` refuses the next n
+    deliveries to that address with 451 (other tests' mail is not affected)."""
 
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
         self.refused = 0
-        self.fail_next = 0
+        self.failing: dict[str, int] = {}
         self._lock = threading.Lock()
         self.port = free_port()
         self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         with self._lock:
-            if self.fail_next > 0:
-                self.fail_next -= 1
-                self.refused += 1
-                return "451 4.3.0 Try again later"
+            for rcpt in envelope.rcpt_tos:
+                if self.failing.get(rcpt, 0) > 0:
+                    self.failing[rcpt] -= 1
+                    self.refused += 1
+                    return "451 4.3.0 Try again later"
             message = email.message_from_bytes(
                 envelope.original_content, policy=email.policy.default
             )
