@@ -13,8 +13,10 @@ from typing import Any
 
 import httpx
 import yaml
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schemas.envelope import Envelope
+from schemas.events import TOPICS
 from services.common.kafka import durable_producer, publish
 from tests.integration.metrics.traffic import SampleKey, parse_metrics
 from tests.support.services import REPO_ROOT
@@ -48,6 +50,28 @@ def config_with(tmp_path: Path, municipality: str) -> Path:
     )
     (target / "municipalities.yaml").write_text(yaml.safe_dump(listing))
     return target
+
+
+async def start_group_at_end(group: str, topics: list[str] | None = None) -> None:
+    """Commit the current end offsets for a new consumer group, so a service started with it
+    reads exactly what is published from now on (and nothing of the topics' history)."""
+    topics = topics or list(TOPICS.values())
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=BOOTSTRAP, group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in sorted(consumer.partitions_for_topic(topic) or [])
+        ]
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        await consumer.commit({tp: ends[tp] for tp in partitions})
+    finally:
+        await consumer.stop()
 
 
 class Publisher:

@@ -13,6 +13,7 @@ import asyncio
 import csv
 import os
 import sys
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -25,13 +26,17 @@ from tests.integration.metrics.support import (
     fresh_municipality,
     scrape,
     scrape_text,
+    start_group_at_end,
 )
 from tests.integration.metrics.traffic import NORM, make_traffic, mismatches, sample_key
 from tests.support.services import REPO_ROOT, running_service
 
 pytestmark = pytest.mark.integration
 
-PORT_A = 8083
+# Ports and a consumer group of the test's own: a demo or another test may run the metrics
+# service on 8083 with group `metrics` at the same time (both count into the same PostgreSQL
+# aggregates, once per event, so the exporter here still sees exact totals).
+PORT_A = 18083
 PORT_B = 18093
 
 
@@ -65,7 +70,11 @@ async def test_exact_counts_survive_kill_restart_and_rebalance(tmp_path):
     traffic = make_traffic(municipality, scale=2)
     events = traffic.events
     third = len(events) // 3
+    group = f"metrics-test-{uuid.uuid4().hex[:8]}"
+    await start_group_at_end(group)
     env = {
+        "SERVICEPULS_METRICS_PORT": str(PORT_A),
+        "SERVICEPULS_METRICS_CONSUMER_GROUP": group,
         "SERVICEPULS_CONFIG_DIR": str(config_with(tmp_path, municipality)),
         "SERVICEPULS_METRICS_REFRESH_SECONDS": "1",
         "SERVICEPULS_METRICS_MAX_BATCH": "40",
