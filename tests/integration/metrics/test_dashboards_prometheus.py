@@ -2,7 +2,7 @@
 
 Contacts and cases go through intake (the running one on 8080, or one started here); norm and
 survey events are published to their topics directly (the norms and feedback services may not
-be running). The metrics service runs on 8083, the port Prometheus scrapes. Then each panel's
+be running). The metrics service on 8083 (the port Prometheus scrapes; a running one is used). Then each panel's
 PromQL — with the dashboard variables filled in as Grafana would — must parse and return data.
 """
 
@@ -26,6 +26,7 @@ pytestmark = pytest.mark.integration
 DASHBOARDS = REPO_ROOT / "deploy" / "grafana" / "dashboards"
 MUNICIPALITY = "GM0383"  # a municipality intake's development channel systems may post for
 INTAKE = "http://127.0.0.1:8080"
+METRICS = "http://127.0.0.1:8083"
 TOKEN = {"Authorization": "Bearer dev-test"}
 
 
@@ -43,9 +44,9 @@ def as_grafana_sends(expr: str) -> str:
     return expr.replace("$municipality", MUNICIPALITY).replace("$__rate_interval", "1m")
 
 
-async def _intake_up(client: httpx.AsyncClient) -> bool:
+async def _up(client: httpx.AsyncClient, base_url: str) -> bool:
     try:
-        return (await client.get(INTAKE + "/ready", timeout=2)).status_code == 200
+        return (await client.get(base_url + "/ready", timeout=2)).status_code == 200
     except httpx.HTTPError:
         return False
 
@@ -69,7 +70,12 @@ async def _query(client: httpx.AsyncClient, expr: str) -> dict[str, Any]:
     return response.json()
 
 
-@pytest.mark.timeout(240)
+async def _scalar(client: httpx.AsyncClient, expr: str) -> float:
+    result = (await _query(client, expr))["data"]["result"]
+    return float(result[0]["value"][1]) if result else 0.0
+
+
+@pytest.mark.timeout(300)
 async def test_every_panel_query_parses_and_returns_data_after_traffic():
     queries = panel_queries()
     assert len(queries) >= 40
@@ -81,14 +87,28 @@ async def test_every_panel_query_parses_and_returns_data_after_traffic():
         # The rule files are loaded by Prometheus from deploy/prometheus/rules/.
         reload = await client.post(PROMETHEUS + "/-/reload", timeout=10)
         assert reload.status_code == 200, reload.text
-        await stack.enter_async_context(
-            running_service("metrics", port=8083, env={"SERVICEPULS_METRICS_REFRESH_SECONDS": "1"})
-        )
-        if not await _intake_up(client):
+        # The port Prometheus scrapes: use the metrics service already there (a demo), else start one.
+        if not await _up(client, METRICS):
+            await stack.enter_async_context(
+                running_service(
+                    "metrics", port=8083, env={"SERVICEPULS_METRICS_REFRESH_SECONDS": "1"}
+                )
+            )
+        if not await _up(client, INTAKE):
             await stack.enter_async_context(running_service("intake", port=8080))
+        contacts = f'sum(servicepuls_contacts_total{{municipality="{MUNICIPALITY}"}})'
+        before = await _scalar(client, contacts)
         await _post_through_intake(client, through_intake)
         async with Publisher() as publisher:
             await publisher.send(direct)
+        # Prometheus must have scraped this run's traffic before the panels are judged.
+        expected = sum(
+            v for (name, _), v in traffic.expected.items() if name == "servicepuls_contacts_total"
+        )
+        deadline = asyncio.get_running_loop().time() + 120
+        while await _scalar(client, contacts) < before + expected:
+            assert asyncio.get_running_loop().time() < deadline, "traffic never reached Prometheus"
+            await asyncio.sleep(2)
 
         # Poll until Prometheus scraped enough (5 s interval) for rates and recording rules.
         deadline = asyncio.get_running_loop().time() + 150
