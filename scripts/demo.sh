@@ -99,6 +99,17 @@ mkdir -p "$LOGS" "$RUN" "$REPORTS"
 export SERVICEPULS_NORMS_CLOCK=event
 export SERVICEPULS_FEEDBACK_CLOCK=event
 export SERVICEPULS_LOG_FORMAT=json
+# Event time is one clock per topic, and it only moves forward. A second demo simulates the same
+# recent week again, so the norms and feedback services this script starts get state of their
+# own for this run (a PostgreSQL schema and a consumer group that starts at the end of the
+# topics): every run is judged as if it were the first. Metrics keeps counting across runs.
+demo_id="$(date +%Y%m%d%H%M%S)"
+export SERVICEPULS_NORMS_DB_SCHEMA="norms_demo_$demo_id"
+export SERVICEPULS_NORMS_CONSUMER_GROUP="norms-demo-$demo_id"
+export SERVICEPULS_NORMS_AUTO_OFFSET_RESET=latest
+export SERVICEPULS_FEEDBACK_DB_SCHEMA="feedback_demo_$demo_id"
+export SERVICEPULS_FEEDBACK_CONSUMER_GROUP="feedback-demo-$demo_id"
+export SERVICEPULS_FEEDBACK_START_FROM=latest
 
 # --- 2. the four services -------------------------------------------------------------------
 started=()

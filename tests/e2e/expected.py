@@ -92,6 +92,15 @@ class Clock:
     started: datetime
     stopped: datetime | None
     outcome: str | None  # met / missed / cancelled / None (still running)
+    due: datetime | None = None  # for working-day and office-hour targets
+
+    def breached_by(self, moment: datetime) -> bool:
+        """The due instant passed by `moment` while the clock was still running."""
+        return (
+            self.due is not None
+            and self.due <= moment
+            and (self.stopped is None or self.stopped > self.due)
+        )
 
 
 def _t(event: dict[str, Any]) -> datetime:
@@ -161,18 +170,36 @@ def _due(norm: str, started: datetime) -> datetime | None:
     return None
 
 
+def office_hours_later(start: datetime, hours: float) -> datetime:
+    """The instant at which `hours` of opening hours have passed since `start`."""
+    remaining = hours * 3600
+    day = start.astimezone(ZONE).date()
+    while True:
+        if is_working_day(day):
+            opens = max(start, datetime.combine(day, time(8, 30), ZONE))
+            closes = datetime.combine(day, time(17, 0), ZONE)
+            available = (closes - opens).total_seconds()
+            if available > 0 and remaining <= available:
+                return opens + timedelta(seconds=remaining)
+            remaining -= max(0.0, available)
+        day += timedelta(days=1)
+
+
 def _decide(norm: str, subject: str, started: datetime, stop: dict[str, Any] | None) -> Clock:
-    if stop is None:
-        return Clock(norm, subject, started, None, None)
-    stopped = _t(stop)
     target = catalog()[norm]["target"]
+    if target["unit"] == "office_hours":
+        due = office_hours_later(started, float(target["amount"]))
+    else:
+        due = _due(norm, started)
+    assert due is not None
+    if stop is None:
+        return Clock(norm, subject, started, None, None, due)
+    stopped = _t(stop)
     if target["unit"] == "office_hours":
         met = office_seconds(started, stopped) <= float(target["amount"]) * 3600
     else:
-        due = _due(norm, started)
-        assert due is not None
         met = stopped <= due
-    return Clock(norm, subject, started, stopped, "met" if met else "missed")
+    return Clock(norm, subject, started, stopped, "met" if met else "missed", due)
 
 
 def _case_clocks(case_id: str, lifecycle: list[dict[str, Any]]) -> list[Clock]:
@@ -197,7 +224,10 @@ def _case_clocks(case_id: str, lifecycle: list[dict[str, Any]]) -> list[Clock]:
         else:
             clocks.append(_decide("report_reaction", case_id, started, reaction))
         if first_close is not None and outcome in ("cancelled", "withdrawn", "auto_closed"):
-            clocks.append(Clock("report_resolved", case_id, started, _t(first_close), "cancelled"))
+            due = _due("report_resolved", started)
+            clocks.append(
+                Clock("report_resolved", case_id, started, _t(first_close), "cancelled", due)
+            )
         else:
             clocks.append(_decide("report_resolved", case_id, started, first_close))
         return clocks
