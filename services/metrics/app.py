@@ -15,6 +15,7 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 from faststream import AckPolicy
@@ -40,6 +41,7 @@ from services.metrics.adapters.lag import ConsumerLag
 from services.metrics.adapters.store import AggregateStore
 from services.metrics.domain.tally import Policy
 from services.metrics.settings import MetricsSettings
+from services.norms.domain.calendar import BusinessCalendar
 from services.norms.domain.catalog import CalendarFile
 
 MIGRATIONS = REPO_ROOT / "services" / "metrics" / "migrations"
@@ -78,6 +80,7 @@ def build_app(
         calendars={
             m.code: calendar_files[m.calendar].build(m.zone) for m in municipalities.municipalities
         },
+        default_calendar=BusinessCalendar(zone=ZoneInfo("Europe/Amsterdam")),
     )
     topics = settings.topics
 

@@ -56,6 +56,9 @@ class Policy:
     complaint_case_types: frozenset[str] = frozenset({"klacht"})
     # Business calendars per municipality (the norms service's calendar: holidays, Atw).
     calendars: Mapping[str, BusinessCalendar] = field(default_factory=dict)
+    # For a municipality without one (not served here): weekdays and Dutch public holidays, so
+    # replicas with different configurations still count the same observations.
+    default_calendar: BusinessCalendar | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,7 +286,7 @@ def _case(
         if opened is not None:
             lead = max(0.0, (event.time - opened.opened_at).total_seconds())
             t.observe("servicepuls_case_lead_time_seconds", lead, municipality, case_type)
-            calendar = policy.calendars.get(municipality)
+            calendar = policy.calendars.get(municipality, policy.default_calendar)
             if calendar is not None:
                 working = calendar.business_between(
                     Measure.WORKING_DAYS, to_us(opened.opened_at), to_us(event.time)
