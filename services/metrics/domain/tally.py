@@ -47,6 +47,11 @@ ClockKey = tuple[str, str]  # (municipality, clock id)
 FactKey = tuple[str, date, str, Labels]  # (municipality, local day, fact, dimensions)
 
 
+# Label counts per counter and histogram: a wrong call fails fast (and cheaply: this is per event).
+_COUNTER_ARITY = {d.name: len(d.labels) for d in BY_NAME.values() if d.kind is Kind.COUNTER}
+_HISTOGRAM_ARITY = {d.name: len(d.labels) for d in BY_NAME.values() if d.kind is Kind.HISTOGRAM}
+
+
 @dataclass(frozen=True, slots=True)
 class Policy:
     """What the aggregation needs to know from settings and configuration."""
@@ -116,14 +121,13 @@ class Tally:
     events: int = 0
 
     def count(self, metric: str, *labels: str, by: float = 1.0) -> None:
-        definition = BY_NAME[metric]
-        assert definition.kind is Kind.COUNTER and len(labels) == len(definition.labels), metric
+        assert _COUNTER_ARITY[metric] == len(labels), metric
         key = (metric, labels)
         self.counters[key] = self.counters.get(key, 0.0) + by
 
     def observe(self, metric: str, value: float, *labels: str) -> None:
         definition = BY_NAME[metric]
-        assert definition.kind is Kind.HISTOGRAM and len(labels) == len(definition.labels), metric
+        assert _HISTOGRAM_ARITY[metric] == len(labels), metric
         key = (metric, labels)
         delta = self.histograms.get(key)
         if delta is None:
