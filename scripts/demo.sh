@@ -179,8 +179,13 @@ if has_module services.metrics.report.__main__; then
     mkdir -p "$report_dir"
     read -r period_from period_to codes < <("$PY" - "$summary" <<'EOF'
 import json, sys
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 s = json.load(open(sys.argv[1]))
-print(s["start"], s["period_end"], ",".join(sorted(s["open_cases"]) or ["GM0383"]))
+zone = ZoneInfo("Europe/Amsterdam")
+first = datetime.fromisoformat(s["start"]).astimezone(zone).date()
+last = (datetime.fromisoformat(s["period_end"]) - timedelta(seconds=1)).astimezone(zone).date()
+print(first, last, ",".join(sorted(s["open_cases"]) or ["GM0383"]))
 EOF
     )
     IFS=, read -r -a municipalities <<<"$codes"
@@ -188,7 +193,7 @@ EOF
         out="$report_dir/$code"
         if "$PY" -m services.metrics.report --municipality "$code" --from "$period_from" \
             --to "$period_to" --out "$out" >>"$LOGS/report.log" 2>&1; then
-            say "period report for $code: $out"
+            say "period report for $code: $out/report.html"
         else
             warn "period report for $code failed; see $LOGS/report.log"
         fi

@@ -143,8 +143,8 @@ CASE_TYPES: tuple[CaseType, ...] = (
         "report",
         ("afval", "verlichting", "groen", "bestrating", "riolering", "overlast"),
         {Channel.PUBLIC_SPACE_REPORT: 1.0, Channel.PHONE: 0.7, Channel.WEBFORM: 0.3},
-        response_median_hours=7.0,
-        response_sigma=1.0,  # a tail beyond 3 working days (24 office hours)
+        response_median_hours=8.0,
+        response_sigma=1.2,  # a tail beyond 3 working days
         close_median=28.0,
         close_sigma=0.8,  # about one in ten beyond 10 working days (85 office hours)
         reopen_probability=0.03,
@@ -224,7 +224,7 @@ class Behaviour:
     """How contacts go: the odds that shape outcomes. Tune here, not in the generator."""
 
     # Phone: the queue.
-    phone_mean_wait_seconds: float = 32.0
+    phone_mean_wait_seconds: float = 14.0  # service level around the 80%-in-30-s goal
     phone_mean_patience_seconds: float = 150.0
     phone_median_handling_seconds: float = 230.0
     phone_first_contact_resolution: float = 0.72
@@ -232,8 +232,8 @@ class Behaviour:
     # promised, or a case (report, complaint) registered.
     phone_forwarded: float = 0.3
     phone_callback_requested: float = 0.45
-    callback_median_office_hours: float = 5.0
-    callback_sigma: float = 1.1  # about one in ten later than 2 working days
+    callback_median_office_hours: float = 10.0
+    callback_sigma: float = 1.2  # some later than 2 working days
     # Counter: appointments, so a short wait.
     counter_mean_wait_seconds: float = 240.0
     counter_no_show_leave: float = 0.02
@@ -242,11 +242,11 @@ class Behaviour:
     chat_mean_wait_seconds: float = 45.0
     chat_mean_patience_seconds: float = 240.0
     # Written contacts: answer time in office hours (median, lognormal sigma).
-    email_answer_median_hours: float = 6.0
-    email_answer_sigma: float = 1.0  # about one in nine later than 2 working days
-    webform_answer_median_hours: float = 7.0
-    letter_answer_median_hours: float = 30.0
-    letter_answer_sigma: float = 0.8
+    email_answer_median_hours: float = 9.0
+    email_answer_sigma: float = 1.1  # about one in eight later than 2 working days
+    webform_answer_median_hours: float = 10.0
+    letter_answer_median_hours: float = 20.0
+    letter_answer_sigma: float = 0.9
     social_answer_median_hours: float = 1.5
     social_answer_sigma: float = 1.0
     # Which written contacts start a case instead of a simple answer.
