@@ -12,7 +12,14 @@ from typing import Any
 import orjson
 import structlog
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    IllegalStateError,
+    InvalidProducerEpoch,
+    KafkaError,
+    OutOfOrderSequenceNumber,
+    ProducerFenced,
+    UnknownProducerId,
+)
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -44,6 +51,14 @@ from services.intake.settings import IntakeSettings
 log = structlog.get_logger("intake")
 
 PROBLEM_JSON = "application/problem+json"
+# Errors after which the idempotent producer's state is out of step with the broker.
+PRODUCER_STATE_ERRORS = (
+    OutOfOrderSequenceNumber,
+    UnknownProducerId,
+    ProducerFenced,
+    InvalidProducerEpoch,
+    IllegalStateError,
+)
 PROBLEM_BASE = "https://servicepuls.nl/problems/"
 
 
@@ -179,6 +194,7 @@ def create_app(
 ) -> FastAPI:
     settings = settings or IntakeSettings()
     state: dict[str, Intake] = {}
+    tasks: dict[str, asyncio.Task[None]] = {}
     # Configuration first: a mistake in it stops the service before anything connects.
     gatekeeper = Gatekeeper.from_file(settings.channel_systems_path())
     keys = load_keys(settings.infra.state_dir)
@@ -201,13 +217,25 @@ def create_app(
             metrics=IntakeMetrics(),
         )
         # Kafka may not be up yet (or be restarting): serve anyway, answer 503 until connected.
-        connecting = asyncio.create_task(_connect())
+        tasks["connect"] = asyncio.create_task(_connect())
         try:
             yield
         finally:
-            connecting.cancel()
+            for task in tasks.values():
+                task.cancel()
             if intake().producer is not None:
                 await intake().producer.stop()
+
+    def _renew_producer(broken: AIOKafkaProducer) -> None:
+        """Replace a producer whose idempotence state the broker no longer accepts (e.g. an
+        out-of-order sequence after a broker restart): a new producer gets a new producer id.
+        Requests meanwhile get 503; their clients retry, and repeats are harmless."""
+        if intake().producer is not broken:
+            return  # another request already renewed it
+        intake().producer = None
+        log.warning("renewing the kafka producer")
+        tasks["close"] = asyncio.create_task(broken.stop())
+        tasks["connect"] = asyncio.create_task(_connect())
 
     async def _connect() -> None:
         delay = 0.5
@@ -302,6 +330,8 @@ def create_app(
         except (TimeoutError, KafkaError) as exc:
             ctx.metrics.publish_failures.inc()
             log.warning("kafka did not acknowledge", error=type(exc).__name__, events=len(events))
+            if isinstance(exc, PRODUCER_STATE_ERRORS) and ctx.producer is not None:
+                _renew_producer(ctx.producer)
             return problem(
                 503,
                 "kafka-unavailable",
