@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import time
@@ -207,6 +208,11 @@ def bootstrap(
     async def start() -> None:
         for catalog in catalogs.values():  # load the holiday tables now, not in the first batch
             catalog.calendar.is_working_day(date.today())
+        # A batch allocates and frees a great many small objects; with the default thresholds
+        # the cycle collector runs hundreds of times per batch, each full pass walking every
+        # remembered timeline. Objects made at start are frozen out of its way.
+        gc.freeze()
+        gc.set_threshold(*settings.gc_thresholds)
         runtime.pool = await asyncpg.create_pool(infra.database_url, min_size=2, max_size=6)
         async with runtime.pool.acquire() as conn:
             applied = await migrate(conn, settings.db_schema, MIGRATIONS)

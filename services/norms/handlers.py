@@ -14,6 +14,8 @@ warning does not recompute what the consumer computed a moment before.
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +29,6 @@ from schemas.envelope import (
     Envelope,
     KafkaRecord,
     decode,
-    deterministic_id,
 )
 from schemas.events import (
     TOPICS,
@@ -40,7 +41,7 @@ from schemas.events import (
     NormOutcome,
     NormWarning,
 )
-from services.norms.domain.calendar import US, from_us, to_us
+from services.norms.domain.calendar import US, to_us
 from services.norms.domain.catalog import UNIT_SECONDS, Norm, NormCatalog, clock_id
 from services.norms.domain.clock import (
     Decision,
@@ -64,6 +65,7 @@ _EVENT_MODEL: dict[DecisionKind, type[NormOutcome]] = {
     DecisionKind.CANCELLED: NormCancelled,
 }
 _EVENT_TYPE = {kind: model.event_type for kind, model in _EVENT_MODEL.items()}
+_EVENT_TYPE_JSON = {kind: orjson.dumps(event_type) for kind, event_type in _EVENT_TYPE.items()}
 # The CloudEvents binary-mode headers in the order `schemas.envelope.encode` writes them.
 HEADER_NAMES = (
     "ce_specversion",
@@ -74,6 +76,15 @@ HEADER_NAMES = (
     "ce_subject",
     f"ce_{MUNICIPALITY_ATTRIBUTE}",
     "content-type",
+)
+_URL_NAMESPACE = uuid.NAMESPACE_URL.bytes
+_HEADERS_JSON = (
+    b'[["ce_specversion",' + orjson.dumps(SPECVERSION) + b'],["ce_id","',
+    b'"],["ce_source",' + orjson.dumps(SOURCE) + b'],["ce_type",',
+    b'],["ce_time","',
+    b'"],["ce_subject",',
+    b"],[" + orjson.dumps(f"ce_{MUNICIPALITY_ATTRIBUTE}") + b",",
+    b'],["content-type",' + orjson.dumps(CONTENT_TYPE) + b"]]",
 )
 # How many clock timelines each catalog remembers (oldest forgotten first).
 TIMELINE_MEMO_SIZE = 50_000
@@ -92,6 +103,7 @@ class Outcome:
     key: bytes
     value: bytes
     attributes: tuple[str, ...]  # the header values, in the order of HEADER_NAMES
+    headers_json: bytes  # the headers as the outbox stores them: JSON [name, value] pairs
 
     @property
     def headers(self) -> list[tuple[str, bytes]]:
@@ -99,10 +111,6 @@ class Outcome:
             (name, value.encode())
             for name, value in zip(HEADER_NAMES, self.attributes, strict=True)
         ]
-
-    def headers_json(self) -> bytes:
-        """The headers as the outbox stores them: a JSON list of [name, value] pairs."""
-        return orjson.dumps(tuple(zip(HEADER_NAMES, self.attributes, strict=True)))
 
     def record(self, topic: str = NORMS_TOPIC) -> KafkaRecord:
         return KafkaRecord(topic=topic, key=self.key, value=self.value, headers=self.headers)
@@ -179,8 +187,9 @@ class Plan:
 
 def _context(data: Any) -> dict[str, str]:
     context = {}
+    fields = data.__dict__  # a model's values; getattr on a field it lacks is slow in pydantic
     for name in ("channel", "case_type", "party_role"):
-        value = getattr(data, name, None)
+        value = fields.get(name)
         if value is not None:
             context[name] = str(getattr(value, "value", value))
     return context
@@ -243,7 +252,7 @@ def outcome_record(
 
     The JSON is what the `NormOutcome` models serialize to (fields in model order, `None`
     left out), written directly: this runs for every decision."""
-    zone = catalog.calendar.zone
+    calendar = catalog.calendar
     definition = norm.definition
     kind = decision.kind
     unit = definition.target.unit
@@ -259,29 +268,49 @@ def outcome_record(
             data[name] = value
     data["target"] = {"amount": decision.target / (UNIT_SECONDS[unit] * US), "unit": unit.value}
     data["compliance_goal"] = definition.compliance_goal
-    data["started_at"] = from_us(decision.started_at, zone)
-    data["due_at"] = from_us(decision.due_at, zone)
+    data["started_at"] = calendar.isoformat(decision.started_at)
+    data["due_at"] = calendar.isoformat(decision.due_at)
     data["elapsed_business_seconds"] = decision.elapsed / US
     data["paused_seconds"] = decision.paused / US
     if kind is DecisionKind.WARNING:
         data["threshold"] = decision.threshold
     elif kind is DecisionKind.MET or kind is DecisionKind.MISSED:
-        data["stopped_at"] = from_us(decision.stopped_at or decision.at, zone)
+        data["stopped_at"] = calendar.isoformat(decision.stopped_at or decision.at)
     elif kind is DecisionKind.CANCELLED:
         data["reason"] = decision.reason or "cancelled"
     at = decision.at if event_time is None else event_time
+    event_id = outcome_id(cid, norm.version, decision.key)
+    time = calendar.isoformat(at)
+    municipality = catalog.municipality
     attributes = (
         SPECVERSION,
-        deterministic_id(SOURCE, cid, norm.version, decision.key),
+        event_id,
         SOURCE,
         _EVENT_TYPE[kind],
-        from_us(at, zone).isoformat(),
+        time,
         subject_id,
-        catalog.municipality,
+        municipality,
         CONTENT_TYPE,
     )
+    # The outbox form of the headers, from a template: the id (a UUID) and the time (ISO 8601)
+    # need no escaping, the rest is escaped by orjson.
+    headers_json = b"".join(
+        (
+            _HEADERS_JSON[0],
+            event_id.encode(),
+            _HEADERS_JSON[1],
+            _EVENT_TYPE_JSON[kind],
+            _HEADERS_JSON[2],
+            time.encode(),
+            _HEADERS_JSON[3],
+            orjson.dumps(subject_id),
+            _HEADERS_JSON[4],
+            orjson.dumps(municipality),
+            _HEADERS_JSON[5],
+        )
+    )
     return Outcome(
-        catalog.municipality,
+        municipality,
         norm.id,
         kind,
         at,
@@ -289,7 +318,20 @@ def outcome_record(
         subject_id.encode(),
         orjson.dumps(data),
         attributes,
+        headers_json,
     )
+
+
+def outcome_id(cid: str, version: str, decision_key: str) -> str:
+    """`deterministic_id(SOURCE, cid, version, decision_key)`: the same UUID (version 5, URL
+    namespace), computed without building `uuid.UUID` objects — this runs for every decision.
+    A unit test holds the two equal."""
+    name = "\x1f".join(("servicepuls:" + SOURCE, cid, version, decision_key)).encode()
+    digest = bytearray(hashlib.sha1(_URL_NAMESPACE + name).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def clock_timeline(

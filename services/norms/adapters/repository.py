@@ -177,22 +177,32 @@ class ClockRepository:
     ) -> dict[str, StoredClock]:
         if not ids:
             return {}
-        await conn.execute(
-            f"""INSERT INTO {self.s}.clock (clock_id, municipality, norm_id, subject_id)
-                SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
-                ON CONFLICT DO NOTHING""",
-            ids,
-            [blanks[i].municipality for i in ids],
-            [blanks[i].norm_id for i in ids],
-            [blanks[i].subject_id for i in ids],
-        )
+        # New clocks are inserted blank (and stay locked until this transaction ends); only the
+        # clocks that existed already are read, locked in key order.
+        created = {
+            r["clock_id"]
+            for r in await conn.fetch(
+                f"""INSERT INTO {self.s}.clock (clock_id, municipality, norm_id, subject_id)
+                    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+                    ON CONFLICT DO NOTHING RETURNING clock_id""",
+                ids,
+                [blanks[i].municipality for i in ids],
+                [blanks[i].norm_id for i in ids],
+                [blanks[i].subject_id for i in ids],
+            )
+        }
+        clocks = {i: blanks[i] for i in created}  # blank: no transitions, nothing taken
+        existing = [i for i in ids if i not in created]
+        if not existing:
+            return clocks
         rows = await conn.fetch(
             f"""SELECT clock_id, municipality, norm_id, subject_id, transitions::text, taken
                 FROM {self.s}.clock WHERE clock_id = ANY($1::text[])
                 ORDER BY clock_id FOR UPDATE""",
-            ids,
+            existing,
         )
-        return {r["clock_id"]: _stored(r) for r in rows}
+        clocks.update((r["clock_id"], _stored(r)) for r in rows)
+        return clocks
 
     async def _store(
         self,
@@ -261,7 +271,7 @@ class ClockRepository:
             )
         if outgoing:
             topic = self.norms_topic
-            records = [(topic, o.key, o.value, o.headers_json()) for o in outgoing]
+            records = [(topic, o.key, o.value, o.headers_json) for o in outgoing]
             await conn.copy_records_to_table(
                 "outbox",
                 schema_name=self.schema,

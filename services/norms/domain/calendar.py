@@ -34,6 +34,7 @@ _EPOCH_DATE = _EPOCH.date()
 _ONE_DAY = timedelta(days=1)
 # How many results of `advance` a calendar remembers (oldest forgotten first).
 _ADVANCE_MEMO_SIZE = 100_000
+_ISO_MEMO_SIZE = 100_000
 
 
 def to_us(instant: datetime) -> int:
@@ -120,6 +121,7 @@ class BusinessCalendar:
     _advanced: dict[tuple[Measure, int, int], int] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+    _iso_times: dict[int, str] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     # ---- days ------------------------------------------------------------------------------
 
@@ -144,6 +146,16 @@ class BusinessCalendar:
         return day
 
     # ---- local days as instants ------------------------------------------------------------
+
+    def isoformat(self, instant_us: int) -> str:
+        """The instant in local time, ISO 8601 with its UTC offset (as events carry it).
+        Remembered: a clock's start and due instant are written in each of its events."""
+        text = self._iso_times.get(instant_us)
+        if text is None:
+            text = self._iso_times[instant_us] = from_us(instant_us, self.zone).isoformat()
+            if len(self._iso_times) > _ISO_MEMO_SIZE:
+                del self._iso_times[next(iter(self._iso_times))]
+        return text
 
     def local_date(self, instant_us: int) -> date:
         """The local day `instant_us` falls on. Memo per UTC day: the local day at its start and

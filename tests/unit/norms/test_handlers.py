@@ -12,6 +12,8 @@ from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from schemas.common import Channel, Direction, Duration, DurationUnit, PartyRole
 from schemas.envelope import Envelope, decode, deterministic_id, encode, new_event
@@ -32,7 +34,14 @@ from services.norms.config import load_catalogs
 from services.norms.domain.calendar import DAY_US, to_us
 from services.norms.domain.catalog import NormCatalog
 from services.norms.domain.clock import DecisionKind, timeline
-from services.norms.handlers import SOURCE, Outcome, StoredClock, advance_clock, plan_events
+from services.norms.handlers import (
+    SOURCE,
+    Outcome,
+    StoredClock,
+    advance_clock,
+    outcome_id,
+    plan_events,
+)
 
 CONFIG = Path(__file__).resolve().parents[3] / "deploy" / "config"
 AMS = ZoneInfo("Europe/Amsterdam")
@@ -197,7 +206,7 @@ def test_norm_events_are_framed_exactly_as_the_models_serialize_them(
         again = encode(envelope)
         assert (again.key, again.value, again.headers) == (record.key, record.value, record.headers)
         # The outbox form of the headers holds the same pairs.
-        assert [(n, v.encode()) for n, v in orjson.loads(outcome.headers_json())] == record.headers
+        assert [(n, v.encode()) for n, v in orjson.loads(outcome.headers_json)] == record.headers
         assert envelope.source == SOURCE
         assert envelope.type.split(".")[-2] == (
             "clock_started" if outcome.kind is DecisionKind.STARTED else outcome.kind.value
@@ -245,3 +254,8 @@ def test_a_remembered_timeline_is_the_timeline(catalog: NormCatalog) -> None:
         assert catalog.timelines[(norm.id, tuple(t for t, _ in clock.transitions))] == timeline(
             norm.rule, [t for t, _ in clock.transitions]
         )
+
+
+@given(st.text(min_size=1), st.text(min_size=1, max_size=40), st.text(min_size=1, max_size=40))
+def test_outcome_ids_are_the_shared_deterministic_ids(clock: str, version: str, key: str) -> None:
+    assert outcome_id(clock, version, key) == deterministic_id(SOURCE, clock, version, key)
