@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter as Tally
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -340,8 +341,8 @@ def create_app(
                 "request later: posting an event again has no second effect.",
                 headers={"Retry-After": str(ctx.settings.retry_after_seconds)},
             )
-        for event in events:
-            ctx.metrics.accepted.labels(event.municipality, system.name).inc()
+        for municipality, count in Tally(e.municipality for e in events).items():
+            ctx.metrics.accepted.labels(municipality, system.name).inc(count)
         return None
 
     def _too_large(limit: int) -> JSONResponse:
