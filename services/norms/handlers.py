@@ -186,13 +186,23 @@ class Plan:
 
 
 def _context(data: Any) -> dict[str, str]:
-    context = {}
+    """Channel, case type and party role of an event (kept with a clock's start). The same few
+    combinations recur, so each is made once and shared: never change one."""
     fields = data.__dict__  # a model's values; getattr on a field it lacks is slow in pydantic
-    for name in ("channel", "case_type", "party_role"):
-        value = fields.get(name)
-        if value is not None:
-            context[name] = str(getattr(value, "value", value))
+    key = (fields.get("channel"), fields.get("case_type"), fields.get("party_role"))
+    context = _CONTEXTS.get(key)
+    if context is None:
+        context = {
+            name: str(getattr(value, "value", value))
+            for name, value in zip(("channel", "case_type", "party_role"), key, strict=True)
+            if value is not None
+        }
+        if len(_CONTEXTS) < 10_000:
+            _CONTEXTS[key] = context
     return context
+
+
+_CONTEXTS: dict[tuple[Any, Any, Any], dict[str, str]] = {}
 
 
 def plan_events(events: list[Envelope[Any]], catalogs: dict[str, NormCatalog]) -> Plan:

@@ -121,6 +121,9 @@ class BusinessCalendar:
     _advanced: dict[tuple[Measure, int, int], int] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+    _between: dict[tuple[Measure, int, int], int] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
     _iso_times: dict[int, str] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     # ---- days ------------------------------------------------------------------------------
@@ -210,6 +213,17 @@ class BusinessCalendar:
             return 0
         if measure is Measure.CONTINUOUS:
             return end_us - start_us
+        # Warnings and breaches of clocks started on the same day fall at the same instants:
+        # their elapsed time is asked again and again.
+        key = (measure, start_us, end_us)
+        total = self._between.get(key)
+        if total is None:
+            total = self._between[key] = self._business_between(measure, start_us, end_us)
+            if len(self._between) > _ADVANCE_MEMO_SIZE:
+                del self._between[next(iter(self._between))]
+        return total
+
+    def _business_between(self, measure: Measure, start_us: int, end_us: int) -> int:
         day = self.local_date(start_us)
         last = self.local_date(end_us)
         total = self._counted_within(measure, day, start_us, end_us)

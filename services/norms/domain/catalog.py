@@ -7,6 +7,7 @@ transitions it causes, per norm, keyed by the clock's subject (a case or a conta
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal
@@ -171,6 +172,48 @@ class Selector(_Strict):
         return "case_id" if self.type.startswith("case.") else "contact_id"
 
     def matches(self, data: Any) -> bool:
+        """Whether the event data `data` is selected."""
+        return self.compile()(data.__dict__)
+
+    def compile(self) -> Callable[[dict[str, Any]], bool]:
+        """`matches` as a function of a model's field values (its `__dict__`), with the option
+        lists as sets: the catalog compiles each selector once and tests every event with it."""
+        one_of = [
+            (name, frozenset(options))
+            for name, options in (
+                ("channel", self.channel),
+                ("case_type", self.case_type),
+                ("topic", self.topic),
+                ("outcome", self.outcome),
+                ("reason", self.suspension_reason),
+            )
+            if options is not None
+        ]
+        equal = [
+            (name, value)
+            for name, value in (
+                ("direction", self.direction),
+                ("callback_requested", self.callback_requested),
+            )
+            if value is not None
+        ]
+        reply = self.reply
+
+        def test(fields: dict[str, Any]) -> bool:
+            for name, options in one_of:
+                value = fields.get(name)
+                if value is None or value not in options:
+                    return False
+            for name, wanted in equal:
+                if fields.get(name) != wanted:
+                    return False
+            return reply is None or (fields.get("in_reply_to") is not None) == reply
+
+        return test
+
+    def matches_by_definition(self, data: Any) -> bool:
+        """`matches` spelled out field by field (a unit test holds the compiled form to it)."""
+
         def one_of(options: list[Any] | None, value: Any) -> bool:
             return options is None or (value is not None and value in options)
 
@@ -343,6 +386,10 @@ _PRECEDENCE = (
 )
 
 
+_Rule = tuple[Norm, TransitionKind, Selector, Callable[[dict[str, Any]], bool]]
+_Judge = tuple[Norm, Selector, Callable[[dict[str, Any]], bool]]
+
+
 class NormCatalog:
     """The norms of one municipality, indexed by event type for fast matching."""
 
@@ -357,55 +404,94 @@ class NormCatalog:
         # Timelines computed for (norm id, transitions): a pure function of them, kept so a
         # clock is not recomputed while nothing happened to it (see handlers.clock_timeline).
         self.timelines: dict[tuple[str, tuple[Any, ...]], Any] = {}
-        self._rules: dict[str, list[tuple[Norm, TransitionKind, Selector]]] = {}
-        self._judges: dict[str, list[tuple[Norm, Selector]]] = {}
+        self._rules: dict[str, list[_Rule]] = {}
+        self._judges: dict[str, list[_Judge]] = {}
         for norm in self.norms.values():
             d = norm.definition
             if d.judge is not None:
-                self._judges.setdefault(d.judge.event_type, []).append((norm, d.judge))
+                self._judges.setdefault(d.judge.event_type, []).append(
+                    (norm, d.judge, d.judge.compile())
+                )
                 continue
             for kind in _PRECEDENCE:
                 for selector in getattr(d, kind.value):
-                    self._rules.setdefault(selector.event_type, []).append((norm, kind, selector))
+                    self._rules.setdefault(selector.event_type, []).append(
+                        (norm, kind, selector, selector.compile())
+                    )
+        # The rules (and judges) an event can match, by its type and channel: most rules name
+        # a channel, so an event is tested against few. Order (precedence) is kept.
+        self._by_channel: dict[tuple[str, Any], list[_Rule]] = {}
+        self._judges_by_channel: dict[tuple[str, Any], list[_Judge]] = {}
+
+    def _rules_for(self, event_type: str, channel: Any) -> list[_Rule]:
+        key = (event_type, channel)
+        rules = self._by_channel.get(key)
+        if rules is None:
+            rules = self._by_channel[key] = [
+                rule
+                for rule in self._rules.get(event_type, ())
+                if rule[2].channel is None or (channel is not None and channel in rule[2].channel)
+            ]
+        return rules
+
+    def _judges_for(self, event_type: str, channel: Any) -> list[_Judge]:
+        key = (event_type, channel)
+        judges = self._judges_by_channel.get(key)
+        if judges is None:
+            judges = self._judges_by_channel[key] = [
+                judge
+                for judge in self._judges.get(event_type, ())
+                if judge[1].channel is None or (channel is not None and channel in judge[1].channel)
+            ]
+        return judges
 
     def match(self, event_type: str, data: Any) -> list[Match]:
         """The transitions this event causes: at most one per norm."""
+        fields = data.__dict__
+        rules = self._rules_for(event_type, fields.get("channel"))
+        if not rules:
+            return []
         matches: list[Match] = []
         seen: set[str] = set()
-        for norm, kind, selector in self._rules.get(event_type, ()):
-            if norm.id in seen or not selector.matches(data):
+        for norm, kind, selector, selected in rules:
+            norm_id = norm.definition.id
+            if norm_id in seen or not selected(fields):
                 continue
-            subject = data.__dict__.get(selector.key_field)
+            subject = fields.get(selector.key_field)
             if not subject:
                 continue
-            seen.add(norm.id)
+            seen.add(norm_id)
             extension = 0
             if kind is TransitionKind.EXTEND:
                 extension = duration_us(data.extension)
             reason = selector.as_reason or ""
             if kind is TransitionKind.CANCEL and not reason:
-                outcome = data.__dict__.get("outcome")
+                outcome = fields.get("outcome")
                 reason = str(outcome.value) if outcome is not None else "cancelled"
             matches.append(Match(norm, kind, subject, extension, reason))
         return matches
 
     def judge(self, event_type: str, data: Any) -> list[InstantMatch]:
         """Instant norms this contact is judged against (needs started_at and wait_seconds)."""
+        fields = data.__dict__
+        judges = self._judges_for(event_type, fields.get("channel"))
+        if not judges:
+            return []
         judged = []
-        for norm, selector in self._judges.get(event_type, ()):
-            if not selector.matches(data):
+        for norm, selector, selected in judges:
+            if not selected(fields):
                 continue
-            started: datetime | None = data.__dict__.get("started_at")
-            waited = data.__dict__.get("wait_seconds")
+            started: datetime | None = fields.get("started_at")
+            waited = fields.get("wait_seconds")
             if started is None or waited is None:
                 continue
             judged.append(
                 InstantMatch(
                     norm=norm,
-                    subject_id=data.__dict__[selector.key_field],
+                    subject_id=fields[selector.key_field],
                     started_at=to_us(started),
                     waited=round(waited * US),
-                    answered=bool(data.__dict__.get("answered", True)),
+                    answered=bool(fields.get("answered", True)),
                 )
             )
         return judged
