@@ -5,8 +5,12 @@ from __future__ import annotations
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from schemas.common import Channel, Direction, Duration, DurationUnit
 from schemas.events import (
@@ -22,6 +26,7 @@ from schemas.events import (
 from services.common.config import ConfigError
 from services.norms.config import load_catalogs
 from services.norms.domain.calendar import DAY_US, US
+from services.norms.domain.catalog import Selector
 from services.norms.domain.clock import TransitionKind
 
 CONFIG = Path(__file__).resolve().parents[3] / "deploy" / "config"
@@ -184,3 +189,40 @@ def test_case_rules_start_pause_extend_stop_and_cancel(catalog) -> None:  # type
         ("complaint_handled", 28 * DAY_US),
         ("decision_made", 28 * DAY_US),
     }
+
+
+selectors = st.builds(
+    Selector,
+    type=st.sampled_from(["contact.completed", "case.closed", "case.suspended"]),
+    channel=st.none() | st.lists(st.sampled_from(list(Channel)), max_size=3),
+    case_type=st.none() | st.lists(st.sampled_from(["klacht", "melding"]), max_size=2),
+    topic=st.none() | st.lists(st.sampled_from(["afval", "parkeren"]), max_size=2),
+    direction=st.none() | st.sampled_from(list(Direction)),
+    reply=st.none() | st.booleans(),
+    callback_requested=st.none() | st.booleans(),
+    outcome=st.none() | st.lists(st.sampled_from(list(CaseOutcome)), max_size=3),
+    suspension_reason=st.none() | st.lists(st.sampled_from(list(SuspensionReason)), max_size=2),
+)
+event_fields = st.fixed_dictionaries(
+    {},
+    optional={
+        "channel": st.none() | st.sampled_from(list(Channel)),
+        "case_type": st.none() | st.sampled_from(["klacht", "melding", "vergunning"]),
+        "topic": st.none() | st.sampled_from(["afval", "parkeren"]),
+        "direction": st.sampled_from(list(Direction)),
+        "in_reply_to": st.none() | st.just("E-1"),
+        "callback_requested": st.booleans(),
+        "outcome": st.sampled_from(list(CaseOutcome)),
+        "reason": st.sampled_from(list(SuspensionReason)),
+    },
+)
+
+
+@settings(max_examples=500)
+@given(selectors, event_fields)
+def test_a_compiled_selector_selects_exactly_what_its_definition_selects(
+    selector: Selector, fields: dict[str, Any]
+) -> None:
+    data = SimpleNamespace(**fields)
+    assert selector.compile()(fields) == selector.matches_by_definition(data)
+    assert selector.matches(data) == selector.matches_by_definition(data)
