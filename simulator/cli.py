@@ -224,7 +224,7 @@ async def main_async(args: argparse.Namespace) -> int:
         await poster.aclose()
         if residents:
             await residents.aclose()
-    console.print(dashboard.summary())
+    console.print(dashboard.summary(console.width))
     if poster.stats.rejected:
         console.print(
             f"[red]{poster.stats.rejected} events rejected by intake[/]: {poster.stats.problems[:3]}"

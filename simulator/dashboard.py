@@ -7,7 +7,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from rich.console import Group, RenderableType
+from rich import box
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.panel import Panel
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -50,7 +51,7 @@ class Dashboard:
         )
         self.task: TaskID = self.bar.add_task("run", total=1.0, sim_now="", posted=0)
 
-    def __rich__(self) -> RenderableType:
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         p = self.progress
         local = p.sim_now.astimezone(p.plan.zone)
         self.bar.update(
@@ -59,18 +60,31 @@ class Dashboard:
             sim_now=local.strftime("%a %d %b %H:%M"),
             posted=p.posted,
         )
-        return Group(self.bar, self.summary())
+        yield self.bar
+        yield self.summary(options.max_width)
 
-    def summary(self) -> RenderableType:
+    def summary(self, width: int = 120) -> RenderableType:
+        if width < 110:  # a narrow terminal: one table under the other
+            return Group(
+                self.norm_table(), self.survey_table(), self.channel_table(), self.case_table()
+            )
         grid = Table.grid(padding=(0, 2))
         grid.add_row(self.channel_table(), Group(self.survey_table(), self.case_table()))
         return Group(self.norm_table(), grid)
 
     def norm_table(self) -> Table:
-        table = Table(title="Service norms (this run)", title_justify="left")
-        columns = ("norm", "goal", "met", "missed", "compliance", "running", "breached", "warnings")
-        for column in columns:
-            table.add_column(column, justify="left" if column == "norm" else "right", no_wrap=True)
+        table = Table(
+            title="Service norms (this run)",
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+            pad_edge=False,
+            caption="compliance = met / (met + missed), against the goal; open = still running",
+            caption_justify="left",
+        )
+        columns = ("norm", "goal", "met", "missed", "compliance", "open", "breached", "warned")
+        table.add_column("norm", overflow="fold")
+        for column in columns[1:]:
+            table.add_column(column, justify="right", no_wrap=True)
         norms = self.outcomes.norms if self.outcomes else {}
         if not norms:
             table.add_row("[dim]waiting for norm outcomes…[/]", *[""] * (len(columns) - 1))
