@@ -10,6 +10,7 @@ publishes the outbox to the norms topic.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import gc
 import json
@@ -115,8 +116,8 @@ def bootstrap(
         return None
 
     def count(result: Any) -> None:
-        for municipality, norm, kind in result.decisions:
-            decisions.labels(municipality, norm, kind).inc()
+        for (municipality, norm, kind), n in collections.Counter(result.decisions).items():
+            decisions.labels(municipality, norm, kind).inc(n)
 
     @broker.subscriber(
         settings.intake_topic,

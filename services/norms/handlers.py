@@ -389,11 +389,14 @@ def advance_clock(clock: StoredClock, catalog: NormCatalog, now: int | None) -> 
 
 
 def _start_context(clock: StoredClock) -> dict[str, str]:
-    starts = sorted(
-        ((t, c) for t, c in clock.transitions if t.kind is TransitionKind.START),
-        key=lambda item: item[0].sort_key(),
-    )
-    return starts[0][1] if starts else {}
+    """The context of the clock's first start (in event-time order, as the timeline takes it)."""
+    first: tuple[Transition, dict[str, str]] | None = None
+    for item in clock.transitions:
+        if item[0].kind is TransitionKind.START and (
+            first is None or item[0].sort_key() < first[0].sort_key()
+        ):
+            first = item
+    return first[1] if first is not None else {}
 
 
 def compliance_increments(

@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import asyncpg
+import orjson
 
 from schemas.envelope import Envelope
 from services.norms.domain.calendar import from_us, to_us
@@ -38,6 +39,12 @@ _FINAL = {
 
 def _ts(instant: int | None) -> datetime | None:
     return None if instant is None else from_us(instant)
+
+
+def _instant(microseconds: str) -> str:
+    """SQL for a timestamptz from microseconds since the epoch given as JSON text (exact: an
+    integer below 2^53 times one microsecond)."""
+    return f"(timestamptz 'epoch' + ({microseconds})::bigint * interval '1 microsecond')"
 
 
 @dataclass
@@ -226,36 +233,37 @@ class ClockRepository:
                     (clock.municipality, clock.norm_id, update.stopped_at, _FINAL[update.outcome])
                 )
         if updates:
-            columns: list[list[Any]] = [
-                [c.clock_id for c, _ in updates],
-                ["|".join(sorted(u.taken)) for _, u in updates],
-                [_ts(u.next_decision_at) for _, u in updates],
-                [u.norm_version for _, u in updates],
-                [u.outcome for _, u in updates],
-                [_ts(u.started_at) for _, u in updates],
-                [_ts(u.due_at) for _, u in updates],
-                [_ts(u.stopped_at) for _, u in updates],
+            # One JSON document of rows ([id, taken, next, version, outcome, started, due,
+            # stopped(, transitions)], instants in microseconds): encoding 5 000 rows as nine
+            # PostgreSQL arrays costs the consumer more than the update costs PostgreSQL.
+            rows = [
+                [
+                    c.clock_id,
+                    "|".join(sorted(u.taken)),
+                    u.next_decision_at,
+                    u.norm_version,
+                    u.outcome,
+                    u.started_at,
+                    u.due_at,
+                    u.stopped_at,
+                    orjson.Fragment(c.transitions_json()) if write_transitions else None,
+                ]
+                for c, u in updates
             ]
-            if write_transitions:
-                columns.append([c.transitions_json() for c, _ in updates])
             await conn.execute(
                 f"""UPDATE {self.s}.clock AS c SET
-                      taken = u.taken,
-                      next_decision_at = u.next_at,
-                      norm_version = COALESCE(u.norm_version, c.norm_version),
-                      outcome = COALESCE(u.outcome, c.outcome),
-                      started_at = COALESCE(u.started_at, c.started_at),
-                      due_at = COALESCE(u.due_at, c.due_at),
-                      stopped_at = COALESCE(u.stopped_at, c.stopped_at),
-                      {"transitions = u.transitions::jsonb," if write_transitions else ""}
+                      taken = u.e->>1,
+                      next_decision_at = {_instant("u.e->>2")},
+                      norm_version = COALESCE(u.e->>3, c.norm_version),
+                      outcome = COALESCE(u.e->>4, c.outcome),
+                      started_at = COALESCE({_instant("u.e->>5")}, c.started_at),
+                      due_at = COALESCE({_instant("u.e->>6")}, c.due_at),
+                      stopped_at = COALESCE({_instant("u.e->>7")}, c.stopped_at),
+                      {"transitions = (u.e->8)::jsonb," if write_transitions else ""}
                       updated_at = now()
-                    FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[],
-                                $6::timestamptz[], $7::timestamptz[], $8::timestamptz[]
-                                {", $9::text[]" if write_transitions else ""})
-                      AS u(clock_id, taken, next_at, norm_version, outcome, started_at, due_at,
-                           stopped_at {", transitions" if write_transitions else ""})
-                    WHERE c.clock_id = u.clock_id""",
-                *columns,
+                    FROM json_array_elements($1::json) AS u(e)
+                    WHERE c.clock_id = u.e->>0""",
+                orjson.dumps(rows).decode(),
             )
         if outcomes:
             increments = compliance_increments(outcomes, self.catalogs)
