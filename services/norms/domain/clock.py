@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import NamedTuple
 
 from services.norms.domain.calendar import BusinessCalendar, Measure
 
@@ -39,9 +40,9 @@ class TransitionKind(StrEnum):
 _KIND_ORDER = {kind: rank for rank, kind in enumerate(TransitionKind)}
 
 
-@dataclass(frozen=True, slots=True)
-class Transition:
-    """One input event as it affects one clock."""
+class Transition(NamedTuple):
+    """One input event as it affects one clock. (Immutable tuples: made for every event and
+    hashed as part of a timeline's memo key, so they are cheap to make and to hash.)"""
 
     at: int  # event time, microseconds since the epoch
     kind: TransitionKind
@@ -92,8 +93,9 @@ class DecisionKind(StrEnum):
 FINAL_KINDS = frozenset({DecisionKind.MET, DecisionKind.MISSED, DecisionKind.CANCELLED})
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
+    """One decision of a clock (immutable; a tuple, as a clock takes several per event)."""
+
     kind: DecisionKind
     at: int
     started_at: int
@@ -115,7 +117,7 @@ class Decision:
         return self.kind.value
 
 
-@dataclass
+@dataclass(slots=True)
 class _State:
     rule: ClockRule
     started_at: int
