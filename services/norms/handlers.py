@@ -203,6 +203,7 @@ def _context(data: Any) -> dict[str, str]:
 
 
 _CONTEXTS: dict[tuple[Any, Any, Any], dict[str, str]] = {}
+_NO_CONTEXT: dict[str, str] = {}  # shared: never change it
 
 
 def plan_events(events: list[Envelope[Any]], catalogs: dict[str, NormCatalog]) -> Plan:
@@ -211,41 +212,48 @@ def plan_events(events: list[Envelope[Any]], catalogs: dict[str, NormCatalog]) -
     instant_outcomes: list[tuple[str, str, int, DecisionKind]] = []
     unknown: set[str] = set()
     for event in events:
-        catalog = catalogs.get(event.municipality)
+        municipality = event.municipality
+        catalog = catalogs.get(municipality)
         if catalog is None:
-            unknown.add(event.municipality)
+            unknown.add(municipality)
             continue
+        data, event_type = event.data, event.type
+        matches = catalog.match(event_type, data)
+        judgements = catalog.judge(event_type, data)
+        if not matches and not judgements:
+            continue  # most events concern no clock of most norms
         at = to_us(event.time)
-        for match in catalog.match(event.type, event.data):
-            cid = clock_id(event.municipality, match.norm.id, match.subject_id)
-            entry = transitions.get(cid)
-            if entry is None:
-                entry = transitions[cid] = (
-                    StoredClock(cid, event.municipality, match.norm.id, match.subject_id),
-                    [],
+        if matches:
+            cause = event.dedupe_key
+            for match in matches:
+                norm_id = match.norm.definition.id
+                cid = f"{municipality}/{norm_id}/{match.subject_id}"  # clock_id()
+                entry = transitions.get(cid)
+                if entry is None:
+                    entry = transitions[cid] = (
+                        StoredClock(cid, municipality, norm_id, match.subject_id),
+                        [],
+                    )
+                entry[1].append(
+                    (
+                        Transition(at, match.kind, cause, match.extension, match.reason),
+                        _context(data) if match.kind is TransitionKind.START else _NO_CONTEXT,
+                    )
                 )
-            entry[1].append(
-                (
-                    Transition(at, match.kind, event.dedupe_key, match.extension, match.reason),
-                    _context(event.data) if match.kind is TransitionKind.START else {},
-                )
-            )
-        for judged in catalog.judge(event.type, event.data):
+        for judged in judgements:
             decision = judge_instant(
                 started_at=judged.started_at,
                 waited=judged.waited,
                 answered=judged.answered,
                 target=judged.norm.rule.target,
             )
-            cid = clock_id(event.municipality, judged.norm.id, judged.subject_id)
+            cid = clock_id(municipality, judged.norm.id, judged.subject_id)
             instant_events.append(
                 outcome_record(
-                    catalog, judged.norm, cid, judged.subject_id, _context(event.data), decision, at
+                    catalog, judged.norm, cid, judged.subject_id, _context(data), decision, at
                 )
             )
-            instant_outcomes.append(
-                (event.municipality, judged.norm.id, decision.at, decision.kind)
-            )
+            instant_outcomes.append((municipality, judged.norm.id, decision.at, decision.kind))
     return Plan(transitions, instant_events, instant_outcomes, unknown)
 
 
