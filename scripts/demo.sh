@@ -166,7 +166,11 @@ mkdir -p "$(dirname "$summary")"
 rm -f "$summary"
 report_dir="$REPORTS/$(date +%Y%m%d-%H%M%S)"
 set +e
-"$PY" -m simulator --summary-json "$summary" --report "$report_dir" "${sim_args[@]}"
+# Residents answer the mail of this platform's feedback service only (a shared machine may run
+# other feedback instances that mail the same simulated residents).
+"$PY" -m simulator --summary-json "$summary" --report "$report_dir" \
+    --survey-url "${SERVICEPULS_FEEDBACK_PUBLIC_BASE_URL:-http://127.0.0.1:${PORTS[feedback]}}/s/" \
+    "${sim_args[@]}"
 sim_status=$?
 set -e
 if [[ ! -s "$summary" ]]; then

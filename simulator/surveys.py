@@ -197,7 +197,7 @@ class SurveyAnsweringResidents:
                 continue
             self.stats.mails_seen += 1
             if self.stats.first_link is None and mail.links:
-                self.stats.first_link = mail.links[0]
+                self.stats.first_link = survey_page(mail.links)  # never a score link
             answered += await self._maybe_answer(mail)
         return answered
 
