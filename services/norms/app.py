@@ -110,6 +110,14 @@ def bootstrap(
         infra.kafka_bootstrap, client_id="servicepuls-norms", logger=log, log_level=logging.DEBUG
     )
 
+    async def first_record_only(records: tuple[Any, ...], parse: Any) -> Any:
+        """FastStream's batch parser turns every record's headers into a dict (for its log
+        context); the handler decodes the records itself, so only the first is parsed and the
+        message keeps all records raw (a nack still rewinds to the first of each partition)."""
+        message = await parse(records[:1])
+        message.raw_message = records
+        return message
+
     async def records_only(message: Any) -> None:
         """The handler reads the raw records itself (`decode` below, the one codec): FastStream
         need not parse every value as JSON first."""
@@ -126,6 +134,7 @@ def bootstrap(
         max_records=settings.max_batch,
         batch_timeout_ms=settings.batch_timeout_ms,
         auto_offset_reset=settings.auto_offset_reset,
+        parser=first_record_only,
         decoder=records_only,
         # Commit offsets only after the batch committed in PostgreSQL; on an error rewind.
         ack_policy=AckPolicy.NACK_ON_ERROR,
