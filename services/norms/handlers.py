@@ -155,10 +155,14 @@ class StoredClock:
     def transitions_from_json(text: str | bytes | None) -> list[tuple[Transition, dict[str, str]]]:
         if not text:
             return []
+        kinds = _TRANSITION_KINDS  # a dict lookup: calling the enum is slow
         return [
-            (Transition(at, TransitionKind(kind), key, extension, reason), context)
+            (Transition(at, kinds[kind], key, extension, reason), context)
             for at, kind, key, extension, reason, context in orjson.loads(text)
         ]
+
+
+_TRANSITION_KINDS = {kind.value: kind for kind in TransitionKind}
 
 
 @dataclass(slots=True)

@@ -96,13 +96,8 @@ class OutboxRelay:
         if not rows:
             return 0
         records = [
-            KafkaRecord(
-                topic=r["topic"],
-                key=r["key"],
-                value=r["value"],
-                headers=[(name, value.encode()) for name, value in orjson.loads(r["headers"])],
-            )
-            for r in rows
+            KafkaRecord(topic, key, value, [(n, v.encode()) for n, v in orjson.loads(headers)])
+            for _, topic, key, value, headers in rows
         ]
         await self.send(records)
         await conn.execute(
