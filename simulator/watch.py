@@ -134,4 +134,13 @@ class TopicWatcher:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
         if self._consumer:
-            await self._consumer.stop()
+            # Closing may meet a broker that is restarting: that must not turn a finished run
+            # (or a passed test) into a failure. A real cancellation of our task still goes on.
+            try:
+                await asyncio.wait_for(self._consumer.stop(), timeout=15)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise
+            except Exception:
+                pass
