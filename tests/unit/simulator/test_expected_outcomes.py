@@ -8,8 +8,10 @@ from datetime import datetime
 from simulator.generator import SimulatedMunicipality, SimulationPlan, generate
 from simulator.office_hours import AMSTERDAM
 from tests.e2e.expected import (
+    Clock,
     end_of_working_days,
     expected_clocks,
+    office_hours_later,
     office_seconds,
     survey_candidates,
 )
@@ -29,6 +31,17 @@ def test_working_day_terms_start_the_next_day_and_end_at_the_end_of_the_last() -
 def test_office_seconds_count_only_opening_hours() -> None:
     assert office_seconds(at(11, 16, 16), at(11, 17, 9, 30)) == 2 * 3600
     assert office_seconds(at(11, 21, 10), at(11, 22, 10)) == 0  # a weekend
+
+
+def test_office_hours_later_skips_closed_hours_and_breaches_follow_the_due_instant() -> None:
+    assert office_hours_later(at(11, 16, 15), 4) == at(11, 17, 10, 30)  # 2 h Mon, 2 h Tue
+    assert office_hours_later(at(11, 21, 10), 1) == at(11, 23, 9, 30)  # Saturday -> Monday
+    due = at(11, 19, 0)
+    running = Clock("email_answered", "K-1", at(11, 16, 10), None, None, due)
+    assert not running.breached_by(at(11, 18, 23)) and running.breached_by(at(11, 19, 0))
+    in_time = Clock("email_answered", "K-2", at(11, 16, 10), at(11, 19, 0), "met", due)
+    late = Clock("email_answered", "K-3", at(11, 16, 10), at(11, 19, 0, 1), "missed", due)
+    assert not in_time.breached_by(at(12, 1, 0)) and late.breached_by(at(11, 19, 0))
 
 
 def test_a_generated_week_has_met_and_missed_clocks_and_survey_candidates() -> None:
