@@ -23,8 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
-
+from benchmarks.loadgen import post_all
 from schemas.envelope import encode
 from services.common.kafka import durable_producer, send_records
 from services.common.sealing import load_keys
@@ -96,45 +95,37 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
-async def raw_producer_rate(records: list[Any], bootstrap: str, chunk: int) -> float:
+async def raw_producer_rate(
+    records: list[Any], bootstrap: str, chunk: int, concurrency: int
+) -> float:
+    """Events/s of a bare aiokafka producer: `concurrency` writers each sending `chunk` records
+    and waiting for their acknowledgement, like intake's requests."""
     producer = durable_producer(bootstrap, "bench-raw")
     await producer.start()
     try:
         await send_records(producer, records[:100])  # warm-up: metadata, connections
+        pending = [records[i : i + chunk] for i in range(0, len(records), chunk)][::-1]
+
+        async def writer() -> None:
+            while pending:
+                await send_records(producer, pending.pop())
+
         started = time.perf_counter()
-        for i in range(0, len(records), chunk):
-            await send_records(producer, records[i : i + chunk])
+        await asyncio.gather(*(writer() for _ in range(concurrency)))
         return len(records) / (time.perf_counter() - started)
     finally:
         await producer.stop()
 
 
 async def intake_rate(
-    client: httpx.AsyncClient, documents: list[dict[str, Any]], batch: int, concurrency: int
+    base: tuple[str, int], documents: list[dict[str, Any]], batch: int, concurrency: int
 ) -> tuple[float, list[float]]:
     """Events/s and per-request latencies posting `documents` in requests of `batch` events."""
     chunks = [documents[i : i + batch] for i in range(0, len(documents), batch)]
-    latencies: list[float] = []
-    queue: asyncio.Queue[list[dict[str, Any]]] = asyncio.Queue()
-    for chunk in chunks:
-        queue.put_nowait(chunk)
-
-    async def worker() -> None:
-        while not queue.empty():
-            chunk = queue.get_nowait()
-            body = json.dumps(chunk[0] if batch == 1 else chunk).encode()
-            path = "/v1/events" if batch == 1 else "/v1/events:batch"
-            started = time.perf_counter()
-            response = await client.post(
-                path, content=body, headers={"content-type": "application/json"}
-            )
-            latencies.append(time.perf_counter() - started)
-            if response.status_code != 202:
-                raise RuntimeError(f"intake answered {response.status_code}: {response.text[:300]}")
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return len(documents) / (time.perf_counter() - started), latencies
+    bodies = [json.dumps(chunk[0] if batch == 1 else chunk).encode() for chunk in chunks]
+    path = "/v1/events" if batch == 1 else "/v1/events:batch"
+    seconds, latencies = await post_all(*base, path, bodies, concurrency=concurrency, headers=AUTH)
+    return len(documents) / seconds, latencies
 
 
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
@@ -158,33 +149,31 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {"events": args.events, "single_events": args.single_events}
     try:
         await service.wait_ready()
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-        async with httpx.AsyncClient(
-            base_url=service.base_url, headers=AUTH, limits=limits, timeout=60
-        ) as client:
-            await intake_rate(client, realistic_events(500, seed=99), 100, 2)  # warm-up
-            runs = {
-                "single": (realistic_events(args.single_events, seed=2), 1, 32),
-                "batch100": (realistic_events(args.events, seed=3), 100, 4),
-                "batch1000": (realistic_events(args.events, seed=4), 1000, 2),
+        base = ("127.0.0.1", PORT)
+        base = ("127.0.0.1", PORT)
+        await intake_rate(base, realistic_events(500, seed=99), 100, 2)  # warm-up
+        runs = {
+            "single": (realistic_events(args.single_events, seed=2), 1, 32),
+            "batch100": (realistic_events(args.events, seed=3), 100, 4),
+            "batch1000": (realistic_events(args.events, seed=4), 1000, 2),
+        }
+        for name, (documents, batch, concurrency) in runs.items():
+            # Baseline in the same run, right before: the same records, the same number of
+            # records per acknowledged write and the same number of writers in flight.
+            raw_rate = await raw_producer_rate(
+                records[: len(documents)], infra.kafka_bootstrap, batch, concurrency
+            )
+            rate, latencies = await intake_rate(base, documents, batch, concurrency)
+            results[name] = {
+                "batch": batch,
+                "concurrency": concurrency,
+                "intake_events_per_s": round(rate),
+                "raw_events_per_s": round(raw_rate),
+                "ratio_intake_to_raw": round(rate / raw_rate, 3),
+                "p50_ms": round(percentile(latencies, 50) * 1000, 2),
+                "p99_ms": round(percentile(latencies, 99) * 1000, 2),
+                "mean_ms": round(statistics.fmean(latencies) * 1000, 2),
             }
-            raw_rate = {}
-            for name, (documents, batch, concurrency) in runs.items():
-                # Baseline in the same run, right before, with the same request size per wait.
-                raw_rate[name] = await raw_producer_rate(
-                    records[: len(documents)], infra.kafka_bootstrap, batch
-                )
-                rate, latencies = await intake_rate(client, documents, batch, concurrency)
-                results[name] = {
-                    "batch": batch,
-                    "concurrency": concurrency,
-                    "intake_events_per_s": round(rate),
-                    "raw_events_per_s": round(raw_rate[name]),
-                    "ratio_intake_to_raw": round(rate / raw_rate[name], 3),
-                    "p50_ms": round(percentile(latencies, 50) * 1000, 2),
-                    "p99_ms": round(percentile(latencies, 99) * 1000, 2),
-                    "mean_ms": round(statistics.fmean(latencies) * 1000, 2),
-                }
     finally:
         await service.stop()
     return results
