@@ -13,11 +13,10 @@ from typing import Any
 import asyncpg
 import holidays
 import structlog
-from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 
-from services.common.kafka import durable_producer
+from services.common.kafka import RenewingProducer
 from services.common.migrations import migrate_url
 from services.common.sealing import Keys, load_keys
 from services.feedback.adapters import outbox
@@ -60,7 +59,7 @@ class Feedback:
         self.link_key = settings.link_key_bytes()
         self.outbox_wake = asyncio.Event()
         self._pool: asyncpg.Pool | None = None
-        self.producer: AIOKafkaProducer | None = None
+        self.producer: RenewingProducer | None = None
         self.broker = KafkaBroker(
             settings.infra.kafka_bootstrap, client_id="feedback", logger=log, graceful_timeout=15
         )
@@ -112,7 +111,7 @@ class Feedback:
         s = self.settings
         await migrate_url(s.infra.database_url, s.db_schema, MIGRATIONS)
         self._pool = await db.create_pool(s.infra.database_url, schema=s.db_schema, max_size=12)
-        self.producer = durable_producer(s.infra.kafka_bootstrap, "feedback")
+        self.producer = RenewingProducer(s.infra.kafka_bootstrap, "feedback")
         await self.producer.start()
         sms = SmsGateway(s.sms_gateway_url, s.sms_gateway_token)
         mailer = SmtpMailer(s.smtp, size=s.dispatch_concurrency)

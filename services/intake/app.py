@@ -13,14 +13,7 @@ from typing import Any
 import orjson
 import structlog
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import (
-    IllegalStateError,
-    InvalidProducerEpoch,
-    KafkaError,
-    OutOfOrderSequenceNumber,
-    ProducerFenced,
-    UnknownProducerId,
-)
+from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -37,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from schemas.envelope import Envelope, encode
 from schemas.events import CATALOG, Family
-from services.common.kafka import durable_producer, send_records
+from services.common.kafka import PRODUCER_STATE_ERRORS, durable_producer, send_records
 from services.common.sealing import Keys, Sealer, load_keys
 from services.intake.domain.admission import POSTED_MODELS, FieldProblem, NotAdmitted, admit
 from services.intake.domain.channel_systems import ChannelSystem, Gatekeeper
@@ -52,14 +45,6 @@ from services.intake.settings import IntakeSettings
 log = structlog.get_logger("intake")
 
 PROBLEM_JSON = "application/problem+json"
-# Errors after which the idempotent producer's state is out of step with the broker.
-PRODUCER_STATE_ERRORS = (
-    OutOfOrderSequenceNumber,
-    UnknownProducerId,
-    ProducerFenced,
-    InvalidProducerEpoch,
-    IllegalStateError,
-)
 PROBLEM_BASE = "https://servicepuls.nl/problems/"
 
 

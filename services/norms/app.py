@@ -29,7 +29,7 @@ from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_asgi_app
 
 from schemas.envelope import Envelope, KafkaRecord, attributes_from_headers, decode
-from services.common.kafka import durable_producer
+from services.common.kafka import RenewingProducer
 from services.common.logging import configure_logging
 from services.common.migrations import migrate
 from services.common.settings import REPO_ROOT, InfraSettings
@@ -244,7 +244,7 @@ def bootstrap(
             asyncio.create_task(purge()),
         ]
         if settings.relay_enabled:
-            runtime.producer = durable_producer(infra.kafka_bootstrap, "servicepuls-norms-relay")
+            runtime.producer = RenewingProducer(infra.kafka_bootstrap, "servicepuls-norms-relay")
             await runtime.producer.start()
             runtime.relay = OutboxRelay(
                 infra.database_url,

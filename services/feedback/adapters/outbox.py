@@ -17,14 +17,16 @@ import structlog
 from aiokafka import AIOKafkaProducer
 
 from schemas.envelope import parse_structured
-from services.common.kafka import publish
+from services.common.kafka import RenewingProducer, publish
 from services.feedback import metrics
 
 RELAY_LOCK = zlib.crc32(b"servicepuls-feedback-outbox")
 log = structlog.get_logger("feedback.outbox")
 
 
-async def relay_once(pool: asyncpg.Pool, producer: AIOKafkaProducer, limit: int = 500) -> int:
+async def relay_once(
+    pool: asyncpg.Pool, producer: AIOKafkaProducer | RenewingProducer, limit: int = 500
+) -> int:
     async with pool.acquire() as conn, conn.transaction():
         if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", RELAY_LOCK):
             return 0
@@ -53,15 +55,20 @@ async def purge_sent(pool: asyncpg.Pool, keep_hours: int = 24) -> None:
 
 
 async def run_relay(
-    pool: asyncpg.Pool, producer: AIOKafkaProducer, wake: asyncio.Event, idle: float = 0.5
+    pool: asyncpg.Pool,
+    producer: AIOKafkaProducer | RenewingProducer,
+    wake: asyncio.Event,
+    idle: float = 0.5,
 ) -> None:
     while True:
         try:
             sent = await relay_once(pool, producer)
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
             log.exception("outbox relay failed; retrying")
+            if isinstance(producer, RenewingProducer):
+                await producer.renew_after(exc)
             sent = 0
             await asyncio.sleep(1)
         if sent == 0:

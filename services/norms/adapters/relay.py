@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 
 from schemas.envelope import KafkaRecord
+from services.common.kafka import RenewingProducer
 
 
 class OutboxRelay:
@@ -33,7 +34,7 @@ class OutboxRelay:
         self,
         database_url: str,
         schema: str,
-        producer: AIOKafkaProducer,
+        producer: AIOKafkaProducer | RenewingProducer,
         *,
         batch: int = 5000,
         log: Any = None,
@@ -69,6 +70,8 @@ class OutboxRelay:
             except Exception as exc:
                 if self.log is not None:
                     self.log.warning("outbox relay restarting", error=repr(exc))
+                if isinstance(self.producer, RenewingProducer):
+                    await self.producer.renew_after(exc)
                 await asyncio.sleep(1.0)
             finally:
                 self.leader = False
