@@ -86,7 +86,7 @@ _HEADERS_JSON = (
     b"],[" + orjson.dumps(f"ce_{MUNICIPALITY_ATTRIBUTE}") + b",",
     b'],["content-type",' + orjson.dumps(CONTENT_TYPE) + b"]]",
 )
-# How many clock timelines each catalog remembers (oldest forgotten first).
+# How many clock timelines each catalog remembers (emptied when full).
 TIMELINE_MEMO_SIZE = 50_000
 
 
@@ -364,9 +364,9 @@ def clock_timeline(
     memo: dict[Any, list[Decision]] = catalog.timelines
     decisions = memo.get(key)
     if decisions is None:
+        if len(memo) >= TIMELINE_MEMO_SIZE:
+            memo.clear()  # emptied when full: see calendar._ADVANCE_MEMO_SIZE
         decisions = memo[key] = timeline(norm.rule, transitions)
-        if len(memo) > TIMELINE_MEMO_SIZE:
-            del memo[next(iter(memo))]
     return decisions
 
 

@@ -32,7 +32,10 @@ DAY_US = 86_400 * US
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_DATE = _EPOCH.date()
 _ONE_DAY = timedelta(days=1)
-# How many results of `advance` a calendar remembers (oldest forgotten first).
+# How many results of `advance` (and of `business_between`, `isoformat`) a calendar remembers.
+# A full memo is emptied and fills again: dropping the oldest entry one at a time looks cheaper
+# but is not — a dict scans the slots of every entry deleted before it to find its first one,
+# which made a long replay several times slower once the memos were full.
 _ADVANCE_MEMO_SIZE = 100_000
 _ISO_MEMO_SIZE = 100_000
 
@@ -155,9 +158,9 @@ class BusinessCalendar:
         Remembered: a clock's start and due instant are written in each of its events."""
         text = self._iso_times.get(instant_us)
         if text is None:
+            if len(self._iso_times) >= _ISO_MEMO_SIZE:
+                self._iso_times.clear()  # see _ADVANCE_MEMO_SIZE
             text = self._iso_times[instant_us] = from_us(instant_us, self.zone).isoformat()
-            if len(self._iso_times) > _ISO_MEMO_SIZE:
-                del self._iso_times[next(iter(self._iso_times))]
         return text
 
     def local_date(self, instant_us: int) -> date:
@@ -218,9 +221,9 @@ class BusinessCalendar:
         key = (measure, start_us, end_us)
         total = self._between.get(key)
         if total is None:
+            if len(self._between) >= _ADVANCE_MEMO_SIZE:
+                self._between.clear()  # see _ADVANCE_MEMO_SIZE
             total = self._between[key] = self._business_between(measure, start_us, end_us)
-            if len(self._between) > _ADVANCE_MEMO_SIZE:
-                del self._between[next(iter(self._between))]
         return total
 
     def _business_between(self, measure: Measure, start_us: int, end_us: int) -> int:
@@ -287,9 +290,9 @@ class BusinessCalendar:
         key = (measure, start_us, amount_us)
         instant = self._advanced.get(key)
         if instant is None:
+            if len(self._advanced) >= _ADVANCE_MEMO_SIZE:
+                self._advanced.clear()  # see _ADVANCE_MEMO_SIZE
             instant = self._advanced[key] = self._advance(measure, start_us, amount_us)
-            if len(self._advanced) > _ADVANCE_MEMO_SIZE:
-                del self._advanced[next(iter(self._advanced))]
         return instant
 
     def _advance(self, measure: Measure, start_us: int, amount_us: int) -> int:
