@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -125,6 +126,19 @@ async def read_all(topic: str, *, quiet_seconds: float = 2.0) -> list[Any]:
 
 def decoded(records: list[Any]) -> list[Envelope[Any]]:
     return [decode(r.headers, r.value) for r in records]
+
+
+def free_ports(count: int) -> list[int]:
+    """Distinct ports nothing listens on now: two runs of these tests at once (two engineers,
+    one host) must not find each other's service on a fixed port."""
+    probes = [socket.socket() for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [int(probe.getsockname()[1]) for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
 
 
 def new_schema(prefix: str) -> str:

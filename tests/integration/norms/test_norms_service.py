@@ -34,6 +34,7 @@ from tests.integration.norms.support import (
     drop_schema,
     event,
     fetchval,
+    free_ports,
     new_schema,
     private_config,
     service_env,
@@ -45,8 +46,7 @@ from tests.support.services import running_service
 pytestmark = pytest.mark.integration
 
 NORMS_TOPIC = TOPICS[Family.NORMS]
-INTAKE_PORT = 18180
-NORMS_PORT = 18181
+INTAKE_PORT, NORMS_PORT, CRASH_PORT = free_ports(3)
 AUTH = {"Authorization": "Bearer dev-test"}
 
 
@@ -232,7 +232,7 @@ async def test_a_crash_between_the_database_commit_and_the_kafka_write_loses_not
     version = f"crash-{uuid.uuid4().hex[:8]}"
     schema = new_schema("norms_crash")
     config = private_config(tmp_path, version)
-    port = 18182
+    port = CRASH_PORT
     now = datetime.now(UTC)
     case_id = f"Z-{uuid.uuid4()}"
     clock = f"GM0383/test_quick_case/{case_id}"

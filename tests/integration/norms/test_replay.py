@@ -39,6 +39,7 @@ from tests.integration.norms.support import (
     drop_schema,
     event,
     fetchval,
+    free_ports,
     new_schema,
     private_config,
     private_topics,
@@ -225,8 +226,11 @@ async def test_replay_into_an_empty_database_gives_exactly_the_live_outcomes(
     await producer.start()
     try:
         async with private_topics(intake_topic, live_topic, replay_topic):
-            live_env = service_env(config, schemas[0], port=18183, norms_topic=live_topic, **common)
-            async with running_service("norms", port=18183, env=live_env):
+            live_port, replay_port = free_ports(2)
+            live_env = service_env(
+                config, schemas[0], port=live_port, norms_topic=live_topic, **common
+            )
+            async with running_service("norms", port=live_port, env=live_env):
                 for start in range(0, len(arrival), 20):  # traffic trickles in while it runs
                     await send_records(
                         producer,
@@ -241,9 +245,9 @@ async def test_replay_into_an_empty_database_gives_exactly_the_live_outcomes(
             live = await read_all(live_topic)
 
             replay_env = service_env(
-                config, schemas[1], port=18184, norms_topic=replay_topic, **common
+                config, schemas[1], port=replay_port, norms_topic=replay_topic, **common
             )
-            async with running_service("norms", port=18184, env=replay_env):
+            async with running_service("norms", port=replay_port, env=replay_env):
                 await wait_until_settled(schemas[1], expect_clocks=True)
                 await asyncio.sleep(3)  # idle partitions release the watermark
                 await wait_until_settled(schemas[1])
