@@ -38,6 +38,7 @@ from tests.integration.norms.support import (
     DATABASE_URL,
     drop_schema,
     event,
+    free_ports,
     private_config,
     private_topics,
     service_env,
@@ -106,10 +107,11 @@ async def breach_lag(config: Path, clocks: int, due: int) -> dict[str, float]:
         print(f"  loaded in {time.perf_counter() - loaded:.1f}s", flush=True)
     finally:
         await conn.close()
+    [port] = free_ports(1)
     env = service_env(
         config,
         schema,
-        port=18190,
+        port=port,
         norms_topic=norms_topic,
         intake_topic=intake_topic,
         auto_offset_reset="latest",
@@ -118,7 +120,7 @@ async def breach_lag(config: Path, clocks: int, due: int) -> dict[str, float]:
     try:
         async with (
             private_topics(intake_topic, norms_topic),
-            running_service("norms", port=18190, env=env),
+            running_service("norms", port=port, env=env),
         ):
             consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False)
             await consumer.start()
@@ -308,10 +310,11 @@ async def consumer_throughput(config: Path, count: int) -> dict[str, float]:
             finally:
                 await producer.stop()
             raw_rate, raw_cpu_rate = await raw_read(intake_topic, count)
+            [port] = free_ports(1)
             env = service_env(
                 config,
                 schema,
-                port=18191,
+                port=port,
                 norms_topic=norms_topic,
                 intake_topic=intake_topic,
                 auto_offset_reset="earliest",
@@ -319,7 +322,7 @@ async def consumer_throughput(config: Path, count: int) -> dict[str, float]:
                 allowed_lateness_seconds="3600",
                 max_batch="5000",
             )
-            async with running_service("norms", port=18191, env=env) as service:
+            async with running_service("norms", port=port, env=env) as service:
                 # The service is ready once it is assigned partitions; it is already consuming.
                 assert service.process is not None
                 began, cpu = time.perf_counter(), cpu_seconds(service.process.pid)
