@@ -12,8 +12,11 @@ cd "$REPO"
 bash scripts/bootstrap.sh
 
 # Stop at the end only what this run started: when nothing of the stack was up before.
+# (The status is captured first: with pipefail, `grep -q` closing the pipe early would make the
+# pipeline fail and look like "nothing up".)
 started_here=0
-if ! bash scripts/stack.sh status 2>/dev/null | grep -q ' up '; then
+stack_status="$(bash scripts/stack.sh status 2>/dev/null || true)"
+if ! grep -q ' up ' <<<"$stack_status"; then
     started_here=1
 fi
 stop_stack() {
