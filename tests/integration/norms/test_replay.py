@@ -167,7 +167,9 @@ def history(rng: random.Random) -> list[Any]:
     return events
 
 
-async def wait_until_settled(schema: str, timeout: float = 180, expect_clocks: bool = False) -> None:
+async def wait_until_settled(
+    schema: str, timeout: float = 180, expect_clocks: bool = False
+) -> None:
     """All clocks decided and every outcome relayed."""
     deadline = time.monotonic() + timeout
     while expect_clocks and not await fetchval(f'SELECT count(*) FROM "{schema}".clock'):
