@@ -9,7 +9,6 @@ re-delivers the batch; the dedupe keys make the second delivery count nothing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import zlib
@@ -19,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 from faststream import AckPolicy
-from faststream.asgi import AsgiFastStream, AsgiResponse, get
+from faststream.asgi import AsgiFastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import (
@@ -33,6 +32,12 @@ from prometheus_client import (
 
 from schemas.envelope import Envelope, decode
 from services.common.config import load_municipalities, load_yaml_model
+from services.common.health import (
+    BackgroundTasks,
+    database_check,
+    health_routes,
+    kafka_check,
+)
 from services.common.logging import configure_logging
 from services.common.migrations import migrate
 from services.common.settings import REPO_ROOT, InfraSettings
@@ -56,7 +61,6 @@ class Runtime:
     lock_conn: asyncpg.Connection | None = None
     # Serialises "commit + add to view" against "reload view from store" within this process.
     view_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
     gauges_dirty: bool = False
 
 
@@ -196,13 +200,13 @@ def build_app(
                 conn.terminate()
             runtime.lock_conn = None
 
-    async def every(seconds: float, action: Any, name: str) -> None:
-        while True:
-            await asyncio.sleep(seconds)
-            try:
-                await action()
-            except Exception:
-                log.exception("periodic task failed", task=name)
+    async def purge_dedupe_keys() -> None:
+        assert runtime.store is not None
+        purged = await runtime.store.purge_dedupe_keys(settings.dedupe_retention_days)
+        if purged:
+            log.info("dedupe keys purged", count=purged, days=settings.dedupe_retention_days)
+
+    background = BackgroundTasks(log)
 
     async def start() -> None:
         runtime.pool = await asyncpg.create_pool(infra.database_url, min_size=1, max_size=4)
@@ -213,52 +217,30 @@ def build_app(
         runtime.store = AggregateStore(runtime.pool, policy)
         await refresh_view()
         await hold_exporter_lock()
-        runtime.tasks = [
-            asyncio.create_task(every(settings.refresh_seconds, refresh_view, "refresh")),
-            asyncio.create_task(every(0.2, refresh_gauges, "gauges")),
-            asyncio.create_task(every(settings.refresh_seconds, hold_exporter_lock, "lock")),
-            asyncio.create_task(every(settings.lag_interval_seconds, lag.measure, "lag")),
-        ]
+        background.every(settings.refresh_seconds, refresh_view, "refresh")
+        background.every(0.2, refresh_gauges, "gauges")
+        background.every(settings.refresh_seconds, hold_exporter_lock, "lock")
+        background.every(settings.lag_interval_seconds, lag.measure, "lag")
+        background.every(settings.purge_interval_seconds, purge_dedupe_keys, "purge")
         log.info("metrics service started", exporting=view.exporting)
 
     async def stop() -> None:
-        for task in runtime.tasks:
-            task.cancel()
-        for task in runtime.tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await background.stop()
         await lag.stop()
         if runtime.lock_conn is not None:
             await runtime.lock_conn.close()
         if runtime.pool is not None:
             await runtime.pool.close()
 
-    @get
-    async def health(scope: Any) -> AsgiResponse:
-        return AsgiResponse(b"ok", 200)
-
-    @get
-    async def ready(scope: Any) -> AsgiResponse:
-        problems = []
-        try:
-            assert runtime.pool is not None
-            async with runtime.pool.acquire(timeout=2) as conn:
-                await conn.fetchval("SELECT 1")
-        except Exception:
-            problems.append("database")
-        if not await broker.ping(timeout=2):
-            problems.append("kafka")
-        if not view.loaded:
-            problems.append("aggregates not loaded")
-        if problems:
-            return AsgiResponse(("not ready: " + ", ".join(problems)).encode(), 503)
-        return AsgiResponse(b"ready", 200)
+    async def aggregates_loaded() -> str | None:
+        return None if view.loaded else "aggregates not loaded"
 
     return AsgiFastStream(
         broker,
         asgi_routes=[
-            ("/health", health),
-            ("/ready", ready),
+            *health_routes(
+                database_check(lambda: runtime.pool), kafka_check(broker), aggregates_loaded
+            ),
             ("/metrics", make_asgi_app(registry)),
         ],
         on_startup=[start],

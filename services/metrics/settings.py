@@ -33,3 +33,8 @@ class MetricsSettings(BaseSettings):
     # Consumer groups whose lag is exported (every Servicepuls consumer).
     lag_groups: list[str] = ["norms", "feedback", "metrics"]
     lag_interval_seconds: float = Field(default=5.0, gt=0)
+    # Dedupe keys (`metrics.processed_event`) are kept this long, then purged every
+    # `purge_interval_seconds`. Keep it above the topics' retention: an event still on a topic
+    # can be delivered again (a replay, a new consumer group) and must find its key.
+    dedupe_retention_days: int = Field(default=30, ge=1)
+    purge_interval_seconds: float = Field(default=3600.0, gt=0)

@@ -85,6 +85,28 @@ class AggregateStore:
             await self._write(conn, result)
         return result, len(events) - len(fresh)
 
+    async def purge_dedupe_keys(self, older_than_days: int, batch: int = 10_000) -> int:
+        """Forget the keys of events applied more than `older_than_days` ago; returns how many.
+
+        Safe once such events can no longer be delivered again (older than the topics'
+        retention). Deleted in batches, each its own short transaction, so a large backlog
+        never holds locks that the consumer's inserts would wait for."""
+        purged = 0
+        while True:
+            async with self.pool.acquire() as conn:
+                status = await conn.execute(
+                    "DELETE FROM metrics.processed_event WHERE dedupe_key IN"
+                    " (SELECT dedupe_key FROM metrics.processed_event"
+                    "  WHERE processed_at < now() - make_interval(days => $1)"
+                    "  LIMIT $2 FOR UPDATE SKIP LOCKED)",
+                    older_than_days,
+                    batch,
+                )
+            deleted = int(status.split()[-1])
+            purged += deleted
+            if deleted < batch:
+                return purged
+
     async def _known(self, conn: asyncpg.Connection, events: list[Envelope[Any]]) -> Known:
         case_keys, clock_keys = touched(events, self.policy)
         known = Known()

@@ -1,0 +1,121 @@
+"""What every Kafka consumer service shows an orchestrator, and the work it does in the background.
+
+`/health` says the process is alive; `/ready` says whether it can do its job now: each readiness
+check returns a problem (a short word, never data) or None, and any problem makes it a 503 with
+the list. `BackgroundTasks` runs periodic jobs that log a failure and try again next round, and
+stops them all at once on shutdown.
+
+Used by services/metrics/app.py; services/norms/app.py has the same endpoints and can adopt it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import asyncpg
+from faststream.asgi import AsgiResponse, get
+from faststream.kafka import KafkaBroker
+
+# A readiness check: None when fine, else what is wrong ("database", "kafka", ...).
+ReadinessCheck = Callable[[], Awaitable[str | None]]
+
+
+def database_check(pool: Callable[[], asyncpg.Pool | None], timeout: float = 2) -> ReadinessCheck:
+    """The service's own pool hands out a working connection (`pool` is read when asked: the
+    pool is made at start, after the routes)."""
+
+    async def check() -> str | None:
+        current = pool()
+        if current is None:
+            return "database"
+        try:
+            async with current.acquire(timeout=timeout) as conn:
+                await conn.fetchval("SELECT 1")
+        except Exception:
+            return "database"
+        return None
+
+    return check
+
+
+def kafka_check(broker: KafkaBroker, timeout: float = 2) -> ReadinessCheck:
+    async def check() -> str | None:
+        return None if await broker.ping(timeout=timeout) else "kafka"
+
+    return check
+
+
+def partitions_assigned_check(broker: KafkaBroker, what: str) -> ReadinessCheck:
+    """The first subscriber was given partitions: a replica that holds none does no work yet."""
+
+    async def check() -> str | None:
+        subscriber = broker.subscribers[0] if broker.subscribers else None
+        consumer = getattr(subscriber, "consumer", None)
+        if consumer is None or not consumer.assignment():
+            return f"no {what} partitions assigned yet"
+        return None
+
+    return check
+
+
+async def readiness_problems(checks: Sequence[ReadinessCheck]) -> list[str]:
+    problems = []
+    for check in checks:
+        problem = await check()
+        if problem is not None:
+            problems.append(problem)
+    return problems
+
+
+def health_routes(*checks: ReadinessCheck) -> list[tuple[str, Any]]:
+    """`/health` and `/ready` as `asgi_routes` of an `AsgiFastStream`."""
+
+    @get
+    async def health(scope: Any) -> AsgiResponse:
+        return AsgiResponse(b"ok", 200)
+
+    @get
+    async def ready(scope: Any) -> AsgiResponse:
+        problems = await readiness_problems(checks)
+        if problems:
+            return AsgiResponse(("not ready: " + ", ".join(problems)).encode(), 503)
+        return AsgiResponse(b"ready", 200)
+
+    return [("/health", health), ("/ready", ready)]
+
+
+class BackgroundTasks:
+    """The service's own asyncio tasks, stopped together at shutdown."""
+
+    def __init__(self, log: Any) -> None:
+        self.log = log
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def run(self, job: Awaitable[None]) -> None:
+        """A job with a loop of its own (a scheduler, a relay)."""
+        self.tasks.append(asyncio.ensure_future(job))
+
+    def every(self, seconds: float, action: Callable[[], Awaitable[Any]], name: str) -> None:
+        """Run `action` every `seconds`, first after one interval; a failure is logged and the
+        next round tries again (a database restart must not end housekeeping for good)."""
+
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(seconds)
+                try:
+                    await action()
+                except Exception:
+                    self.log.exception("periodic task failed", task=name)
+
+        self.run(loop())
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.tasks.clear()
