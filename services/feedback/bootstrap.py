@@ -73,6 +73,8 @@ class Feedback:
             wake=self._wake_dispatcher,
             group=settings.consumer_group,
             start_from=settings.start_from,
+            topic=settings.intake_topic,
+            clock_max_ahead=settings.clock_max_ahead(),
         )
 
     @property
@@ -82,7 +84,7 @@ class Feedback:
 
     @property
     def clock(self) -> Clock:
-        return Clock(self.settings.clock, self.pool)
+        return Clock(self.settings.clock, self.pool, self.settings.clock_max_ahead())
 
     def _wake_dispatcher(self) -> None:
         self.outbox_wake.set()

@@ -29,3 +29,7 @@ PAGE_SECONDS = Histogram(
 )
 OUTBOX_PENDING = Gauge("servicepuls_feedback_outbox_pending", "Events waiting in the outbox")
 CONSUMED = Counter("servicepuls_feedback_consumed_total", "Intake records consumed", ["result"])
+CLOCK_AHEAD = Counter(
+    "servicepuls_feedback_events_ahead_of_clock_total",
+    "Intake events timed further ahead of the wall clock than the event clock may move",
+)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas.events import TOPICS, Family
 from services.common.settings import InfraSettings
 
 
@@ -41,6 +43,12 @@ class FeedbackSettings(BaseSettings):
     # wall: delays, sending hours and expiry follow the real clock. event: they follow the event
     # time of the intake topic (the latest event time seen), for the simulator's compressed time.
     clock: Literal["wall", "event"] = "wall"
+    # Event time: how far ahead of the wall clock one event may move the clock. A later event is
+    # applied, but the clock stops at wall time + this (a wrong or far-future time cannot drag
+    # every delay and expiry ahead for good).
+    clock_max_ahead_seconds: float = Field(default=300, ge=0)
+    # The topic of intake events (a test can point one instance at a private copy).
+    intake_topic: str = TOPICS[Family.INTAKE]
     # Demo/test overrides of every policy: a fixed delay, and sending at any hour.
     delay_seconds: float | None = Field(default=None, ge=0)
     sending_hours: Literal["policy", "always"] = "policy"
@@ -65,6 +73,9 @@ class FeedbackSettings(BaseSettings):
     sms_gateway_token: str | None = None
     infra: InfraSettings = Field(default_factory=InfraSettings)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+
+    def clock_max_ahead(self) -> timedelta:
+        return timedelta(seconds=self.clock_max_ahead_seconds)
 
     def staff_tokens_path(self) -> Path:
         return self.staff_tokens_file or (self.infra.config_dir / "surveys" / "staff_tokens.yaml")

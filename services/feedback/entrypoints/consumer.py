@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 import asyncpg
@@ -24,6 +24,7 @@ from schemas.events import TOPICS, Family
 from services.feedback import metrics
 from services.feedback import service as svc
 from services.feedback.adapters import postgres as db
+from services.feedback.clock import DEFAULT_MAX_AHEAD, advance_for
 from services.feedback.config import PolicyBook
 
 log = structlog.get_logger("feedback.consumer")
@@ -51,9 +52,11 @@ def register_handlers(
     group: str = GROUP,
     start_from: Literal["earliest", "latest"] = "earliest",
     max_records: int = 200,
+    topic: str = TOPICS[Family.INTAKE],
+    clock_max_ahead: timedelta = DEFAULT_MAX_AHEAD,
 ) -> None:
     @broker.subscriber(
-        TOPICS[Family.INTAKE],
+        topic,
         group_id=group,
         batch=True,
         max_records=max_records,
@@ -64,7 +67,9 @@ def register_handlers(
     async def on_intake_batch(_: Any, message: KafkaMessage) -> None:
         records = message.raw_message
         records = records if isinstance(records, tuple) else (records,)
-        await apply_records(pool_ref(), records, book, is_holiday, event_clock)
+        await apply_records(
+            pool_ref(), records, book, is_holiday, event_clock, clock_max_ahead=clock_max_ahead
+        )
         wake()
 
 
@@ -78,8 +83,10 @@ async def apply_records(
     book: PolicyBook,
     is_holiday: Callable[[date], bool],
     event_clock: bool,
+    *,
+    clock_max_ahead: timedelta = DEFAULT_MAX_AHEAD,
 ) -> None:
-    latest = None
+    event_times: list[datetime] = []
     for record in records:
         try:
             envelope = decode(record.headers, record.value)
@@ -90,7 +97,7 @@ async def apply_records(
                 "undecodable record skipped", partition=record.partition, offset=record.offset
             )
             continue
-        latest = envelope.time if latest is None or envelope.time > latest else latest
+        event_times.append(envelope.time)
         for attempt in range(3):
             try:
                 async with pool.acquire() as conn, conn.transaction():
@@ -109,6 +116,16 @@ async def apply_records(
                 break
         else:
             raise RuntimeError("could not apply an event after retries")
-    if event_clock and latest is not None:
+    if not event_clock:
+        return
+    advance = advance_for(event_times, datetime.now(UTC), clock_max_ahead)
+    if advance.ahead:
+        metrics.CLOCK_AHEAD.inc(advance.ahead)
+        log.warning(
+            "events ahead of the wall clock hold the event clock at the cap",
+            events=advance.ahead,
+            max_ahead_seconds=clock_max_ahead.total_seconds(),
+        )
+    if advance.to is not None:
         async with pool.acquire() as conn:
-            await db.advance_event_clock(conn, latest)
+            await db.advance_event_clock(conn, advance.to)

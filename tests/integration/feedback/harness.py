@@ -11,7 +11,9 @@ import shutil
 import socket
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
@@ -19,13 +21,14 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiosmtpd.controller import Controller
 
 from schemas.common import Channel, ContactMedium, Language, ResidentRef
-from schemas.envelope import Envelope, new_event
+from schemas.envelope import Envelope, encode, new_event
 from schemas.events import CaseClosed, CaseOpened, CaseOutcome, ContactCompleted
 from schemas.resident import ContactDetails, PostalAddress
-from services.common.kafka import durable_producer, publish
+from services.common.kafka import durable_producer, send_records
 from services.common.sealing import load_keys, pseudonym, seal
 from services.common.settings import REPO_ROOT, InfraSettings
 
@@ -213,10 +216,12 @@ def contact_completed(
 
 
 class Intake:
-    """Publishes intake events straight to the topic (as intake would after sealing)."""
+    """Publishes intake events straight to the topic (as intake would after sealing), or to a
+    private copy of it."""
 
-    def __init__(self) -> None:
+    def __init__(self, topic: str | None = None) -> None:
         self.producer: AIOKafkaProducer = durable_producer(INFRA.kafka_bootstrap, "feedback-tests")
+        self.topic = topic
 
     async def __aenter__(self) -> Intake:
         await self.producer.start()
@@ -226,7 +231,27 @@ class Intake:
         await self.producer.stop()
 
     async def send(self, *events: Envelope[Any]) -> None:
-        await publish(self.producer, events)
+        records = (encode(e) for e in events)
+        if self.topic is not None:
+            records = (replace(r, topic=self.topic) for r in records)
+        await send_records(self.producer, records)
+
+
+@asynccontextmanager
+async def private_intake_topic() -> AsyncIterator[str]:
+    """An intake topic of the test's own, deleted afterwards: what is written to it (event times
+    far from now, for instance) moves no other consumer's event clock."""
+    name = f"servicepuls.intake.v1.test-{uuid.uuid4().hex[:10]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=INFRA.kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])
+        yield name
+    finally:
+        try:
+            await admin.delete_topics([name])
+        finally:
+            await admin.close()
 
 
 async def survey_row(schema: str, **where: str) -> asyncpg.Record | None:

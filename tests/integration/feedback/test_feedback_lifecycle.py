@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
@@ -15,6 +16,7 @@ import pytest_asyncio
 from schemas.common import Channel
 from schemas.events import TOPICS, Family
 from tests.integration.feedback.harness import (
+    INFRA,
     Intake,
     MailCatcher,
     case_closed,
@@ -23,6 +25,7 @@ from tests.integration.feedback.harness import (
     feedback_env,
     for_subject,
     free_port,
+    private_intake_topic,
     resident,
     survey_link,
     wait_row,
@@ -119,11 +122,16 @@ async def test_an_unanswered_link_expires_with_a_friendly_410_and_the_address_is
         assert not [e for e in events.seen if for_subject(case_id, "responded")(e)]
 
 
-async def test_in_event_time_the_delay_counts_in_event_time(
+async def test_in_event_time_the_delay_counts_in_event_time_and_a_far_future_event_is_capped(
     tmp_path_factory: Any, mail: MailCatcher
 ) -> None:
     """SERVICEPULS_FEEDBACK_CLOCK=event (the simulator's compressed time): a survey due an hour
-    after closing goes out when the intake topic's event time passes that hour, not before."""
+    after closing goes out when the intake topic's event time passes that hour, not before. An
+    event dated 2090 then moves the clock no further than wall time + the tolerance: the open
+    survey does not expire.
+
+    The events go to a private intake topic: no other producer's event times move this
+    instance's clock, and nothing this test writes moves anyone else's."""
     schema = f"feedback_t{uuid.uuid4().hex[:8]}"
     config = write_config(
         tmp_path_factory.mktemp("config"),
@@ -131,30 +139,63 @@ async def test_in_event_time_the_delay_counts_in_event_time(
         {code: "anyhour" for code in ("GM0373", "GM0450", "GM0383", "GM0399")},
     )
     port = free_port()
-    env = feedback_env(
-        config,
-        schema,
-        port,
-        mail.port,
-        SERVICEPULS_FEEDBACK_CLOCK="event",
-        SERVICEPULS_FEEDBACK_DELAY_SECONDS="3600",
-    )
-    # Far in the future, so no other producer's events move this instance's clock further.
-    closed_at = datetime(2090, 3, 6, 10, 0, tzinfo=UTC)
+    closed_at = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
     case_id = f"Z-{uuid.uuid4()}"
     email = f"inwoner-{uuid.uuid4().hex[:10]}@example.org"
     try:
-        async with running_service("feedback", port=port, env=env), Intake() as intake:
-            await intake.send(case_closed(case_id, resident(email=email), at=closed_at))
-            row = await wait_row(schema, case_id, lambda r: r["status"] == "scheduled")
-            assert row["send_at"] == closed_at + timedelta(hours=1)
-            await asyncio.sleep(2)
-            assert mail.to(email) == []
-            later = contact_completed(f"C-{uuid.uuid4()}", resident(), Channel.CHAT)
-            later = later.model_copy(update={"time": closed_at + timedelta(hours=2)})
-            await intake.send(later)
-            await mail.wait_for(email, timeout=20)
-            sent = await wait_row(schema, case_id, lambda r: r["status"] == "sent")
-            assert sent["sent_at"] == closed_at + timedelta(hours=2)
+        async with private_intake_topic() as topic:
+            env = feedback_env(
+                config,
+                schema,
+                port,
+                mail.port,
+                SERVICEPULS_FEEDBACK_CLOCK="event",
+                SERVICEPULS_FEEDBACK_CLOCK_MAX_AHEAD_SECONDS="300",
+                SERVICEPULS_FEEDBACK_DELAY_SECONDS="3600",
+                SERVICEPULS_FEEDBACK_INTAKE_TOPIC=topic,
+                SERVICEPULS_FEEDBACK_START_FROM="earliest",
+            )
+            async with (
+                running_service("feedback", port=port, env=env),
+                Intake(topic) as intake,
+                httpx.AsyncClient() as client,
+            ):
+                await intake.send(case_closed(case_id, resident(email=email), at=closed_at))
+                row = await wait_row(schema, case_id, lambda r: r["status"] == "scheduled")
+                assert row["send_at"] == closed_at + timedelta(hours=1)
+                await asyncio.sleep(2)
+                assert mail.to(email) == []
+                await intake.send(chat_contact(closed_at + timedelta(hours=2)))
+                link = survey_link(await mail.wait_for(email, timeout=20))
+                sent = await wait_row(schema, case_id, lambda r: r["status"] == "sent")
+                assert sent["sent_at"] == closed_at + timedelta(hours=2)
+
+                far_future = datetime(2090, 3, 6, 10, 0, tzinfo=UTC)
+                await intake.send(chat_contact(far_future))
+                clock = await _event_clock_after(schema, sent["sent_at"])
+                assert clock <= datetime.now(UTC) + timedelta(seconds=300)
+                await asyncio.sleep(1.5)  # a few dispatcher rounds: nothing may expire
+                row = await wait_row(schema, case_id, lambda r: True)
+                assert row["status"] == "sent", "a far-future event expired an open survey"
+                assert (await client.get(link)).status_code == 200
     finally:
         await drop_schema(schema)
+
+
+def chat_contact(at: datetime) -> Any:
+    contact = contact_completed(f"C-{uuid.uuid4()}", resident(), Channel.CHAT)
+    return contact.model_copy(update={"time": at})
+
+
+async def _event_clock_after(schema: str, before: datetime, timeout: float = 20) -> datetime:
+    """This instance's event clock once it moved past `before`."""
+    conn = await asyncpg.connect(INFRA.database_url)
+    try:
+        for _ in range(int(timeout * 5)):
+            clock = await conn.fetchval(f'SELECT watermark FROM "{schema}".event_clock')
+            if clock is not None and clock > before:
+                return clock
+            await asyncio.sleep(0.2)
+    finally:
+        await conn.close()
+    raise TimeoutError(f"the event clock did not move past {before}")
