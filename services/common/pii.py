@@ -14,6 +14,9 @@ EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 # Dutch numbers: 06-12345678, +31 6 1234 5678, 0031201234567, 020-1234567 (10 digits after 0).
 PHONE = re.compile(r"(?<![\w])(?:\+31|0031|0)[\s\-]?(?:\d[\s\-]?){9}(?![\w])")
 NINE_DIGITS = re.compile(r"(?<!\d)\d{9}(?!\d)")
+# What every one of the three contains: an "@", or nine digits with at most one space or hyphen
+# between two of them. One search for it rules out almost every string at C speed.
+_CANDIDATE = re.compile(r"@|\d(?:[\s\-]?\d){8}")
 
 
 class PersonalIdentifier(StrEnum):
@@ -22,16 +25,12 @@ class PersonalIdentifier(StrEnum):
     BSN = "BSN"
 
 
-_DROP_DIGITS = str.maketrans("", "", "0123456789")
-
-
 def find_personal_identifier(text: str) -> PersonalIdentifier | None:
     """The first kind of personal identifier found in `text`, if any."""
+    if _CANDIDATE.search(text) is None:
+        return None
     if "@" in text and EMAIL.search(text):
         return PersonalIdentifier.EMAIL
-    # Phone numbers and BSNs have at least nine digits: most strings are ruled out at C speed.
-    if len(text) - len(text.translate(_DROP_DIGITS)) < 9:
-        return None
     if PHONE.search(text):
         return PersonalIdentifier.PHONE
     if any(is_valid_bsn(m.group()) for m in NINE_DIGITS.finditer(text)):
