@@ -16,6 +16,7 @@ from aiokafka.errors import (
     ProducerFenced,
     UnknownProducerId,
 )
+from aiokafka.partitioner import murmur2
 
 from schemas.envelope import Envelope, KafkaRecord, encode
 
@@ -37,11 +38,61 @@ def durable_producer(bootstrap: str, client_id: str, **overrides: Any) -> AIOKaf
     return AIOKafkaProducer(**options)
 
 
-async def send_records(producer: AIOKafkaProducer, records: Iterable[KafkaRecord]) -> None:
-    """Send all records and wait until Kafka acknowledged every one (raises if any failed)."""
-    pending = [
-        await producer.send(r.topic, value=r.value, key=r.key, headers=r.headers) for r in records
-    ]
+# Remembered partitions of recent keys (murmur2 in pure Python costs more than the append).
+PARTITION_MEMO_SIZE = 200_000
+_partition_of_key: dict[tuple[str, bytes], int] = {}
+
+
+# A partition's records go out as one record batch when there are at least this many; fewer
+# are sent one by one, so that concurrent small requests share the producer's batches.
+RECORD_BATCH_MIN = 8
+
+
+async def send_records(
+    producer: AIOKafkaProducer | RenewingProducer, records: Iterable[KafkaRecord]
+) -> None:
+    """Send all records and wait until Kafka acknowledged every one (raises if any failed).
+
+    Many records for one partition go out as a record batch (`create_batch`/`send_batch`)
+    rather than one `send` each: a plain `send` per record (a future, a partitioner call and a
+    lookup each) costs about as much as all of intake's own checks of an event. A few are sent
+    one by one: a record batch is a produce request of its own, while single sends from
+    concurrent requests share one. Partitions are chosen as the default partitioner chooses them
+    (murmur2 of the key over all partitions), so one subject's events share a partition with
+    what any other producer writes for it, in order."""
+    by_partition: dict[tuple[str, int], list[KafkaRecord]] = {}
+    partitions: dict[str, list[int]] = {}
+    known = _partition_of_key
+    if len(known) > PARTITION_MEMO_SIZE:
+        known.clear()
+    for record in records:
+        topic = record.topic
+        partition = known.get((topic, record.key))
+        if partition is None:
+            if topic not in partitions:
+                partitions[topic] = sorted(await producer.partitions_for(topic))
+            choices = partitions[topic]
+            partition = choices[(murmur2(record.key) & 0x7FFFFFFF) % len(choices)]
+            known[(topic, record.key)] = partition
+        by_partition.setdefault((topic, partition), []).append(record)
+    pending: list[asyncio.Future[Any]] = []
+    for (topic, partition), group in by_partition.items():
+        if len(group) < RECORD_BATCH_MIN:
+            for r in group:
+                pending.append(
+                    await producer.send(
+                        topic, value=r.value, key=r.key, headers=r.headers, partition=partition
+                    )
+                )
+            continue
+        batch = producer.create_batch()
+        for r in group:
+            if batch.append(timestamp=None, key=r.key, value=r.value, headers=r.headers) is None:
+                # full: send it, start the next one
+                pending.append(await producer.send_batch(batch, topic, partition=partition))
+                batch = producer.create_batch()
+                batch.append(timestamp=None, key=r.key, value=r.value, headers=r.headers)
+        pending.append(await producer.send_batch(batch, topic, partition=partition))
     if pending:
         await asyncio.gather(*pending)
 

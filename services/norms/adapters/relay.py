@@ -5,11 +5,9 @@ they were committed; if that replica dies, PostgreSQL releases the lock and anot
 A crash after Kafka acknowledged but before the delete sends those events again with the same
 deterministic ids: consumers dedupe on `source` + `id`.
 
-Records go out in record batches per partition (`create_batch`/`send_batch`) rather than one
-`send` each: the relay publishes every decision the consumer takes, so the per-record cost of a
-plain `send` would make it the slowest part of a replay. Partitions are chosen as the default
-partitioner chooses them (murmur2 of the key), so one subject's events stay on one partition,
-in order, as with any other producer.
+Records go out in record batches per partition (`services.common.kafka.send_records`): the
+relay publishes every decision the consumer takes, so the per-record cost of a plain `send`
+would make it the slowest part of a replay.
 """
 
 from __future__ import annotations
@@ -23,10 +21,9 @@ from typing import Any
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaProducer
-from aiokafka.partitioner import murmur2
 
 from schemas.envelope import KafkaRecord
-from services.common.kafka import RenewingProducer
+from services.common.kafka import RenewingProducer, send_records
 
 
 class OutboxRelay:
@@ -49,7 +46,6 @@ class OutboxRelay:
         self.lock_key = zlib.crc32(f"servicepuls-norms-relay:{schema}".encode())
         self.leader = False
         self._wake = asyncio.Event()
-        self._partition_of_key: dict[tuple[str, bytes], int] = {}
 
     async def run(self) -> None:
         """Relay for ever: become leader when possible, then publish whenever rows appear."""
@@ -113,37 +109,4 @@ class OutboxRelay:
 
     async def send(self, records: Sequence[KafkaRecord]) -> None:
         """Send `records` in order and wait until Kafka acknowledged all (raises if any failed)."""
-        producer = self.producer
-        partitions: dict[str, list[int]] = {}
-        open_batches: dict[tuple[str, int], Any] = {}
-        pending: list[asyncio.Future[Any]] = []
-        known = self._partition_of_key
-        if len(known) > 200_000:
-            known.clear()
-        for record in records:
-            topic = record.topic
-            partition = known.get((topic, record.key))
-            if partition is None:
-                if topic not in partitions:
-                    partitions[topic] = sorted(await producer.partitions_for(topic))
-                choices = partitions[topic]
-                partition = choices[(murmur2(record.key) & 0x7FFFFFFF) % len(choices)]
-                known[(topic, record.key)] = partition
-            batch = open_batches.get((topic, partition))
-            if batch is None:
-                batch = open_batches[(topic, partition)] = producer.create_batch()
-            if (
-                batch.append(
-                    timestamp=None, key=record.key, value=record.value, headers=record.headers
-                )
-                is None
-            ):  # full: send it, start the next one
-                pending.append(await producer.send_batch(batch, topic, partition=partition))
-                batch = open_batches[(topic, partition)] = producer.create_batch()
-                batch.append(
-                    timestamp=None, key=record.key, value=record.value, headers=record.headers
-                )
-        for (topic, partition), batch in open_batches.items():
-            pending.append(await producer.send_batch(batch, topic, partition=partition))
-        if pending:
-            await asyncio.gather(*pending)
+        await send_records(self.producer, records)
