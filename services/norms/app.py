@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import gc
 import json
 import logging
 import time
@@ -32,6 +31,7 @@ from schemas.envelope import Envelope, KafkaRecord, attributes_from_headers, dec
 from services.common.kafka import RenewingProducer
 from services.common.logging import configure_logging
 from services.common.migrations import migrate
+from services.common.process import quiet_cycle_collector
 from services.common.settings import REPO_ROOT, InfraSettings
 from services.norms.adapters.relay import OutboxRelay
 from services.norms.adapters.repository import ClockRepository
@@ -127,18 +127,6 @@ def bootstrap(
         for (municipality, norm, kind), n in collections.Counter(result.decisions).items():
             decisions.labels(municipality, norm, kind).inc(n)
 
-    @broker.subscriber(
-        settings.intake_topic,
-        group_id=settings.consumer_group,
-        batch=True,
-        max_records=settings.max_batch,
-        batch_timeout_ms=settings.batch_timeout_ms,
-        auto_offset_reset=settings.auto_offset_reset,
-        parser=first_record_only,
-        decoder=records_only,
-        # Commit offsets only after the batch committed in PostgreSQL; on an error rewind.
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-    )
     async def apply_intake(msg: KafkaMessage) -> None:
         records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
         assert runtime.repository is not None
@@ -170,6 +158,20 @@ def bootstrap(
                 "events of municipalities without a catalog skipped",
                 municipalities=sorted(result.unknown_municipalities),
             )
+
+    if settings.consumer_enabled:
+        broker.subscriber(
+            settings.intake_topic,
+            group_id=settings.consumer_group,
+            batch=True,
+            max_records=settings.max_batch,
+            batch_timeout_ms=settings.batch_timeout_ms,
+            auto_offset_reset=settings.auto_offset_reset,
+            parser=first_record_only,
+            decoder=records_only,
+            # Commit offsets only after the batch committed in PostgreSQL; on an error rewind.
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+        )(apply_intake)
 
     async def schedule() -> None:
         """Take due warnings and breaches as soon as their instant passes."""
@@ -218,11 +220,8 @@ def bootstrap(
     async def start() -> None:
         for catalog in catalogs.values():  # load the holiday tables now, not in the first batch
             catalog.calendar.is_working_day(date.today())
-        # A batch allocates and frees a great many small objects; with the default thresholds
-        # the cycle collector runs hundreds of times per batch, each full pass walking every
-        # remembered timeline. Objects made at start are frozen out of its way.
-        gc.freeze()
-        gc.set_threshold(*settings.gc_thresholds)
+        # With the default thresholds, each full pass would walk every remembered timeline.
+        quiet_cycle_collector(settings.gc_thresholds)
         runtime.pool = await asyncpg.create_pool(infra.database_url, min_size=2, max_size=6)
         async with runtime.pool.acquire() as conn:
             applied = await migrate(conn, settings.db_schema, MIGRATIONS)
@@ -238,11 +237,11 @@ def bootstrap(
             allowed_lateness_seconds=settings.allowed_lateness_seconds,
             idle_partition_seconds=settings.idle_partition_seconds,
         )
-        runtime.tasks = [
-            asyncio.create_task(schedule()),
-            asyncio.create_task(housekeeping()),
-            asyncio.create_task(purge()),
-        ]
+        runtime.tasks = [asyncio.create_task(housekeeping())]
+        if settings.scheduler_enabled:
+            runtime.tasks.append(asyncio.create_task(schedule()))
+        if settings.consumer_enabled:
+            runtime.tasks.append(asyncio.create_task(purge()))
         if settings.relay_enabled:
             runtime.producer = RenewingProducer(infra.kafka_bootstrap, "servicepuls-norms-relay")
             await runtime.producer.start()
@@ -258,6 +257,9 @@ def bootstrap(
         log.info(
             "norms service started",
             clock=settings.clock,
+            consumer=settings.consumer_enabled,
+            scheduler=settings.scheduler_enabled,
+            relay=settings.relay_enabled,
             municipalities=sorted(catalogs),
             schema=settings.db_schema,
         )
@@ -290,7 +292,7 @@ def bootstrap(
             problems.append("kafka")
         subscriber = broker.subscribers[0] if broker.subscribers else None
         consumer = getattr(subscriber, "consumer", None)
-        if consumer is None or not consumer.assignment():
+        if settings.consumer_enabled and (consumer is None or not consumer.assignment()):
             problems.append("no intake partitions assigned yet")
         if problems:
             return AsgiResponse(("not ready: " + ", ".join(problems)).encode(), 503)

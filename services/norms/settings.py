@@ -8,6 +8,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.events import TOPICS, Family
+from services.common.process import BATCH_GC_THRESHOLDS
 
 
 class NormsSettings(BaseSettings):
@@ -40,8 +41,13 @@ class NormsSettings(BaseSettings):
     # it off to crash between the database commit and the Kafka write).
     relay_batch: int = Field(default=5000, ge=1)
     relay_enabled: bool = True
+    # What this process does. All three by default; a busy deployment runs the consumer in one
+    # process and the scheduler and relay in another (`CONSUMER_ENABLED=false`), so the
+    # consumer's core is spent on intake events alone. Replicas share the work either way.
+    consumer_enabled: bool = True
+    scheduler_enabled: bool = True
     # Thresholds of Python's cycle collector (gc.set_threshold): far above the default
     # (700, 10, 10), which costs a quarter of the consumer's time in large batches.
-    gc_thresholds: tuple[int, int, int] = (50_000, 20, 20)
+    gc_thresholds: tuple[int, int, int] = BATCH_GC_THRESHOLDS
     # How long processed-event keys are kept for deduplication.
     dedupe_retention_days: int = Field(default=30, ge=1)
