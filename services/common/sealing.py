@@ -9,7 +9,7 @@ a key intake and feedback share, so throttling and opt-out need no personal data
 from __future__ import annotations
 
 import base64
-import hashlib
+import functools
 import hmac
 import os
 import secrets
@@ -93,7 +93,12 @@ def open_sealed(private_key: str, sealed: str) -> bytes:
 def pseudonym(key: str, identifier: str) -> str:
     """Stable pseudonymous key of a resident: HMAC-SHA256 of the normalised identifier."""
     normalised = "".join(identifier.split()).lower()
-    return hmac.new(_unb64(key), normalised.encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(_key_bytes(key), normalised.encode(), "sha256").hex()
+
+
+@functools.lru_cache(maxsize=16)
+def _key_bytes(key: str) -> bytes:
+    return _unb64(key)
 
 
 @dataclass(frozen=True)

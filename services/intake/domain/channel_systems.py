@@ -6,10 +6,13 @@ import hashlib
 from fnmatch import fnmatchcase
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from schemas.common import MunicipalityCode
 from services.common.config import load_yaml_model
+
+VERDICT_MEMO_SIZE = 10_000
+_UNSEEN = object()
 
 
 class ChannelSystem(BaseModel):
@@ -26,9 +29,22 @@ class ChannelSystem(BaseModel):
     sources: list[str] = Field(min_length=1)
     event_types: list[str] = Field(min_length=1)
     municipalities: list[MunicipalityCode] = Field(min_length=1)
+    # Verdicts already given: a system posts few combinations, and matching globs per event is
+    # a measurable share of intake's time. Bounded, as sources are the poster's free text.
+    _verdicts: dict[tuple[str, str, str], str | None] = PrivateAttr(default_factory=dict)
 
     def may_post(self, *, source: str, event_type: str, municipality: str) -> str | None:
         """None when allowed, else the reason it is not (for a 403 problem)."""
+        key = (source, event_type, municipality)
+        verdicts = self._verdicts  # one look-up: private attributes of a model are slow to reach
+        verdict = verdicts.get(key, _UNSEEN)
+        if verdict is _UNSEEN:
+            verdict = self._judge(source=source, event_type=event_type, municipality=municipality)
+            if len(verdicts) < VERDICT_MEMO_SIZE:
+                verdicts[key] = verdict
+        return verdict  # type: ignore[no-any-return]
+
+    def _judge(self, *, source: str, event_type: str, municipality: str) -> str | None:
         if municipality not in self.municipalities:
             return f"channel system {self.name!r} may not post for municipality {municipality}"
         if not any(fnmatchcase(source, pattern) for pattern in self.sources):

@@ -51,7 +51,7 @@ def problems_of(document, system=SYSTEM):
 
 
 def test_a_valid_event_is_admitted_with_subject_and_event_time():
-    event = admit(opened(), system=SYSTEM, keys=KEYS, now=NOW)
+    event = admit(opened(), system=SYSTEM, keys=KEYS, now=NOW).envelope()
     assert event.subject == "Z-2026-001"
     assert event.time == datetime(2026, 3, 2, 9, 15, tzinfo=UTC)
     assert event.data.channel == "webform"
@@ -133,10 +133,11 @@ def test_the_resident_leaves_intake_sealed_and_pseudonymous():
         "survey_consent": True,
         "language": "en",
     }
-    event = admit(opened(resident=resident), system=SYSTEM, keys=KEYS, now=NOW)
-    on_topic = event.data.model_dump_json()
-    for secret in ("111222333", "jan@example.nl", "12345678"):
+    admitted = admit(opened(resident=resident), system=SYSTEM, keys=KEYS, now=NOW)
+    on_topic = admitted.record.value + b"".join(value for _, value in admitted.record.headers)
+    for secret in (b"111222333", b"jan@example.nl", b"12345678"):
         assert secret not in on_topic
+    event = admitted.envelope()
     ref = event.data.resident
     assert ref.ref == pseudonym(KEYS.pseudonym, "111222333")
     assert ref.survey_consent is True and ref.language == "en"
@@ -168,3 +169,28 @@ def test_gatekeeper_knows_systems_by_token_digest_only():
     assert gatekeeper.authenticate("bearer  secret ") is SYSTEM
     for header in (None, "", "Bearer", "Bearer wrong", "Basic secret", "secret"):
         assert gatekeeper.authenticate(header) is None
+
+
+def test_the_framed_record_is_byte_equal_to_the_envelope_codec():
+    """Intake frames records itself (hot path); they must equal `schemas.envelope.encode`."""
+    from benchmarks.intake import realistic_events
+    from schemas.envelope import encode
+
+    system = ChannelSystem(
+        name="bench",
+        token_sha256=token_digest("bench"),
+        sources=["/buch/*"],
+        event_types=["nl.servicepuls.*"],
+        municipalities=["GM0383"],
+    )
+    documents = realistic_events(300, seed=11)
+    kinds = {d["type"] for d in documents}
+    assert len(kinds) == 3 and any("resident" in d["data"] for d in documents)
+    for document in documents:
+        admitted = admit(document, system=system, keys=KEYS)
+        assert admitted.record == encode(admitted.envelope())
+        assert admitted.id == document["id"] and admitted.municipality == "GM0383"
+    closed = admit(
+        opened(resident={"email": "a@b.nl"}, case_id="Z-9"), system=SYSTEM, keys=KEYS, now=NOW
+    )
+    assert closed.record == encode(closed.envelope())
