@@ -44,9 +44,26 @@ class TopicTail:
                     self.seen.append(decode(record.headers, record.value))
 
 
+async def end_offsets(topic: str) -> dict[int, int]:
+    """Where each partition of `topic` ends now: give it to `topic_tail(from_offsets=...)` to read
+    later, with a fresh consumer, what was written from this point on."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        ends = await consumer.end_offsets(partitions)
+        return {tp.partition: offset for tp, offset in ends.items()}
+    finally:
+        await consumer.stop()
+
+
 @asynccontextmanager
-async def topic_tail(topic: str, *, from_beginning: bool = False) -> AsyncIterator[TopicTail]:
-    """Events written to `topic` after this point (or from its start)."""
+async def topic_tail(
+    topic: str, *, from_beginning: bool = False, from_offsets: dict[int, int] | None = None
+) -> AsyncIterator[TopicTail]:
+    """Events written to `topic` after this point (or from its start, or from the given offset
+    of each partition)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False)
     await consumer.start()
     try:
@@ -57,7 +74,10 @@ async def topic_tail(topic: str, *, from_beginning: bool = False) -> AsyncIterat
                 TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []
             ]
         consumer.assign(partitions)
-        if from_beginning:
+        if from_offsets is not None:
+            for tp in partitions:
+                consumer.seek(tp, from_offsets.get(tp.partition, 0))
+        elif from_beginning:
             await consumer.seek_to_beginning(*partitions)
         else:
             await consumer.seek_to_end(*partitions)
