@@ -42,7 +42,7 @@ class SurveyMail:
 class Form:
     action: str
     method: str
-    fields: dict[str, str]  # hidden and pre-filled inputs
+    fields: dict[str, str]  # hidden and pre-filled inputs, and choices made already (checked)
     choices: dict[str, list[str]]  # radio/select names with their values
 
 
@@ -68,6 +68,8 @@ class _FormParser(HTMLParser):
             kind = a.get("type", "text").lower()
             if kind in ("radio", "checkbox"):
                 choices.setdefault(a["name"], []).append(a.get("value", "on"))
+                if "checked" in a:  # a browser sends what the page chose already
+                    fields[a["name"]] = a.get("value", "on")
             elif kind not in ("submit", "button"):
                 fields[a["name"]] = a.get("value", "")
         elif self._current is not None and tag == "select" and a.get("name"):
@@ -230,8 +232,8 @@ class SurveyAnsweringResidents:
         return 0
 
     async def _click(self, link: str) -> int:
-        """Click a score link in the mail. If the page asks to confirm the score (a form with
-        the score on it), confirm it, as a person would."""
+        """Click a score link in the mail. The page opens with that score chosen (opening a link
+        records nothing: mail scanners open them all); send it, as a person would."""
         response = await self.client.get(link)
         html = "html" in response.headers.get("content-type", "")
         forms = parse_forms(response.text) if html and response.status_code == 200 else []

@@ -14,6 +14,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "U kunt maximaal 2000 tekens gebruiken.",
         "contact_label": "U mag contact met mij opnemen over mijn antwoord.",
         "submit": "Versturen",
+        "confirm_score": "U koos een {score}. Klopt dat? Druk dan op ‘Versturen’. "
+        "U mag ook eerst nog iets schrijven.",
         "switch": "English",
         "switch_lang": "en",
         "thanks_title": "Bedankt voor uw antwoord",
@@ -48,6 +50,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "You can use up to 2000 characters.",
         "contact_label": "You may contact me about my answer.",
         "submit": "Send",
+        "confirm_score": "You chose {score}. Is that right? Then press ‘Send’. "
+        "You may also write something first.",
         "switch": "Nederlands",
         "switch_lang": "nl",
         "thanks_title": "Thank you for your answer",

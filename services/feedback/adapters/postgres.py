@@ -325,11 +325,12 @@ async def record_supplement(
     comment: str | None,
     may_contact: bool,
 ) -> asyncpg.Record | None:
-    """After a one-click score, the resident may add a remark once, while the link is valid."""
+    """After a score sent from a score link without a remark, the resident may add one once,
+    while the link is valid."""
     return await conn.fetchrow(
         "UPDATE surveys SET comment = $3, may_contact = $4, supplemented_at = $2"
         " WHERE survey_id = $1 AND status = 'answered' AND answered_via = 'email_one_click'"
-        " AND supplemented_at IS NULL AND expires_at > $2 RETURNING *",
+        " AND comment IS NULL AND supplemented_at IS NULL AND expires_at > $2 RETURNING *",
         survey_id,
         now,
         comment,

@@ -3,6 +3,10 @@
 Forged or altered links get a plain 404; expired ones a friendly 410. Forms carry a token bound to
 the link (CSRF) and are checked for a foreign Origin. Answers are stored as plain text and always
 rendered escaped (jinja2 autoescape).
+
+Nothing is recorded on a GET: mail link scanners (Outlook Safe Links, virus scanners) fetch every
+link in a message, so a score link (`?score=N`) only opens the form with that score chosen; the
+resident's "Send" (a POST with the form token) records it.
 """
 
 from __future__ import annotations
@@ -47,6 +51,9 @@ from services.feedback.texts import TEXTS
 STATIC = Path(__file__).resolve().parents[1] / "static"
 MAX_FORM_BYTES = 16 * 1024
 OPEN = ("sent", "sending")  # statuses in which a survey link takes an answer
+# Hidden field of the form opened from a score link in the e-mail: the answer is recorded as
+# `email_one_click` (started from the mail), and a remark may still be added afterwards.
+FROM_SCORE_LINK = "score_link"
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; form-action 'self';"
     " frame-ancestors 'none'; base-uri 'none'",
@@ -192,10 +199,14 @@ def survey_pages(ctx: Any) -> APIRouter:
         return None
 
     def more_allowed(survey: Any, claim: LinkClaim, now: Any) -> bool:
+        return remark_may_follow(survey) and not claim.expired(now)
+
+    def remark_may_follow(survey: Any) -> bool:
+        """A score sent from a score link without a remark may get one afterwards, once."""
         return (
             survey["answered_via"] == AnsweredVia.EMAIL_ONE_CLICK.value
             and survey["supplemented_at"] is None
-            and not claim.expired(now)
+            and survey["comment"] is None
         )
 
     def thanks(
@@ -252,35 +263,17 @@ def survey_pages(ctx: Any) -> APIRouter:
         closed = await closed_page(request, token, claim, survey, lang)
         if closed is not None:
             return closed
-        one_click = request.query_params.get("score")
-        if one_click is not None and request.method == "GET":
-            try:
-                answer = parse_answer(one_click, None, False)
-            except InvalidAnswer:
-                answer = None
-            if answer is not None:
-                async with ctx.pool.acquire() as conn, conn.transaction():
-                    now = await ctx.clock.now(conn)
-                    answered = await svc.record_answer(
-                        conn,
-                        claim.survey_id,
-                        answer,
-                        AnsweredVia.EMAIL_ONE_CLICK,
-                        now,
-                        statuses=OPEN,
-                    )
-                ctx.outbox_wake.set()
-                if answered is None:
-                    async with ctx.pool.acquire() as conn:
-                        survey = await db.get_survey(conn, claim.survey_id)
-                    return await closed_page(request, token, claim, survey, lang) or not_found()
-                return thanks(request, token, answered, lang, more=True)
+        context = base_context(request, token, survey, lang)
+        chosen = score_from_link(request.query_params.get("score"))
+        if chosen is not None:
+            context["switch_url"] += f"&score={chosen}"
         return page(
             "survey.html",
-            score=None,
+            score=chosen,
             comment=None,
             may_contact=False,
-            **base_context(request, token, survey, lang),
+            from_score_link=chosen is not None,
+            **context,
         )
 
     @router.post("/s/{token}")
@@ -301,6 +294,7 @@ def survey_pages(ctx: Any) -> APIRouter:
         if closed is not None:
             return closed
         may_contact = form.get("may_contact") == "yes"
+        from_score_link = form.get("from") == FROM_SCORE_LINK
         try:
             answer = parse_answer(form.get("score"), form.get("comment"), may_contact)
         except InvalidAnswer as problem:
@@ -315,12 +309,14 @@ def survey_pages(ctx: Any) -> APIRouter:
                 score=int(score) if score.isdigit() else None,
                 comment=(form.get("comment") or "")[: MAX_COMMENT_CHARS * 2],
                 may_contact=may_contact,
+                from_score_link=from_score_link,
                 **context,
             )
+        via = AnsweredVia.EMAIL_ONE_CLICK if from_score_link else AnsweredVia.WEB
         async with ctx.pool.acquire() as conn, conn.transaction():
             now = await ctx.clock.now(conn)
             answered = await svc.record_answer(
-                conn, claim.survey_id, answer, AnsweredVia.WEB, now, statuses=OPEN
+                conn, claim.survey_id, answer, via, now, statuses=OPEN
             )
         ctx.outbox_wake.set()
         if answered is None:
@@ -329,7 +325,7 @@ def survey_pages(ctx: Any) -> APIRouter:
             if survey["status"] == "answered":
                 return message(request, token, survey, lang, "answered", 200)
             return message(request, token, survey, lang, "expired", 410)
-        return thanks(request, token, answered, lang, more=False)
+        return thanks(request, token, answered, lang, more=remark_may_follow(answered))
 
     @router.post("/s/{token}/more")
     async def add_remark(request: Request, token: str) -> Response:
@@ -383,6 +379,16 @@ def survey_pages(ctx: Any) -> APIRouter:
         return message(request, token, survey, lang, "optout", 200)
 
     return router
+
+
+def score_from_link(value: str | None) -> int | None:
+    """The score a score link chose, if it is one (anything else opens the plain form)."""
+    if value is None:
+        return None
+    try:
+        return parse_answer(value, None, False).score
+    except InvalidAnswer:
+        return None
 
 
 def _origin(url: str) -> str:

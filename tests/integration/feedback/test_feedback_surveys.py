@@ -24,6 +24,7 @@ from playwright.async_api import async_playwright
 
 from schemas.common import Channel
 from schemas.events import TOPICS, CaseOutcome, Family
+from simulator.surveys import parse_forms
 from tests.integration.feedback.harness import (
     Intake,
     MailCatcher,
@@ -244,6 +245,8 @@ async def test_closed_case_is_surveyed_and_answered_in_a_browser(
 
                 await accessible(link)
                 await accessible(link + "?lang=en")
+                await accessible(link + "?score=7")  # opened from a score link: nothing recorded
+                await accessible(link + "?score=7&lang=en")
                 resident_browser = await browser.new_context(java_script_enabled=False)
                 page = await resident_browser.new_page()
                 await page.goto(link)
@@ -329,9 +332,12 @@ async def test_forged_and_altered_links_get_a_plain_404(
         assert (await client.get(link)).status_code == 200  # still open
 
 
-async def test_one_click_score_from_the_mail_then_a_remark(
+async def test_a_score_link_records_only_when_the_resident_sends_it_then_a_remark(
     feedback: ServiceProcess, mail: MailCatcher
 ) -> None:
+    """Mail link scanners (Outlook Safe Links, virus scanners) open every link in a message, with
+    GET as well as HEAD: opening a score link shows the form with that score chosen and records
+    nothing, and the link stays usable; the resident's "Send" records it."""
     case_id = f"Z-{uuid.uuid4()}"
     email = addr()
     async with topic_tail(FEEDBACK_TOPIC) as events, httpx.AsyncClient() as client:
@@ -340,11 +346,32 @@ async def test_one_click_score_from_the_mail_then_a_remark(
         message = await mail.wait_for(email)
         assert str(message["Subject"]).startswith("How did we do?")
         link = survey_link(message)
-        head = await client.head(link + "?score=2")  # link scanners do not answer for the resident
-        assert head.status_code == 200
+        await events.wait_for(for_subject(case_id, "sent"))
+        scanner = {"User-Agent": "Mozilla/5.0 (compatible; SafeLinks link checker)"}
+        assert (await client.head(link + "?score=2", headers=scanner)).status_code == 200
+        for score in (2, 10, 1):  # a scanner opens every score link of the mail
+            scanned = await client.get(link + f"?score={score}", headers=scanner)
+            assert scanned.status_code == 200 and "What score do you give us?" in scanned.text
         page = await client.get(link + "?score=2")
-        assert page.status_code == 200 and "Thank you for your answer" in page.text
-        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+        assert page.status_code == 200 and "You chose 2. Is that right?" in page.text
+        assert re.search(r'id="score-2" name="score" value="2" checked', page.text)
+        assert len(re.findall(r"\bchecked\b", page.text)) == 1
+        # The simulated residents of the demo read this form the same way and send it.
+        [form] = [f for f in parse_forms(page.text) if f.action.endswith(link.rsplit("/", 1)[1])]
+        assert form.fields["score"] == "2" and form.fields["from"] == "score_link"
+        await asyncio.sleep(1)
+        row = await survey_row(feedback.schema, subject_id=case_id)  # type: ignore[attr-defined]
+        assert row is not None and row["status"] == "sent" and row["score"] is None
+        assert not [e for e in events.seen if for_subject(case_id, "responded")(e)]
+
+        # Only a POST with the page's form token records, and only as the resident sent it.
+        assert (
+            await client.post(link, data={"score": "2", "from": "score_link"})
+        ).status_code == 403
+        sent = await client.post(link, data=form.fields, headers={"Origin": feedback.base_url})
+        assert sent.status_code == 200 and "Thank you for your answer" in sent.text
+        assert "We received your score: 2" in sent.text
+        csrf = form.fields["csrf"]
         more = await client.post(
             link + "/more",
             data={"csrf": csrf, "comment": "Slow", "may_contact": "yes", "lang": "en"},
@@ -352,12 +379,38 @@ async def test_one_click_score_from_the_mail_then_a_remark(
         assert more.status_code == 200 and "we received what you added" in more.text
         again = await client.post(link + "/more", data={"csrf": csrf, "comment": "x", "lang": "en"})
         assert "You already answered" in again.text
+        assert "You already answered" in (await client.get(link + "?score=9")).text
         responded = await events.wait_for(for_subject(case_id, "responded"))
         assert responded[0].data.answered_via == "email_one_click" and responded[0].data.score == 2
         follow_up = await events.wait_for(for_subject(case_id, "follow_up_requested"))
         assert follow_up[0].data.score == 2
         await asyncio.sleep(1)
         assert len([e for e in events.seen if for_subject(case_id, "responded")(e)]) == 1
+        row = await survey_row(feedback.schema, subject_id=case_id)  # type: ignore[attr-defined]
+        assert row["comment"] == "Slow" and row["may_contact"]
+
+
+async def test_a_score_link_answer_with_a_remark_is_final(
+    feedback: ServiceProcess, mail: MailCatcher
+) -> None:
+    """Sent from a score link with a remark already: no second remark is asked or taken."""
+    case_id = f"Z-{uuid.uuid4()}"
+    email = addr()
+    async with httpx.AsyncClient() as client:
+        async with Intake() as intake:
+            await intake.send(case_closed(case_id, resident(email=email)))
+        link = survey_link(await mail.wait_for(email))
+        page = await client.get(link + "?score=8")
+        [form] = [f for f in parse_forms(page.text) if "score" in f.fields]
+        sent = await client.post(link, data={**form.fields, "comment": "Prima geholpen"})
+        assert sent.status_code == 200 and "een 8" in sent.text
+        assert "/more" not in sent.text
+        late = await client.post(
+            link + "/more", data={"csrf": form.fields["csrf"], "comment": "Nog iets"}
+        )
+        assert "U heeft deze vragenlijst al ingevuld" in late.text
+        row = await survey_row(feedback.schema, subject_id=case_id)  # type: ignore[attr-defined]
+        assert row["answered_via"] == "email_one_click" and row["comment"] == "Prima geholpen"
 
 
 async def test_throttle_opt_out_and_exclusions_are_suppressed_with_their_reason(
