@@ -6,11 +6,15 @@
 #                                        services, simulate 7 days in ~5 minutes, write the
 #                                        period report, stop the services
 #   scripts/demo.sh --keep-running       leave the services running afterwards (to look around)
-#   scripts/demo.sh --stop               stop services a --keep-running demo left behind
+#   scripts/demo.sh --stop               stop services a --keep-running demo left behind, and
+#                                        remove that run's private state
 #   scripts/demo.sh --days 2 --speedup 4000 --seed 7 --municipalities GM0383,GM0450
 #                                        any other option goes to `python -m simulator`
 #
 # Ctrl-C stops the simulation cleanly (what was posted stays posted) and then the services.
+# On exit (Ctrl-C too) the run's private state - its norms_demo_* and feedback_demo_* schemas
+# in PostgreSQL and its consumer groups in Kafka - is removed, unless --keep-running; what a
+# run could not remove (kill -9) is removed by the next one.
 # The local stack (Kafka, PostgreSQL, Prometheus, SMTP sink) is left running for the next run
 # and for the tests; `make stack-down` stops it. Logs: .stack/logs/<service>.log.
 set -euo pipefail
@@ -37,7 +41,7 @@ while (($#)); do
         --keep-running) keep_running=1 ;;
         --stop) stop_only=1 ;;
         -h | --help)
-            sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+            sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *) sim_args+=("$1") ;;
@@ -79,8 +83,87 @@ stop_services() {
     for name in "${SERVICES[@]}"; do stop_service "$name"; done
 }
 
+# A run's private state: PostgreSQL schemas norms_demo_<id> and feedback_demo_<id>, Kafka
+# consumer groups norms-demo-<id> and feedback-demo-<id>.
+#   demo_state drop ID...   remove these runs' state (their services are stopped)
+#   demo_state sweep        remove the state of earlier runs whose consumer groups have no
+#                           members (a run that was killed); runs still consuming are left alone
+demo_state() {
+    "$PY" - "$@" <<'PYTHON'
+import asyncio, os, re, sys
+
+import asyncpg
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.protocol.admin import DeleteGroupsRequest
+
+RUN_ID = re.compile(r"^[0-9]{14}$")
+SCHEMA = re.compile(r"^(?:norms|feedback)_demo_([0-9]{14})$")
+
+
+def groups(run: str) -> list[str]:
+    return [f"norms-demo-{run}", f"feedback-demo-{run}"]
+
+
+async def main(action: str, runs: list[str]) -> int:
+    if any(not RUN_ID.match(r) for r in runs):
+        print(f"demo: not a demo run id: {runs}", file=sys.stderr)
+        return 2
+    conn = await asyncpg.connect(os.environ["SERVICEPULS_DATABASE_URL"])
+    admin = AIOKafkaAdminClient(bootstrap_servers=os.environ["SERVICEPULS_KAFKA_BOOTSTRAP"])
+    await admin.start()
+    problems = 0
+    try:
+        if action == "sweep":
+            names = await conn.fetch("SELECT nspname FROM pg_namespace")
+            found = sorted({m.group(1) for r in names if (m := SCHEMA.match(r["nspname"]))})
+            known = {g for g, _ in await admin.list_consumer_groups()}
+            for run in found:
+                mine = [g for g in groups(run) if g in known]
+                # One group a call: aiokafka 0.14 cannot decode a reply about several.
+                described = [d for g in mine for d in await admin.describe_consumer_groups([g])]
+                # (error_code, group, state, protocol_type, protocol, members) per group
+                if all(not group[5] for d in described for group in d.groups):
+                    runs.append(run)
+            if runs:
+                print(f"demo: removing the state of earlier runs: {', '.join(runs)}")
+        for run in runs:
+            for schema in (f"norms_demo_{run}", f"feedback_demo_{run}"):
+                await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            known = {g for g, _ in await admin.list_consumer_groups()}
+            for group in (g for g in groups(run) if g in known):
+                node = await admin.find_coordinator(group)
+                reply = await admin._send_request_to_node(node, DeleteGroupsRequest([group]))
+                for name, error in reply.results:
+                    if error:  # e.g. 68 NON_EMPTY_GROUP: still consuming; it expires by itself
+                        print(f"demo: consumer group {name} not removed (error {error})",
+                              file=sys.stderr)
+                        problems += 1
+    finally:
+        await admin.close()
+        await conn.close()
+    return 1 if problems else 0
+
+
+sys.exit(asyncio.run(main(sys.argv[1], sys.argv[2:])))
+PYTHON
+}
+
+# The id of the run whose services a --keep-running demo left up (their state is kept).
+KEPT="$RUN/kept-run"
+
 if ((stop_only)); then
     stop_services
+    if [[ -f "$KEPT" ]]; then
+        set -a
+        # shellcheck disable=SC1091
+        source "$STATE/env"
+        set +a
+        kept_id="$(tr -dc '0-9' <"$KEPT")"
+        if [[ -n "$kept_id" ]] && demo_state drop "$kept_id"; then
+            say "removed the private state of demo run $kept_id"
+        fi
+        rm -f "$KEPT"
+    fi
     exit 0
 fi
 
@@ -110,6 +193,7 @@ export SERVICEPULS_NORMS_AUTO_OFFSET_RESET=latest
 export SERVICEPULS_FEEDBACK_DB_SCHEMA="feedback_demo_$demo_id"
 export SERVICEPULS_FEEDBACK_CONSUMER_GROUP="feedback-demo-$demo_id"
 export SERVICEPULS_FEEDBACK_START_FROM=latest
+demo_state sweep || warn "could not remove all state of earlier demo runs"
 
 # --- 2. the four services -------------------------------------------------------------------
 started=()
@@ -118,9 +202,17 @@ cleanup() {
     local status=$?
     trap - EXIT INT TERM
     if ((keep_running)); then
+        ((${#started[@]})) && echo "$demo_id" >"$KEPT"
         say "services keep running (--keep-running); stop them with: scripts/demo.sh --stop"
     elif ((${#started[@]})); then
         stop_services
+        # What this run created: its schemas and consumer groups (nothing if it started nothing:
+        # services it found running keep theirs).
+        if demo_state drop "$demo_id"; then
+            say "removed this run's private state (schemas and consumer groups of $demo_id)"
+        else
+            warn "could not remove all private state of run $demo_id; the next demo will"
+        fi
     fi
     exit "$status"
 }
