@@ -1,14 +1,15 @@
 """Intake throughput and latency against a raw aiokafka producer, measured in one run.
 
-    .venv/bin/python -m benchmarks.intake [--events 20000] [--single-events 4000]
+    .venv/bin/python -m benchmarks.intake [--events 30000] [--single-events 4000] [--rounds 3]
 
 Starts its own intake process (port 18090) on the running local stack. The baselines are raw
 aiokafka producers with the same durability settings (acks=all, idempotent) writing the very
 same records (already encoded: no HTTP, no validation, no sealing), in two ways: `send` per
 record, the plain producer API ("raw send"), and record batches per partition
 (`services.common.kafka.send_records`, what intake itself uses: "raw batched"). Intake is
-measured with single-event requests and with batches of 100 and 1000. Prints each figure and
-the ratio of intake to each baseline; writes out/bench-intake.json.
+measured with single-event requests and with batches of 100 and 1000, in rounds alternating
+with the baselines. Prints the median of each figure and the ratio of intake to each baseline,
+then every round's rates; writes out/bench-intake.json.
 """
 
 from __future__ import annotations
@@ -166,23 +167,38 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             "batch1000": (realistic_events(args.events, seed=4), 1000, 2),
         }
         for name, (documents, batch, concurrency) in runs.items():
-            # Baseline in the same run, right before: the same records, the same number of
-            # records per acknowledged write and the same number of writers in flight.
-            raw_send = await raw_producer_rate(
-                records[: len(documents)], infra.kafka_bootstrap, batch, concurrency, plain_send
-            )
-            raw_batched = await raw_producer_rate(
-                records[: len(documents)], infra.kafka_bootstrap, batch, concurrency
-            )
-            rate, latencies = await intake_rate(base, documents, batch, concurrency)
+            # Baselines in the same run, interleaved with intake: the same records, the same
+            # number of records per acknowledged write and the same number of writers in
+            # flight. Rounds, as a raw run lasts about a second and varies with the machine.
+            same = records[: len(documents)]
+            raw_send, raw_batched, rates, latencies = [], [], [], []
+            for _ in range(args.rounds):
+                raw_send.append(
+                    await raw_producer_rate(
+                        same, infra.kafka_bootstrap, batch, concurrency, plain_send
+                    )
+                )
+                raw_batched.append(
+                    await raw_producer_rate(same, infra.kafka_bootstrap, batch, concurrency)
+                )
+                rate, taken = await intake_rate(base, documents, batch, concurrency)
+                rates.append(rate)
+                latencies += taken
+            rate = statistics.median(rates)
             results[name] = {
                 "batch": batch,
                 "concurrency": concurrency,
+                "rounds": args.rounds,
                 "intake_events_per_s": round(rate),
-                "raw_send_events_per_s": round(raw_send),
-                "raw_batched_events_per_s": round(raw_batched),
-                "ratio_to_raw_send": round(rate / raw_send, 3),
-                "ratio_to_raw_batched": round(rate / raw_batched, 3),
+                "raw_send_events_per_s": round(statistics.median(raw_send)),
+                "raw_batched_events_per_s": round(statistics.median(raw_batched)),
+                "ratio_to_raw_send": round(rate / statistics.median(raw_send), 3),
+                "ratio_to_raw_batched": round(rate / statistics.median(raw_batched), 3),
+                "each_round": {
+                    "intake": [round(r) for r in rates],
+                    "raw_send": [round(r) for r in raw_send],
+                    "raw_batched": [round(r) for r in raw_batched],
+                },
                 "p50_ms": round(percentile(latencies, 50) * 1000, 2),
                 "p99_ms": round(percentile(latencies, 99) * 1000, 2),
                 "mean_ms": round(statistics.fmean(latencies) * 1000, 2),
@@ -194,7 +210,8 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=20_000, help="events per batched run")
+    parser.add_argument("--events", type=int, default=30_000, help="events per batched run")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per run (medians shown)")
     parser.add_argument(
         "--single-events", type=int, default=4_000, help="events in the single-event run"
     )
@@ -210,6 +227,9 @@ def main() -> None:
             f"{r['ratio_to_raw_send']:>6} {r['raw_batched_events_per_s']:>12} "
             f"{r['ratio_to_raw_batched']:>6} {r['p50_ms']:>8} {r['p99_ms']:>8}"
         )
+    for name in ("single", "batch100", "batch1000"):
+        rounds = results[name]["each_round"]
+        print(f"{name:<10} rounds (ev/s): " + "; ".join(f"{k} {v}" for k, v in rounds.items()))
     out = REPO_ROOT / "out"
     out.mkdir(exist_ok=True)
     Path(out / "bench-intake.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -71,7 +71,8 @@ class ResidentIn(Contract):
         return next(v for v in (self.bsn, self.identifier, self.email, self.phone) if v)
 
     def contact_details(self) -> ContactDetails:
-        return ContactDetails(
+        # Built without validating again: each value was validated as part of this model.
+        return ContactDetails.model_construct(
             email=str(self.email) if self.email else None,
             phone=self.phone,
             postal_address=self.postal_address,

@@ -38,6 +38,7 @@ from services.intake.domain.admission import (
     FieldProblem,
     NotAdmitted,
     admit,
+    admit_json,
 )
 from services.intake.domain.channel_systems import ChannelSystem, Gatekeeper
 from services.intake.openapi import (
@@ -151,6 +152,12 @@ def problem(
     if items:
         body["items"] = items
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _accepted(events: list[Admitted]) -> Response:
+    """202 with the ids of the accepted events (orjson: a batch answers a thousand ids)."""
+    body = orjson.dumps({"accepted": len(events), "ids": [e.id for e in events]})
+    return Response(body, status_code=202, media_type="application/json")
 
 
 def _not_admitted(error: NotAdmitted) -> JSONResponse:
@@ -367,6 +374,9 @@ def create_app(
         body = await _read_body(request, limit)
         if body is None:
             return _too_large(limit)
+        fast = admit_json(body, system=system, keys=intake().keys, many=False, sealer=sealer)
+        if fast is not None:
+            return await _publish(fast, system) or _accepted(fast)
         document = _parse_json(body)
         if isinstance(document, JSONResponse):
             return document
@@ -380,7 +390,7 @@ def create_app(
         failure = await _publish([event], system)
         if failure is not None:
             return failure
-        return JSONResponse({"accepted": 1, "ids": [event.id]}, status_code=202)
+        return _accepted([event])
 
     @app.post(
         "/v1/events:batch",
@@ -397,6 +407,10 @@ def create_app(
         body = await _read_body(request, ctx.settings.max_batch_bytes)
         if body is None:
             return _too_large(ctx.settings.max_batch_bytes)
+        fast = admit_json(body, system=system, keys=ctx.keys, many=True, sealer=sealer)
+        if fast is not None and len(fast) <= ctx.settings.max_batch_events:
+            return await _publish(fast, system) or _accepted(fast)
+        # Something is wrong with the batch: find out what, document by document.
         documents = _parse_json(body)
         if isinstance(documents, JSONResponse):
             return documents
@@ -451,9 +465,7 @@ def create_app(
         failure = await _publish(events, system)
         if failure is not None:
             return failure
-        return JSONResponse(
-            {"accepted": len(events), "ids": [e.id for e in events]}, status_code=202
-        )
+        return _accepted(events)
 
     @app.get("/v1/event-types", summary="The event types intake accepts")
     async def event_types() -> dict[str, list[str]]:

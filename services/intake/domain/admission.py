@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 
 from schemas.common import AwareDatetime, MunicipalityCode, ResidentRef
 from schemas.envelope import (
@@ -96,6 +96,24 @@ class PostedEvent(BaseModel, Generic[D]):
 
 # Parametrised generic classes, built once (looking them up per event is measurably slow).
 POSTED_ENVELOPES = {t: PostedEvent[m] for t, m in POSTED_MODELS.items()}  # type: ignore[valid-type]
+
+
+def _typed(event_type: str, envelope: type[PostedEvent[Any]]) -> type[PostedEvent[Any]]:
+    """The envelope with `type` fixed to `event_type`, so a union of them is discriminated."""
+    return create_model(  # type: ignore[call-overload, no-any-return]
+        envelope.__name__, __base__=envelope, type=(Literal[event_type], ...)
+    )
+
+
+# The fast path: a body validated straight from its JSON bytes (in pydantic's core, no Python
+# dicts in between), each document by the model its `type` names. Any failure sends the body
+# down the slow path, `admit` per document, which says which field is wrong and why.
+_ANY_POSTED = Annotated[
+    Union[tuple(_typed(t, m) for t, m in POSTED_ENVELOPES.items())],  # type: ignore[valid-type]  # noqa: UP007
+    Field(discriminator="type"),
+]
+_ONE_JSON: TypeAdapter[PostedEvent[Any]] = TypeAdapter(_ANY_POSTED)
+_ARRAY_JSON: TypeAdapter[list[PostedEvent[Any]]] = TypeAdapter(list[_ANY_POSTED])  # type: ignore[valid-type]
 
 
 def _pointer(location: tuple[int | str, ...]) -> str:
@@ -234,6 +252,42 @@ def admit(
     except ValidationError as error:
         raw = _raw_strings({key: document.get(key) for key in screened}, ())
         raise NotAdmitted(422, _problems_from(error) + _personal_data_in(raw)) from None
+    return _admit_valid(posted, event_type, system, keys, now, sealer)
+
+
+def admit_json(
+    body: bytes,
+    *,
+    system: ChannelSystem,
+    keys: Keys,
+    many: bool,
+    now: datetime | None = None,
+    sealer: Sealer | None = None,
+) -> list[Admitted] | None:
+    """Every event of a JSON body (one event, or an array of them when `many`) admitted, or
+    None when any is not: then `admit` each document to learn which and why. The fast path of
+    a valid request; it decides exactly as `admit` does (a unit test holds the two equal)."""
+    try:
+        posted = _ARRAY_JSON.validate_json(body) if many else [_ONE_JSON.validate_json(body)]
+    except ValidationError:
+        return None
+    if not posted:
+        return None  # an empty batch: `admit` per document cannot say why, the caller does
+    try:
+        return [_admit_valid(p, p.type, system, keys, now, sealer) for p in posted]
+    except NotAdmitted:
+        return None
+
+
+def _admit_valid(
+    posted: PostedEvent[Any],
+    event_type: str,
+    system: ChannelSystem,
+    keys: Keys,
+    now: datetime | None,
+    sealer: Sealer | None,
+) -> Admitted:
+    """The checks a validated event still has to pass, then the record to publish."""
     problems = _personal_data_in(_validated_strings(posted))
     subject = posted.data.subject()
     if posted.subject is not None and posted.subject != subject:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 from fnmatch import fnmatchcase
+from functools import cached_property
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from schemas.common import MunicipalityCode
 from services.common.config import load_yaml_model
@@ -29,14 +30,18 @@ class ChannelSystem(BaseModel):
     sources: list[str] = Field(min_length=1)
     event_types: list[str] = Field(min_length=1)
     municipalities: list[MunicipalityCode] = Field(min_length=1)
-    # Verdicts already given: a system posts few combinations, and matching globs per event is
-    # a measurable share of intake's time. Bounded, as sources are the poster's free text.
-    _verdicts: dict[tuple[str, str, str], str | None] = PrivateAttr(default_factory=dict)
+
+    @cached_property
+    def _verdicts(self) -> dict[tuple[str, str, str], str | None]:
+        """Verdicts already given: a system posts few combinations, and matching globs per event
+        is a measurable share of intake's time. Bounded, as sources are the poster's free text.
+        (A cached property, as a private attribute of a model is slow to reach.)"""
+        return {}
 
     def may_post(self, *, source: str, event_type: str, municipality: str) -> str | None:
         """None when allowed, else the reason it is not (for a 403 problem)."""
         key = (source, event_type, municipality)
-        verdicts = self._verdicts  # one look-up: private attributes of a model are slow to reach
+        verdicts = self._verdicts
         verdict = verdicts.get(key, _UNSEEN)
         if verdict is _UNSEEN:
             verdict = self._judge(source=source, event_type=event_type, municipality=municipality)

@@ -176,13 +176,7 @@ def test_the_framed_record_is_byte_equal_to_the_envelope_codec():
     from benchmarks.intake import realistic_events
     from schemas.envelope import encode
 
-    system = ChannelSystem(
-        name="bench",
-        token_sha256=token_digest("bench"),
-        sources=["/buch/*"],
-        event_types=["nl.servicepuls.*"],
-        municipalities=["GM0383"],
-    )
+    system = _bench_system()
     documents = realistic_events(300, seed=11)
     kinds = {d["type"] for d in documents}
     assert len(kinds) == 3 and any("resident" in d["data"] for d in documents)
@@ -194,3 +188,80 @@ def test_the_framed_record_is_byte_equal_to_the_envelope_codec():
         opened(resident={"email": "a@b.nl"}, case_id="Z-9"), system=SYSTEM, keys=KEYS, now=NOW
     )
     assert closed.record == encode(closed.envelope())
+
+
+def _comparable(admitted):
+    """The record with the sealed contact details left out (sealing is randomised)."""
+    dumped = admitted.envelope().model_dump()
+    if dumped["data"].get("resident"):
+        dumped["data"]["resident"]["sealed_contact"] = "sealed"
+    return dumped
+
+
+def _bench_system():
+    return ChannelSystem(
+        name="bench",
+        token_sha256=token_digest("bench"),
+        sources=["/buch/*"],
+        event_types=["nl.servicepuls.*"],
+        municipalities=["GM0383"],
+    )
+
+
+def test_the_fast_path_admits_what_admit_admits_and_nothing_else():
+    from benchmarks.intake import realistic_events
+    from services.intake.domain.admission import admit_json
+
+    system = _bench_system()
+    documents = realistic_events(200, seed=5)
+    fast = admit_json(json.dumps(documents).encode(), system=system, keys=KEYS, many=True)
+    assert fast is not None
+    slow = [admit(d, system=system, keys=KEYS) for d in documents]
+    assert [_comparable(a) for a in fast] == [_comparable(a) for a in slow]
+    assert [a.record.headers for a in fast] == [a.record.headers for a in slow]
+    one = admit_json(json.dumps(documents[0]).encode(), system=system, keys=KEYS, many=False)
+    assert one is not None and _comparable(one[0]) == _comparable(slow[0])
+
+
+MUTATIONS = [
+    ("drop", "time"),
+    ("drop", "municipality"),
+    ("set", "type", "nl.servicepuls.norm.met.v1"),
+    ("set", "type", "nl.servicepuls.nothing.v1"),
+    ("set", "time", "2026-03-02T10:15:00"),
+    ("set", "time", "2999-01-01T00:00:00+00:00"),
+    ("set", "source", "/elders/zaken"),
+    ("set", "municipality", "GM9999"),
+    ("set", "subject", "not-the-case"),
+    ("set", "id", "06-12345678"),
+    ("set", "extra", "field"),
+    ("data", "case_id", "111222333"),
+    ("data", "case_id", "jan@example.nl"),
+    ("data", "channel", "pigeon"),
+    ("data", "resident", {"bsn": "123456789"}),
+    ("data", "resident", {"email": "not-an-address"}),
+]
+
+
+@pytest.mark.parametrize("mutation", MUTATIONS, ids=lambda m: "-".join(map(str, m[:2])))
+def test_the_fast_path_refuses_whatever_admit_refuses(mutation):
+    from services.intake.domain.admission import admit_json
+
+    document = opened()
+    document["time"] = NOW.isoformat()
+    if mutation[0] == "drop":
+        del document[mutation[1]]
+    elif mutation[0] == "set":
+        document[mutation[1]] = mutation[2]
+    else:
+        document["data"][mutation[1]] = mutation[2]
+    with pytest.raises(NotAdmitted):
+        admit(document, system=SYSTEM, keys=KEYS, now=NOW)
+    batch = [opened(), document]
+    assert (
+        admit_json(json.dumps(batch).encode(), system=SYSTEM, keys=KEYS, many=True, now=NOW) is None
+    )
+    assert (
+        admit_json(json.dumps(document).encode(), system=SYSTEM, keys=KEYS, many=False, now=NOW)
+        is None
+    )
