@@ -2,7 +2,8 @@
 
     .venv/bin/python -m benchmarks.intake [--events 30000] [--single-events 4000] [--rounds 3]
 
-Starts its own intake process (port 18090) on the running local stack. The baselines are raw
+Starts its own intake process (port 18090) on the running local stack, writing to a private
+topic that is deleted afterwards. The baselines are raw
 aiokafka producers with the same durability settings (acks=all, idempotent) writing the very
 same records (already encoded: no HTTP, no validation, no sealing), in two ways: `send` per
 record, the plain producer API ("raw send"), and record batches per partition
@@ -22,6 +23,7 @@ import random
 import statistics
 import time
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,7 @@ from services.common.sealing import load_keys
 from services.common.settings import InfraSettings
 from services.intake.domain.admission import admit
 from services.intake.domain.channel_systems import Gatekeeper
+from tests.support.kafka import private_topics
 from tests.support.services import REPO_ROOT, ServiceProcess
 
 PORT = 18090
@@ -139,6 +142,14 @@ async def intake_rate(
 
 
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """Everything on a private topic, deleted afterwards: the benchmark's half a million events
+    must not reach the services consuming the real intake topic, nor stay on it."""
+    topic = f"servicepuls.bench.intake.{uuid.uuid4().hex[:8]}"
+    async with private_topics(topic):
+        return await _measure(args, topic)
+
+
+async def _measure(args: argparse.Namespace, topic: str) -> dict[str, Any]:
     infra = InfraSettings()
 
     # The baseline writes exactly what intake would write for the same documents.
@@ -147,12 +158,17 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     assert system is not None
     keys = load_keys(infra.state_dir)
     raw_docs = realistic_events(args.events, seed=1)
-    records = [admit(d, system=system, keys=keys).record for d in raw_docs]
+    records = [replace(admit(d, system=system, keys=keys).record, topic=topic) for d in raw_docs]
 
     service = ServiceProcess(
         "intake",
         PORT,
-        {**os.environ, "SERVICEPULS_INTAKE_PORT": str(PORT), "SERVICEPULS_LOG_LEVEL": "WARNING"},
+        {
+            **os.environ,
+            "SERVICEPULS_INTAKE_PORT": str(PORT),
+            "SERVICEPULS_INTAKE_TOPIC": topic,
+            "SERVICEPULS_LOG_LEVEL": "WARNING",
+        },
         "/ready",
     )
     service.start()

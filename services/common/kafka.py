@@ -49,7 +49,10 @@ RECORD_BATCH_MIN = 8
 
 
 async def send_records(
-    producer: AIOKafkaProducer | RenewingProducer, records: Iterable[KafkaRecord]
+    producer: AIOKafkaProducer | RenewingProducer,
+    records: Iterable[KafkaRecord],
+    *,
+    topic: str | None = None,
 ) -> None:
     """Send all records and wait until Kafka acknowledged every one (raises if any failed).
 
@@ -59,14 +62,16 @@ async def send_records(
     one by one: a record batch is a produce request of its own, while single sends from
     concurrent requests share one. Partitions are chosen as the default partitioner chooses them
     (murmur2 of the key over all partitions), so one subject's events share a partition with
-    what any other producer writes for it, in order."""
+    what any other producer writes for it, in order. `topic`, when given, is where all the
+    records go instead of their own topic (a private topic in a test or benchmark)."""
     by_partition: dict[tuple[str, int], list[KafkaRecord]] = {}
     partitions: dict[str, list[int]] = {}
     known = _partition_of_key
     if len(known) > PARTITION_MEMO_SIZE:
         known.clear()
+    only = topic
     for record in records:
-        topic = record.topic
+        topic = only or record.topic
         partition = known.get((topic, record.key))
         if partition is None:
             if topic not in partitions:

@@ -326,7 +326,9 @@ def create_app(
             if ctx.producer is None:
                 raise TimeoutError("not connected to kafka yet")
             async with asyncio.timeout(ctx.settings.publish_timeout_seconds):
-                await send_records(ctx.producer, [e.record for e in events])
+                await send_records(
+                    ctx.producer, [e.record for e in events], topic=ctx.settings.topic
+                )
         except (TimeoutError, KafkaError) as exc:
             ctx.metrics.publish_failures.inc()
             log.warning("kafka did not acknowledge", error=type(exc).__name__, events=len(events))

@@ -5,6 +5,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas.events import TOPICS, Family
 from services.common.settings import InfraSettings
 
 
@@ -21,6 +22,8 @@ class IntakeSettings(BaseSettings):
     # How long a request waits for Kafka's acknowledgement before answering 503.
     publish_timeout_seconds: float = Field(default=5.0, gt=0)
     retry_after_seconds: int = Field(default=5, gt=0)
+    # Where accepted events go; another topic only for a test or benchmark of its own.
+    topic: str = TOPICS[Family.INTAKE]
     infra: InfraSettings = Field(default_factory=InfraSettings)
 
     def channel_systems_path(self) -> Path:

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from schemas.envelope import Envelope, decode
 
@@ -86,3 +87,20 @@ async def topic_tail(
         yield TopicTail(consumer)
     finally:
         await consumer.stop()
+
+
+@asynccontextmanager
+async def private_topics(*names: str, partitions: int = 6) -> AsyncIterator[None]:
+    """Topics of a test's or benchmark's own, deleted afterwards."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in names]
+        )
+        yield
+    finally:
+        try:
+            await admin.delete_topics(list(names))
+        finally:
+            await admin.close()
