@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -34,11 +35,13 @@ from services.common.migrations import migrate
 from services.common.process import quiet_cycle_collector
 from services.common.settings import REPO_ROOT, InfraSettings
 from services.norms.adapters.relay import OutboxRelay
-from services.norms.adapters.repository import ClockRepository
+from services.norms.adapters.repository import BatchResult, ClockRepository
 from services.norms.config import load_catalogs
 from services.norms.settings import NormsSettings
 
 MIGRATIONS = REPO_ROOT / "services" / "norms" / "migrations"
+# Records decoded between two chances for the transaction in flight to go on.
+_YIELD_EVERY = 200
 _BREACHED = "nl.servicepuls.norm.breached.v1"
 
 
@@ -127,9 +130,7 @@ def bootstrap(
         for (municipality, norm, kind), n in collections.Counter(result.decisions).items():
             decisions.labels(municipality, norm, kind).inc(n)
 
-    async def apply_intake(msg: KafkaMessage) -> None:
-        records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
-        assert runtime.repository is not None
+    def decoded(records: Sequence[Any]) -> list[tuple[int, Envelope[Any]]]:
         events: list[tuple[int, Envelope[Any]]] = []
         for record in records:
             try:
@@ -142,14 +143,9 @@ def bootstrap(
                     offset=record.offset,
                     error=type(exc).__name__,
                 )
-        if settings.clock == "event":
-            assigned = {tp.partition for tp in msg.consumer.assignment()}
-            if assigned - runtime.partitions:
-                await runtime.repository.register_partitions(sorted(assigned))
-                runtime.partitions = assigned
-        if not events:
-            return
-        result = await runtime.repository.apply_batch(events)
+        return events
+
+    def account(result: BatchResult) -> None:
         processed.inc(result.applied)
         duplicates.inc(result.duplicates)
         count(result)
@@ -158,6 +154,43 @@ def bootstrap(
                 "events of municipalities without a catalog skipped",
                 municipalities=sorted(result.unknown_municipalities),
             )
+
+    async def apply_intake(msg: KafkaMessage) -> None:
+        """Apply a batch of intake records, in transactions of `commit_batch` events, one after
+        the other; each is prepared (decoded, matched, planned) while PostgreSQL applies the one
+        before, so neither waits for the other. Returns once all committed: only then are the
+        offsets committed (on an error the whole batch is delivered again; what committed
+        already is recognised by its dedupe keys)."""
+        records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
+        repository = runtime.repository
+        assert repository is not None
+        if settings.clock == "event":
+            assigned = {tp.partition for tp in msg.consumer.assignment()}
+            if assigned - runtime.partitions:
+                await repository.register_partitions(sorted(assigned))
+                runtime.partitions = assigned
+        step = settings.commit_batch
+        pending: asyncio.Task[BatchResult] | None = None
+        try:
+            for start in range(0, len(records), step):
+                events: list[tuple[int, Envelope[Any]]] = []
+                for part in range(start, min(start + step, len(records)), _YIELD_EVERY):
+                    events += decoded(records[part : min(part + _YIELD_EVERY, start + step)])
+                    await asyncio.sleep(0)  # let the transaction in flight go on
+                if not events:
+                    continue
+                prepared = repository.prepare(events)
+                if pending is not None:
+                    account(await pending)
+                pending = asyncio.create_task(repository.commit(prepared))
+            if pending is not None:
+                account(await pending)
+                pending = None
+        finally:
+            if pending is not None:  # an error before it was awaited: do not leave it running
+                pending.cancel()
+                with contextlib.suppress(BaseException):
+                    await pending
 
     if settings.consumer_enabled:
         broker.subscriber(

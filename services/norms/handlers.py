@@ -77,7 +77,7 @@ HEADER_NAMES = (
     f"ce_{MUNICIPALITY_ATTRIBUTE}",
     "content-type",
 )
-_URL_NAMESPACE = uuid.NAMESPACE_URL.bytes
+_OUTCOME_ID_PREFIX = hashlib.sha1(uuid.NAMESPACE_URL.bytes + f"servicepuls:{SOURCE}\x1f".encode())
 _HEADERS_JSON = (
     b'[["ce_specversion",' + orjson.dumps(SPECVERSION) + b'],["ce_id","',
     b'"],["ce_source",' + orjson.dumps(SOURCE) + b'],["ce_type",',
@@ -90,7 +90,7 @@ _HEADERS_JSON = (
 TIMELINE_MEMO_SIZE = 50_000
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Outcome:
     """A decision framed as a norm event (key, value and header values of its Kafka record),
     with what the service counts."""
@@ -273,47 +273,49 @@ def outcome_record(
     """Frame a decision as a norm event: deterministic id, time = the decision's event time.
 
     The JSON is what the `NormOutcome` models serialize to (fields in model order, `None`
-    left out), written directly: this runs for every decision."""
+    left out), written directly from per-norm templates: this runs for every decision."""
     calendar = catalog.calendar
-    definition = norm.definition
     kind = decision.kind
-    unit = definition.target.unit
-    data: dict[str, Any] = {
-        "clock_id": cid,
-        "norm_id": norm.id,
-        "norm_version": norm.version,
-        "subject_id": subject_id,
-    }
-    for name in ("channel", "case_type", "party_role"):
-        value = context.get(name)
-        if value is not None:
-            data[name] = value
-    data["target"] = {"amount": decision.target / (UNIT_SECONDS[unit] * US), "unit": unit.value}
-    data["compliance_goal"] = definition.compliance_goal
-    data["started_at"] = calendar.isoformat(decision.started_at)
-    data["due_at"] = calendar.isoformat(decision.due_at)
-    data["elapsed_business_seconds"] = decision.elapsed / US
-    data["paused_seconds"] = decision.paused / US
+    template = _template(catalog, norm)
+    iso = calendar.isoformat
+    dumps = orjson.dumps
+    parts = [b'{"clock_id":', dumps(cid), template.norm, dumps(subject_id)]
+    if context:
+        for name, prefix in _CONTEXT_FIELDS:
+            value = context.get(name)
+            if value is not None:
+                parts.append(prefix)
+                parts.append(dumps(value))
+    target = template.targets.get(decision.target)
+    if target is None:
+        target = template.targets[decision.target] = template.target_json(decision.target)
+    # ISO 8601 instants and floats need no escaping.
+    parts += (
+        target,
+        iso(decision.started_at).encode(),
+        b'","due_at":"',
+        iso(decision.due_at).encode(),
+        b'","elapsed_business_seconds":',
+        dumps(decision.elapsed / US),
+        b',"paused_seconds":',
+        dumps(decision.paused / US),
+    )
     if kind is DecisionKind.WARNING:
-        data["threshold"] = decision.threshold
+        parts.append(b',"threshold":')
+        parts.append(dumps(decision.threshold))
     elif kind is DecisionKind.MET or kind is DecisionKind.MISSED:
-        data["stopped_at"] = calendar.isoformat(decision.stopped_at or decision.at)
+        parts.append(b',"stopped_at":"')
+        parts.append(iso(decision.stopped_at or decision.at).encode())
+        parts.append(b'"')
     elif kind is DecisionKind.CANCELLED:
-        data["reason"] = decision.reason or "cancelled"
+        parts.append(b',"reason":')
+        parts.append(dumps(decision.reason or "cancelled"))
+    parts.append(b"}")
     at = decision.at if event_time is None else event_time
     event_id = outcome_id(cid, norm.version, decision.key)
-    time = calendar.isoformat(at)
+    time = iso(at)
     municipality = catalog.municipality
-    attributes = (
-        SPECVERSION,
-        event_id,
-        SOURCE,
-        _EVENT_TYPE[kind],
-        time,
-        subject_id,
-        municipality,
-        CONTENT_TYPE,
-    )
+    subject_json = dumps(subject_id)
     # The outbox form of the headers, from a template: the id (a UUID) and the time (ISO 8601)
     # need no escaping, the rest is escaped by orjson.
     headers_json = b"".join(
@@ -325,9 +327,9 @@ def outcome_record(
             _HEADERS_JSON[2],
             time.encode(),
             _HEADERS_JSON[3],
-            orjson.dumps(subject_id),
+            subject_json,
             _HEADERS_JSON[4],
-            orjson.dumps(municipality),
+            dumps(municipality),
             _HEADERS_JSON[5],
         )
     )
@@ -338,18 +340,72 @@ def outcome_record(
         at,
         decision.started_at,
         subject_id.encode(),
-        orjson.dumps(data),
-        attributes,
+        b"".join(parts),
+        (
+            SPECVERSION,
+            event_id,
+            SOURCE,
+            _EVENT_TYPE[kind],
+            time,
+            subject_id,
+            municipality,
+            CONTENT_TYPE,
+        ),
         headers_json,
     )
+
+
+_CONTEXT_FIELDS = tuple(
+    (name, b"," + orjson.dumps(name) + b":") for name in ("channel", "case_type", "party_role")
+)
+
+
+@dataclass(slots=True)
+class _NormTemplate:
+    """The fixed parts of a norm's outcome JSON (`outcome_record`)."""
+
+    norm: bytes  # `,"norm_id":…,"norm_version":…,"subject_id":`
+    unit_us: int
+    unit: str
+    tail: bytes  # `,"compliance_goal":…,"started_at":"`
+    targets: dict[int, bytes]  # target in microseconds → `,"target":{…}` + tail
+
+    def target_json(self, target: int) -> bytes:
+        return (
+            b',"target":'
+            + orjson.dumps({"amount": target / self.unit_us, "unit": self.unit})
+            + self.tail
+        )
+
+
+def _template(catalog: NormCatalog, norm: Norm) -> _NormTemplate:
+    template = catalog.outcome_templates.get(norm.id)
+    if template is None:
+        definition = norm.definition
+        unit = definition.target.unit
+        template = catalog.outcome_templates[norm.id] = _NormTemplate(
+            norm=b',"norm_id":'
+            + orjson.dumps(norm.id)
+            + b',"norm_version":'
+            + orjson.dumps(norm.version)
+            + b',"subject_id":',
+            unit_us=UNIT_SECONDS[unit] * US,
+            unit=unit.value,
+            tail=b',"compliance_goal":'
+            + orjson.dumps(definition.compliance_goal)
+            + b',"started_at":"',
+            targets={},
+        )
+    return template
 
 
 def outcome_id(cid: str, version: str, decision_key: str) -> str:
     """`deterministic_id(SOURCE, cid, version, decision_key)`: the same UUID (version 5, URL
     namespace), computed without building `uuid.UUID` objects — this runs for every decision.
     A unit test holds the two equal."""
-    name = "\x1f".join(("servicepuls:" + SOURCE, cid, version, decision_key)).encode()
-    digest = bytearray(hashlib.sha1(_URL_NAMESPACE + name).digest()[:16])
+    sha = _OUTCOME_ID_PREFIX.copy()  # namespace and source hashed once
+    sha.update(f"{cid}\x1f{version}\x1f{decision_key}".encode())
+    digest = bytearray(sha.digest()[:16])
     digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
     digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
     h = digest.hex()

@@ -34,6 +34,9 @@ class NormsSettings(BaseSettings):
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     max_batch: int = Field(default=2000, ge=1, le=50_000)
     batch_timeout_ms: int = Field(default=50, ge=1, le=10_000)
+    # Intake events per PostgreSQL transaction: a consumed batch is applied in transactions of
+    # this size, each prepared while the one before is being applied.
+    commit_batch: int = Field(default=1000, ge=1, le=50_000)
     # Scheduler: how often it looks for due warnings and breaches, and how many per transaction.
     scheduler_interval_seconds: float = Field(default=0.1, gt=0)
     scheduler_batch: int = Field(default=2000, ge=1)

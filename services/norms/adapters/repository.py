@@ -24,6 +24,7 @@ from services.norms.domain.clock import DecisionKind
 from services.norms.handlers import (
     ClockUpdate,
     Outcome,
+    Plan,
     StoredClock,
     advance_clock,
     compliance_increments,
@@ -55,6 +56,16 @@ class BatchResult:
     decisions: list[tuple[str, str, str]] = field(default_factory=list)  # municipality, norm, kind
     decision_times: list[int] = field(default_factory=list)  # instants of warnings and breaches
     unknown_municipalities: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class PreparedBatch:
+    """A batch of intake events worked out before its transaction (`ClockRepository.prepare`)."""
+
+    size: int
+    by_key: dict[str, tuple[int, Envelope[Any]]]  # dedupe key → first (partition, event)
+    progress: dict[int, int]  # partition → highest event time in the batch
+    plan: Plan  # of every distinct event; planned again if some were applied before
 
 
 class ClockRepository:
@@ -124,7 +135,11 @@ class ClockRepository:
 
     async def apply_batch(self, events: list[tuple[int, Envelope[Any]]]) -> BatchResult:
         """Apply consumed intake events (with their partition) in one transaction."""
-        result = BatchResult()
+        return await self.commit(self.prepare(events))
+
+    def prepare(self, events: list[tuple[int, Envelope[Any]]]) -> PreparedBatch:
+        """What a batch asks, worked out before its transaction (no I/O): the consumer prepares
+        the next batch while PostgreSQL applies the previous one."""
         by_key: dict[str, tuple[int, Envelope[Any]]] = {}
         for partition, event in events:
             by_key.setdefault(event.dedupe_key, (partition, event))
@@ -133,6 +148,13 @@ class ClockRepository:
             at = to_us(event.time)
             if at > progress.get(partition, -(1 << 62)):
                 progress[partition] = at
+        plan = plan_events([event for _, event in by_key.values()], self.catalogs)
+        return PreparedBatch(len(events), by_key, progress, plan)
+
+    async def commit(self, batch: PreparedBatch) -> BatchResult:
+        """Apply a prepared batch in one transaction."""
+        result = BatchResult()
+        by_key, progress = batch.by_key, batch.progress
         async with self.pool.acquire() as conn, conn.transaction():
             fresh_keys = {
                 r["dedupe_key"]
@@ -142,9 +164,8 @@ class ClockRepository:
                     list(by_key),
                 )
             }
-            result.duplicates = len(events) - len(fresh_keys)
-            fresh = [by_key[k][1] for k in by_key if k in fresh_keys]
-            result.applied = len(fresh)
+            result.duplicates = batch.size - len(fresh_keys)
+            result.applied = len(fresh_keys)
             if progress:
                 await conn.execute(
                     f"""INSERT INTO {self.s}.partition_progress AS p
@@ -158,7 +179,10 @@ class ClockRepository:
                     list(progress),
                     [from_us(v) for v in progress.values()],
                 )
-            plan = plan_events(fresh, self.catalogs)
+            plan = batch.plan
+            if len(fresh_keys) < len(by_key):  # redelivered: plan only what is new
+                fresh = [by_key[k][1] for k in by_key if k in fresh_keys]
+                plan = plan_events(fresh, self.catalogs)
             result.unknown_municipalities = plan.unknown_municipalities
             now = await self.now(conn)
             clocks = await self._lock_clocks(

@@ -404,6 +404,8 @@ class NormCatalog:
         # Timelines computed for (norm id, transitions): a pure function of them, kept so a
         # clock is not recomputed while nothing happened to it (see handlers.clock_timeline).
         self.timelines: dict[tuple[str, tuple[Any, ...]], Any] = {}
+        # The fixed parts of each norm's outcome events (see handlers.outcome_record).
+        self.outcome_templates: dict[str, Any] = {}
         self._rules: dict[str, list[_Rule]] = {}
         self._judges: dict[str, list[_Judge]] = {}
         for norm in self.norms.values():
