@@ -352,6 +352,16 @@ def create_app(
             413, "too-large", "Request too large", f"the body may be at most {limit} bytes"
         )
 
+    async def _receive(request: Request, limit: int) -> tuple[ChannelSystem, bytes] | Response:
+        """The channel system posting and the body, or the problem with either."""
+        system = _authenticate(request)
+        if isinstance(system, JSONResponse):
+            return system
+        body = await _read_body(request, limit)
+        if body is None:
+            return _too_large(limit)
+        return system, body
+
     def _parse_json(body: bytes) -> Any | JSONResponse:
         try:
             return orjson.loads(body)
@@ -369,13 +379,10 @@ def create_app(
         responses=problem_responses(single=True),
     )
     async def post_event(request: Request) -> Response:
-        system = _authenticate(request)
-        if isinstance(system, JSONResponse):
-            return system
-        limit = intake().settings.max_event_bytes
-        body = await _read_body(request, limit)
-        if body is None:
-            return _too_large(limit)
+        received = await _receive(request, intake().settings.max_event_bytes)
+        if isinstance(received, Response):
+            return received
+        system, body = received
         fast = admit_json(body, system=system, keys=intake().keys, many=False, sealer=sealer)
         if fast is not None:
             return await _publish(fast, system) or _accepted(fast)
@@ -389,10 +396,7 @@ def create_app(
                 "forbidden" if error.status == 403 else "invalid"
             ).inc()
             return _not_admitted(error)
-        failure = await _publish([event], system)
-        if failure is not None:
-            return failure
-        return _accepted([event])
+        return await _publish([event], system) or _accepted([event])
 
     @app.post(
         "/v1/events:batch",
@@ -402,13 +406,11 @@ def create_app(
         responses=problem_responses(single=False),
     )
     async def post_batch(request: Request) -> Response:
-        system = _authenticate(request)
-        if isinstance(system, JSONResponse):
-            return system
         ctx = intake()
-        body = await _read_body(request, ctx.settings.max_batch_bytes)
-        if body is None:
-            return _too_large(ctx.settings.max_batch_bytes)
+        received = await _receive(request, ctx.settings.max_batch_bytes)
+        if isinstance(received, Response):
+            return received
+        system, body = received
         fast = admit_json(body, system=system, keys=ctx.keys, many=True, sealer=sealer)
         if fast is not None and len(fast) <= ctx.settings.max_batch_events:
             return await _publish(fast, system) or _accepted(fast)
@@ -435,10 +437,9 @@ def create_app(
         events: list[Admitted] = []
         failed: list[dict[str, Any]] = []
         statuses: set[int] = set()
-        now = None
         for index, document in enumerate(documents):
             try:
-                events.append(admit(document, system=system, keys=ctx.keys, now=now, sealer=sealer))
+                events.append(admit(document, system=system, keys=ctx.keys, sealer=sealer))
             except NotAdmitted as error:
                 statuses.add(error.status)
                 failed.append(
@@ -464,10 +465,7 @@ def create_app(
                 "Each item names the event by index, the field and why.",
                 items=failed,
             )
-        failure = await _publish(events, system)
-        if failure is not None:
-            return failure
-        return _accepted(events)
+        return await _publish(events, system) or _accepted(events)
 
     @app.get("/v1/event-types", summary="The event types intake accepts")
     async def event_types() -> dict[str, list[str]]:
