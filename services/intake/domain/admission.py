@@ -9,11 +9,11 @@ the topic carries no personal data.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import Enum
-from typing import Annotated, Any, Generic, Literal, TypeVar, Union
+from types import UnionType
+from typing import Annotated, Any, Generic, Literal, TypeVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 
@@ -150,18 +150,42 @@ def _raw_strings(
         yield path, value
 
 
-def _validated_strings(posted: PostedEvent[Any]) -> Iterator[tuple[tuple[int | str, ...], str]]:
-    """The free strings of a validated event (not enums, times or numbers), with their paths,
-    except data.resident: the fast path, as only free strings can hide personal data. Event data
-    is flat but for the resident and durations (numbers), so one level is enough."""
-    for name in ("id", "source", "subject"):
-        yield (name,), getattr(posted, name) or ""
-    for name, value in posted.data.__dict__.items():
-        if isinstance(value, str) and not isinstance(value, Enum) and name != "resident":
-            yield ("data", name), value
+def _free_string_fields(model: type[EventData]) -> tuple[str, ...]:
+    """The data fields that hold free text (a str, not an enum, time or number), but for the
+    resident: only those can hide personal data. Event data is flat but for the resident and
+    durations (numbers), so one level is enough."""
+
+    def types_in(annotation: Any) -> set[Any]:
+        origin = get_origin(annotation)
+        if origin in (Union, UnionType):
+            return set().union(*(types_in(member) for member in get_args(annotation)))
+        if origin is Annotated:
+            return types_in(get_args(annotation)[0])
+        return {annotation}
+
+    return tuple(
+        name
+        for name, field in model.model_fields.items()
+        if name != "resident" and str in types_in(field.annotation)
+    )
 
 
-def _personal_data_in(strings: Iterator[tuple[tuple[int | str, ...], str]]) -> list[FieldProblem]:
+FREE_STRING_FIELDS = {model: _free_string_fields(model) for model in POSTED_MODELS.values()}
+
+
+def _validated_strings(posted: PostedEvent[Any]) -> list[tuple[tuple[int | str, ...], str]]:
+    """The free strings of a validated event, with their paths: envelope and data."""
+    data = posted.data.__dict__
+    strings = [(("id",), posted.id), (("source",), posted.source)]
+    if posted.subject is not None:
+        strings.append((("subject",), posted.subject))
+    for name in FREE_STRING_FIELDS[type(posted.data)]:
+        if data[name] is not None:
+            strings.append((("data", name), data[name]))
+    return strings
+
+
+def _personal_data_in(strings: Iterable[tuple[tuple[int | str, ...], str]]) -> list[FieldProblem]:
     problems = []
     for path, text in strings:
         found = _screened.get(text, _UNSEEN)
