@@ -21,7 +21,6 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiosmtpd.controller import Controller
 
 from schemas.common import Channel, ContactMedium, Language, ResidentRef
@@ -31,6 +30,7 @@ from schemas.resident import ContactDetails, PostalAddress
 from services.common.kafka import durable_producer, send_records
 from services.common.sealing import load_keys, pseudonym, seal
 from services.common.settings import REPO_ROOT, InfraSettings
+from tests.support.kafka import private_topics
 
 INFRA = InfraSettings()
 KEYS = load_keys(INFRA.state_dir)
@@ -242,16 +242,8 @@ async def private_intake_topic() -> AsyncIterator[str]:
     """An intake topic of the test's own, deleted afterwards: what is written to it (event times
     far from now, for instance) moves no other consumer's event clock."""
     name = f"servicepuls.intake.v1.test-{uuid.uuid4().hex[:10]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=INFRA.kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])
+    async with private_topics(name, partitions=1):
         yield name
-    finally:
-        try:
-            await admin.delete_topics([name])
-        finally:
-            await admin.close()
 
 
 async def survey_row(schema: str, **where: str) -> asyncpg.Record | None:
