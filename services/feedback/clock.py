@@ -1,10 +1,10 @@
 """The service clock: wall time, or the event time of the intake topic (for compressed time).
 
-In event time the clock is the latest event time seen, but never further ahead of the wall
-clock than a tolerance (`SERVICEPULS_FEEDBACK_CLOCK_MAX_AHEAD_SECONDS`): one event with a wrong
-or far-future time (a channel system's broken clock, a test) would otherwise drag the clock — and
-with it every delay, sending hour and link expiry — years ahead, for good, since it only moves
-forward. Such an event is still applied; it just does not move the clock past the cap.
+In event time the clock is the latest event time seen, but an event further ahead of the wall
+clock than a tolerance (`SERVICEPULS_FEEDBACK_CLOCK_MAX_AHEAD_SECONDS`) does not move it: one
+event with a wrong or far-future time (a channel system's broken clock, a test) would otherwise
+drag the clock — and with it every delay, sending hour and link expiry — years ahead, for good,
+since it only moves forward. Such an event is still applied; it just does not move the clock.
 """
 
 from __future__ import annotations
@@ -25,22 +25,21 @@ DEFAULT_MAX_AHEAD = timedelta(minutes=5)
 class Advance:
     """Where a batch of event times may move the event clock to."""
 
-    to: datetime | None  # None: the batch had no event time
-    ahead: int  # events later than the cap (applied, but held at the cap)
+    to: datetime | None  # None: no event time of the batch may move the clock
+    ahead: int  # events later than wall time + the tolerance (applied, but not moving it)
 
 
 def advance_for(
     event_times: Iterable[datetime], wall_now: datetime, max_ahead: timedelta
 ) -> Advance:
-    """The latest event time, capped at wall time + `max_ahead`."""
+    """The latest event time no later than wall time + `max_ahead`."""
     cap = wall_now + max_ahead
     latest: datetime | None = None
     ahead = 0
     for seen in event_times:
         if seen > cap:
             ahead += 1
-            seen = cap
-        if latest is None or seen > latest:
+        elif latest is None or seen > latest:
             latest = seen
     return Advance(latest, ahead)
 

@@ -43,9 +43,9 @@ class FeedbackSettings(BaseSettings):
     # wall: delays, sending hours and expiry follow the real clock. event: they follow the event
     # time of the intake topic (the latest event time seen), for the simulator's compressed time.
     clock: Literal["wall", "event"] = "wall"
-    # Event time: how far ahead of the wall clock one event may move the clock. A later event is
-    # applied, but the clock stops at wall time + this (a wrong or far-future time cannot drag
-    # every delay and expiry ahead for good).
+    # Event time: how far ahead of the wall clock an event may move the clock. A later event is
+    # applied but does not move it (a wrong or far-future time cannot drag every delay and
+    # expiry ahead for good).
     clock_max_ahead_seconds: float = Field(default=300, ge=0)
     # The topic of intake events (a test can point one instance at a private copy).
     intake_topic: str = TOPICS[Family.INTAKE]

@@ -122,7 +122,7 @@ async def apply_records(
     if advance.ahead:
         metrics.CLOCK_AHEAD.inc(advance.ahead)
         log.warning(
-            "events ahead of the wall clock hold the event clock at the cap",
+            "events too far ahead of the wall clock applied without moving the event clock",
             events=advance.ahead,
             max_ahead_seconds=clock_max_ahead.total_seconds(),
         )

@@ -21,17 +21,26 @@ def test_events_up_to_the_cap_move_the_clock_to_the_latest() -> None:
     assert advance.ahead == 0
 
 
-def test_a_far_future_event_moves_the_clock_no_further_than_wall_time_plus_the_tolerance() -> None:
+def test_a_far_future_event_does_not_move_the_clock() -> None:
     times = [WALL - timedelta(hours=1), datetime(2090, 3, 6, 10, 0, tzinfo=UTC)]
     advance = advance_for(times, WALL, FIVE_MINUTES)
-    assert advance.to == WALL + FIVE_MINUTES
+    assert advance.to == WALL - timedelta(hours=1)
     assert advance.ahead == 1
+    alone = advance_for([datetime(2090, 3, 6, 10, 0, tzinfo=UTC)], WALL, FIVE_MINUTES)
+    assert alone.to is None and alone.ahead == 1
 
 
-def test_the_tolerance_is_configurable_and_zero_means_never_past_the_wall_clock() -> None:
+def test_an_event_just_past_the_tolerance_is_ahead_and_one_on_it_is_not() -> None:
+    on_the_cap = advance_for([WALL + FIVE_MINUTES], WALL, FIVE_MINUTES)
+    assert on_the_cap.to == WALL + FIVE_MINUTES and on_the_cap.ahead == 0
+    past = advance_for([WALL + FIVE_MINUTES + timedelta(microseconds=1)], WALL, FIVE_MINUTES)
+    assert past.to is None and past.ahead == 1
+
+
+def test_the_tolerance_is_configurable() -> None:
     times = [WALL + timedelta(hours=3)]
     assert advance_for(times, WALL, timedelta(hours=4)).to == WALL + timedelta(hours=3)
-    assert advance_for(times, WALL, timedelta(0)).to == WALL
+    assert advance_for(times, WALL, timedelta(0)).to is None
 
 
 def test_a_batch_without_event_times_does_not_move_the_clock() -> None:
@@ -48,9 +57,9 @@ def test_the_clock_never_passes_the_cap_and_never_lags_an_event_within_it(
     times = [WALL + timedelta(seconds=s) for s in offsets]
     cap = WALL + timedelta(seconds=tolerance)
     advance = advance_for(times, WALL, timedelta(seconds=tolerance))
-    assert advance.to is not None and advance.to <= cap
-    assert advance.to == min(max(times), cap)
-    assert advance.ahead == sum(1 for t in times if t > cap)
+    within = [t for t in times if t <= cap]
+    assert advance.to == (max(within) if within else None)
+    assert advance.ahead == len(times) - len(within)
 
 
 class _Conn:
