@@ -23,11 +23,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
 from schemas.envelope import Envelope
 from schemas.events import TOPICS, Family
+from services.common.settings import InfraSettings
 from simulator.cli import default_start
 from simulator.ledger import read_ledger
 from simulator.surveys import read_mail
@@ -137,6 +139,8 @@ async def test_a_simulated_week_through_every_service() -> None:
         running_service("metrics", port=ports["metrics"], env=env),
         httpx.AsyncClient(timeout=10) as client,
     ):
+        # The services' private schemas go when the test ends (after the services stopped).
+        stack.push_async_callback(_drop_schemas, f"norms_{run}", f"feedback_{run}")
         # Metrics may first catch up on traffic from before this test: wait until the totals
         # Prometheus scrapes stand still, then count from there.
         metrics_url = f"http://127.0.0.1:{ports['metrics']}/metrics"
@@ -380,3 +384,12 @@ async def _eventually_async(predicate: Any, timeout: float, detail: Any) -> None
             expected, seen = detail()
             raise AssertionError(f"metrics totals differ: expected {expected}, saw {seen}")
         await asyncio.sleep(1)
+
+
+async def _drop_schemas(*schemas: str) -> None:
+    connection = await asyncpg.connect(InfraSettings().database_url)
+    try:
+        for schema in schemas:
+            await connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await connection.close()
