@@ -1,6 +1,7 @@
 """Simulated residents answering their survey e-mails, like a person with a browser without
-JavaScript: read the mail in the Maildir the SMTP sink writes, then either click the one-click
-score link in the mail or open the survey page and submit its form.
+JavaScript: read the mail in the Maildir the SMTP sink writes, then either click a score link in
+the mail (the page opens with that score chosen) and send that form, or open the survey page and
+fill in its form.
 
 Only mail to this run's residents is touched (their addresses carry the run tag). Whether a
 resident answers and what they give is drawn from a generator seeded by the run's seed and the
@@ -113,7 +114,7 @@ def read_mail(path: Path) -> SurveyMail:
 
 
 def one_click_links(links: list[str]) -> dict[int, str]:
-    """Score links in the mail (`...?score=8` or `.../8`): clicking one records that score."""
+    """Score links in the mail (`...?score=8` or `.../8`): each opens the form with its score."""
     found: dict[int, str] = {}
     for link in links:
         parsed = urlparse(link)
