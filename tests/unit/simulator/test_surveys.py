@@ -111,3 +111,15 @@ async def test_residents_answer_only_their_own_mail_through_the_page(tmp_path: P
     assert all(p["csrf"] == "abc" and 1 <= int(p["score"]) <= 10 for p in posted)
     answers = read_ledger(tmp_path / "ledger.jsonl").survey_answers
     assert [a["score"] for a in answers] == [int(p["score"]) for p in posted]
+
+
+def test_a_checked_choice_is_sent_like_a_browser_sends_it():
+    page = """<form method="post" action="/s/tok">
+      <input type="hidden" name="csrf" value="abc">
+      <input type="radio" name="score" value="7">
+      <input type="radio" name="score" value="8" checked>
+      <input type="checkbox" name="contact_me" value="yes">
+      <button type="submit">Verstuur</button></form>"""
+    (form,) = parse_forms(page)
+    assert form.fields == {"csrf": "abc", "score": "8"}  # not the unchecked box
+    assert form.choices == {"score": ["7", "8"], "contact_me": ["yes"]}
