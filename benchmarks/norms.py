@@ -295,6 +295,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_of(command: str) -> float:
+    """CPU seconds used so far by every process named `command` (PostgreSQL's backends
+    ("postgres"), the Kafka broker ("java")): what the replay costs the rest of the machine.
+    Includes whatever else they serve meanwhile."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (entry / "comm").read_text().strip() == command:
+                    total += cpu_seconds(int(entry.name))
+    return total
+
+
 async def raw_read(topic: str, count: int) -> tuple[float, float]:
     """Baseline: a plain aiokafka consumer that only reads and parses the same records.
     Returns events per second of wall time and per second of CPU time."""
@@ -385,6 +398,7 @@ async def consumer_throughput(
                     pids.append(worker.process.pid)
                 async with httpx.AsyncClient(base_url=service.base_url, timeout=60) as client:
                     began, cpu = time.perf_counter(), [cpu_seconds(pid) for pid in pids]
+                    machine = {name: cpu_of(name) for name in ("postgres", "java")}
                     first = await processed_so_far(client)
                     spy = None
                     if profile is not None:  # sampled from outside (--nonblocking: no pauses)
@@ -399,6 +413,7 @@ async def consumer_throughput(
                         processed = await processed_so_far(client)
                     elapsed = time.perf_counter() - began
                     used = [cpu_seconds(pid) - c for pid, c in zip(pids, cpu, strict=True)]
+                    machine = {name: cpu_of(name) - c for name, c in machine.items()}
                     if spy is not None:
                         spy.send_signal(signal.SIGINT)
                         await asyncio.wait_for(spy.wait(), timeout=60)
@@ -427,6 +442,9 @@ async def consumer_throughput(
         "norms_cpu_rate": consumed / used[0],
         "cpu_ratio": (consumed / used[0]) / raw_cpu_rate,
         "worker_cpu_rate": consumed / used[1] if split else 0.0,
+        "postgres_us": machine["postgres"] / consumed * 1e6,
+        "kafka_us": machine["java"] / consumed * 1e6,
+        "norms_us": sum(used) / consumed * 1e6,
         "elapsed": elapsed,
         "drained": drained,
         "final_outcomes": outcomes,
@@ -492,6 +510,10 @@ async def main(argv: list[str] | None = None) -> int:
                 if args.split
                 else ""
             )
+        )
+        print(
+            f"   CPU per intake event: norms {tp['norms_us']:.0f} µs (all its processes), "
+            f"PostgreSQL {tp['postgres_us']:.0f} µs, Kafka broker {tp['kafka_us']:.0f} µs"
         )
         print(
             f"   consumed in {tp['elapsed']:.1f} s; every outcome taken by then published after "

@@ -58,6 +58,15 @@ class BatchResult:
     unknown_municipalities: set[str] = field(default_factory=set)
 
 
+# How often a batch is tried again when another replica created one of its clocks meanwhile
+# (each try sees what the other committed, so a second conflict needs a third replica).
+_RACE_RETRIES = 5
+
+
+class _ClockCreatedMeanwhile(Exception):
+    """A clock this transaction found missing was created by a concurrent one."""
+
+
 @dataclass(slots=True)
 class PreparedBatch:
     """A batch of intake events worked out before its transaction (`ClockRepository.prepare`)."""
@@ -152,7 +161,17 @@ class ClockRepository:
         return PreparedBatch(len(events), by_key, progress, plan)
 
     async def commit(self, batch: PreparedBatch) -> BatchResult:
-        """Apply a prepared batch in one transaction."""
+        """Apply a prepared batch in one transaction (again, if another replica created one of
+        its clocks meanwhile)."""
+        for attempt in range(_RACE_RETRIES):
+            try:
+                return await self._commit(batch)
+            except _ClockCreatedMeanwhile:
+                if attempt == _RACE_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _commit(self, batch: PreparedBatch) -> BatchResult:
         result = BatchResult()
         by_key, progress = batch.by_key, batch.progress
         async with self.pool.acquire() as conn, conn.transaction():
@@ -185,7 +204,7 @@ class ClockRepository:
                 plan = plan_events(fresh, self.catalogs)
             result.unknown_municipalities = plan.unknown_municipalities
             now = await self.now(conn)
-            clocks = await self._lock_clocks(
+            clocks, created = await self._lock_clocks(
                 conn, sorted(plan.transitions), {k: v[0] for k, v in plan.transitions.items()}
             )
             updates: list[tuple[StoredClock, ClockUpdate]] = []
@@ -200,40 +219,30 @@ class ClockRepository:
             outcomes = list(plan.instant_outcomes)
             for outcome in plan.instant_events:
                 result.decisions.append((outcome.municipality, outcome.norm_id, outcome.kind))
-            await self._store(conn, updates, outgoing, outcomes, result, write_transitions=True)
+            await self._store(
+                conn, updates, outgoing, outcomes, result, write_transitions=True, created=created
+            )
         return result
 
     async def _lock_clocks(
         self, conn: asyncpg.Connection, ids: list[str], blanks: dict[str, StoredClock]
-    ) -> dict[str, StoredClock]:
+    ) -> tuple[dict[str, StoredClock], set[str]]:
+        """The clocks `ids`, locked in key order: those that exist as stored, the others blank
+        (and returned as `created`: `_store` inserts them, complete, in one row version)."""
         if not ids:
-            return {}
-        # New clocks are inserted blank (and stay locked until this transaction ends); only the
-        # clocks that existed already are read, locked in key order.
-        created = {
-            r["clock_id"]
-            for r in await conn.fetch(
-                f"""INSERT INTO {self.s}.clock (clock_id, municipality, norm_id, subject_id)
-                    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
-                    ON CONFLICT DO NOTHING RETURNING clock_id""",
-                ids,
-                [blanks[i].municipality for i in ids],
-                [blanks[i].norm_id for i in ids],
-                [blanks[i].subject_id for i in ids],
-            )
-        }
-        clocks = {i: blanks[i] for i in created}  # blank: no transitions, nothing taken
-        existing = [i for i in ids if i not in created]
-        if not existing:
-            return clocks
+            return {}, set()
         rows = await conn.fetch(
             f"""SELECT clock_id, municipality, norm_id, subject_id, transitions::text, taken
                 FROM {self.s}.clock WHERE clock_id = ANY($1::text[])
                 ORDER BY clock_id FOR UPDATE""",
-            existing,
+            ids,
         )
-        clocks.update((r["clock_id"], _stored(r)) for r in rows)
-        return clocks
+        clocks = {r["clock_id"]: _stored(r) for r in rows}
+        created = {i for i in ids if i not in clocks}
+        for i in created:  # blank: no transitions, nothing taken (a fresh one on every try)
+            b = blanks[i]
+            clocks[i] = StoredClock(b.clock_id, b.municipality, b.norm_id, b.subject_id)
+        return clocks, created
 
     async def _store(
         self,
@@ -244,6 +253,7 @@ class ClockRepository:
         result: BatchResult,
         *,
         write_transitions: bool,
+        created: set[str] | frozenset[str] = frozenset(),
     ) -> None:
         for clock, update in updates:
             outgoing.extend(update.events)
@@ -256,24 +266,45 @@ class ClockRepository:
                 outcomes.append(
                     (clock.municipality, clock.norm_id, update.stopped_at, _FINAL[update.outcome])
                 )
-        if updates:
-            # One JSON document of rows ([id, taken, next, version, outcome, started, due,
-            # stopped(, transitions)], instants in microseconds): encoding 5 000 rows as nine
-            # PostgreSQL arrays costs the consumer more than the update costs PostgreSQL.
-            rows = [
-                [
-                    c.clock_id,
-                    "|".join(sorted(u.taken)),
-                    u.next_decision_at,
-                    u.norm_version,
-                    u.outcome,
-                    u.started_at,
-                    u.due_at,
-                    u.stopped_at,
-                    orjson.Fragment(c.transitions_json()) if write_transitions else None,
-                ]
-                for c, u in updates
+        # One JSON document of rows ([id, taken, next, version, outcome, started, due,
+        # stopped, transitions(, municipality, norm, subject)], instants in microseconds):
+        # encoding 5 000 rows as PostgreSQL arrays costs the consumer more than the statement
+        # costs PostgreSQL.
+        rows = []
+        new_rows = []
+        for c, u in updates:
+            row = [
+                c.clock_id,
+                "|".join(sorted(u.taken)),
+                u.next_decision_at,
+                u.norm_version,
+                u.outcome,
+                u.started_at,
+                u.due_at,
+                u.stopped_at,
+                orjson.Fragment(c.transitions_json()) if write_transitions else None,
             ]
+            if c.clock_id in created:
+                row += (c.municipality, c.norm_id, c.subject_id)
+                new_rows.append(row)
+            else:
+                rows.append(row)
+        if new_rows:
+            inserted = await conn.fetch(
+                f"""INSERT INTO {self.s}.clock AS c (clock_id, taken, next_decision_at,
+                        norm_version, outcome, started_at, due_at, stopped_at, transitions,
+                        municipality, norm_id, subject_id)
+                    SELECT u.e->>0, u.e->>1, {_instant("u.e->>2")}, u.e->>3, u.e->>4,
+                           {_instant("u.e->>5")}, {_instant("u.e->>6")}, {_instant("u.e->>7")},
+                           (u.e->8)::jsonb, u.e->>9, u.e->>10, u.e->>11
+                    FROM json_array_elements($1::json) AS u(e)
+                    ON CONFLICT DO NOTHING RETURNING 1""",
+                orjson.dumps(new_rows).decode(),
+            )
+            if len(inserted) < len(new_rows):
+                # Another replica created one of these clocks after we looked: start again.
+                raise _ClockCreatedMeanwhile
+        if rows:
             await conn.execute(
                 f"""UPDATE {self.s}.clock AS c SET
                       taken = u.e->>1,
