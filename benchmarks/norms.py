@@ -23,6 +23,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from datetime import time as dtime
 from pathlib import Path
 from typing import Any
 
@@ -199,7 +200,11 @@ def traffic(count: int, rng: random.Random) -> Iterator[tuple[datetime, Any]]:
     answer 1–96 hours later (30 %), public-space reports closed 0.5–20 days later (20 %).
     Yields (event time, model) lazily: a follow-up waits in a heap until its time comes, so
     millions of events need no list of millions."""
-    base = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+    # A year that ended a week ago (its last answers and closings included): the service caps
+    # the watermark at the wall clock (plus a tolerance), so events from the future would leave
+    # their clocks undecided.
+    today = datetime.now(UTC).date()
+    base = datetime.combine(today - timedelta(days=today.weekday() + 7 * 56), dtime(8), UTC)
     year = 365 * 24 * 3600
     # ~1.5 events per first event: first events arrive as a Poisson process over the year.
     mean_gap = year / (count / 1.5)

@@ -180,6 +180,12 @@ def bootstrap(
                 if not events:
                     continue
                 prepared = repository.prepare(events)
+                if prepared.ahead_of_wall:
+                    log.warning(
+                        "events dated beyond the wall clock's tolerance do not move the watermark",
+                        events=prepared.ahead_of_wall,
+                        tolerance_seconds=settings.future_tolerance_seconds,
+                    )
                 if pending is not None:
                     account(await pending)
                 pending = asyncio.create_task(repository.commit(prepared))
@@ -269,6 +275,7 @@ def bootstrap(
             event_clock=settings.clock == "event",
             allowed_lateness_seconds=settings.allowed_lateness_seconds,
             idle_partition_seconds=settings.idle_partition_seconds,
+            future_tolerance_seconds=settings.future_tolerance_seconds,
         )
         runtime.tasks = [asyncio.create_task(housekeeping())]
         if settings.scheduler_enabled:

@@ -26,6 +26,10 @@ class NormsSettings(BaseSettings):
     # Event-time mode: a partition without records for this long no longer holds the watermark
     # back (otherwise one quiet partition would stop every clock).
     idle_partition_seconds: float = Field(default=10.0, gt=0)
+    # Event-time mode: an event may move the watermark to at most the wall clock plus this; an
+    # event further ahead is applied to its clocks but does not move "now" (one event dated
+    # 2090 would otherwise decide every open clock at once).
+    future_tolerance_seconds: float = Field(default=3600.0, ge=0)
     consumer_group: str = "norms"
     # PostgreSQL schema owned by this service (tests and recompute use their own).
     db_schema: str = Field(default="norms", pattern=r"^[a-z_][a-z0-9_]{0,40}$")

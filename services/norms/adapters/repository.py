@@ -75,6 +75,7 @@ class PreparedBatch:
     by_key: dict[str, tuple[int, Envelope[Any]]]  # dedupe key → first (partition, event)
     progress: dict[int, int]  # partition → highest event time in the batch
     plan: Plan  # of every distinct event; planned again if some were applied before
+    ahead_of_wall: int = 0  # events too far ahead of the wall clock to move the watermark
 
 
 class ClockRepository:
@@ -89,6 +90,7 @@ class ClockRepository:
         event_clock: bool,
         allowed_lateness_seconds: float,
         idle_partition_seconds: float,
+        future_tolerance_seconds: float = 3600.0,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.pool = pool
@@ -101,6 +103,7 @@ class ClockRepository:
         self.lateness_us = round(allowed_lateness_seconds * 1_000_000)
         self.idle_seconds = idle_partition_seconds
         self.wall_clock = wall_clock
+        self.future_tolerance_seconds = future_tolerance_seconds
         self.notify_channel = f"{schema}_outbox"
 
     # ---- now -----------------------------------------------------------------------------
@@ -152,13 +155,22 @@ class ClockRepository:
         by_key: dict[str, tuple[int, Envelope[Any]]] = {}
         for partition, event in events:
             by_key.setdefault(event.dedupe_key, (partition, event))
+        # An event may move its partition's progress (and so the watermark) up to the wall
+        # clock plus a tolerance, no further: one event from a far future (a test posting a
+        # 2090 event, a channel system with a wrong clock) would otherwise decide every clock
+        # at once. Such an event is still applied to its clocks.
+        limit = round((self.wall_clock() + self.future_tolerance_seconds) * 1_000_000)
         progress: dict[int, int] = {}
+        ahead = 0
         for partition, event in events:
             at = to_us(event.time)
+            if at > limit:
+                at = limit
+                ahead += 1
             if at > progress.get(partition, -(1 << 62)):
                 progress[partition] = at
         plan = plan_events([event for _, event in by_key.values()], self.catalogs)
-        return PreparedBatch(len(events), by_key, progress, plan)
+        return PreparedBatch(len(events), by_key, progress, plan, ahead)
 
     async def commit(self, batch: PreparedBatch) -> BatchResult:
         """Apply a prepared batch in one transaction (again, if another replica created one of
