@@ -341,13 +341,19 @@ PY_SPY = "/root/.local/bin/py-spy"
 
 
 async def consumer_throughput(
-    config: Path, count: int, *, split: bool = False, profile: Path | None = None
+    config: Path,
+    count: int,
+    *,
+    split: bool = False,
+    profile: Path | None = None,
+    report_every: float = float("inf"),
 ) -> dict[str, float]:
     """Replay `count` intake events into an empty schema and time the norms consumer.
 
     `split`: the consumer runs alone in its process (`RELAY_ENABLED=false`,
     `SCHEDULER_ENABLED=false`) and a second process (`CONSUMER_ENABLED=false`) schedules and
-    relays; otherwise one process does all three."""
+    relays; otherwise one process does all three. `report_every` (seconds): print the rate
+    and CPU per event of each interval, and the tables' statistics at the end."""
     run = uuid.uuid4().hex[:8]
     schema = f"norms_bench_{run}"
     intake_topic, norms_topic = f"servicepuls.bench-{run}.intake", f"servicepuls.bench-{run}.norms"
@@ -413,9 +419,22 @@ async def consumer_throughput(
                             stdout=asyncio.subprocess.DEVNULL,
                         )
                     processed = first
+                    mark = (began, first, sum(cpu), machine["postgres"])
                     while processed < count:
                         await asyncio.sleep(0.25)
                         processed = await processed_so_far(client)
+                        now = time.perf_counter()
+                        if now - mark[0] >= report_every:  # how the rate holds up as tables grow
+                            norms_cpu = sum(cpu_seconds(pid) for pid in pids)
+                            pg_cpu = cpu_of("postgres")
+                            done = processed - mark[1]
+                            print(
+                                f"    {processed:>10,.0f} events  {done / (now - mark[0]):>6,.0f}/s"
+                                f"  CPU per event: norms {(norms_cpu - mark[2]) / done * 1e6:.0f}"
+                                f" µs, PostgreSQL {(pg_cpu - mark[3]) / done * 1e6:.0f} µs",
+                                flush=True,
+                            )
+                            mark = (now, processed, norms_cpu, pg_cpu)
                     elapsed = time.perf_counter() - began
                     used = [cpu_seconds(pid) - c for pid, c in zip(pids, cpu, strict=True)]
                     machine = {name: cpu_of(name) - c for name, c in machine.items()}
@@ -433,6 +452,8 @@ async def consumer_throughput(
                     outcomes = await conn.fetchval(
                         f'SELECT count(*) FROM "{schema}".clock WHERE outcome IS NOT NULL'
                     )
+                    if report_every < float("inf"):
+                        await print_table_stats(conn, schema)
                 finally:
                     await conn.close()
     finally:
@@ -456,6 +477,26 @@ async def consumer_throughput(
     }
 
 
+async def print_table_stats(conn: asyncpg.Connection, schema: str) -> None:
+    """Sizes, row versions and vacuums of the norms tables after the replay."""
+    await conn.execute("SELECT pg_stat_force_next_flush()")
+    rows = await conn.fetch(
+        """SELECT relname, n_live_tup, n_dead_tup, n_tup_ins, n_tup_upd, n_tup_hot_upd,
+                  n_tup_del, autovacuum_count, autoanalyze_count,
+                  pg_size_pretty(pg_table_size(relid)) AS heap,
+                  pg_size_pretty(pg_indexes_size(relid)) AS indexes
+           FROM pg_stat_user_tables WHERE schemaname = $1 ORDER BY relname""",
+        schema,
+    )
+    for r in rows:
+        print(
+            f"    {r['relname']:<20} live {r['n_live_tup']:>9,} dead {r['n_dead_tup']:>8,} "
+            f"ins {r['n_tup_ins']:>9,} upd {r['n_tup_upd']:>9,} (HOT {r['n_tup_hot_upd']:>7,}) "
+            f"del {r['n_tup_del']:>9,} autovacuum {r['autovacuum_count']} "
+            f"heap {r['heap']} indexes {r['indexes']}"
+        )
+
+
 async def processed_so_far(client: httpx.AsyncClient) -> float:
     for line in (await client.get("/metrics")).text.splitlines():
         if line.startswith("servicepuls_norms_events_processed_total"):
@@ -475,6 +516,13 @@ async def main(argv: list[str] | None = None) -> int:
         "--split",
         action="store_true",
         help="consumer alone in its process; scheduler and relay in a second one",
+    )
+    parser.add_argument(
+        "--report-every",
+        type=float,
+        default=float("inf"),
+        metavar="SECONDS",
+        help="print the rate per interval while consuming, and table statistics at the end",
     )
     parser.add_argument(
         "--profile", type=Path, help="py-spy the consumer process while it consumes (raw stacks)"
@@ -501,7 +549,13 @@ async def main(argv: list[str] | None = None) -> int:
             f"database, event-time clock; {mode})",
             flush=True,
         )
-        tp = await consumer_throughput(config, args.events, split=args.split, profile=args.profile)
+        tp = await consumer_throughput(
+            config,
+            args.events,
+            split=args.split,
+            profile=args.profile,
+            report_every=args.report_every,
+        )
         print(f"   raw aiokafka read + parse: {tp['raw_rate']:,.0f} events/s (baseline)")
         print(
             f"   norms consumer:            {tp['norms_rate']:,.0f} events/s "
@@ -522,7 +576,7 @@ async def main(argv: list[str] | None = None) -> int:
         )
         print(
             f"   consumed in {tp['elapsed']:.1f} s; every outcome taken by then published after "
-            f"{tp['drained']:.1f} s; {tp['final_outcomes']:,} clocks with a final outcome"
+            f"{tp['drained']:.1f} s; {tp['final_outcomes']:,} clocks had a final outcome by then"
         )
         print(
             f"3. one year of a large municipality (3,000,000 events) at this rate: "

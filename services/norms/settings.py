@@ -38,9 +38,11 @@ class NormsSettings(BaseSettings):
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     max_batch: int = Field(default=2000, ge=1, le=50_000)
     batch_timeout_ms: int = Field(default=50, ge=1, le=10_000)
-    # Intake events per PostgreSQL transaction: a consumed batch is applied in transactions of
-    # this size, each prepared while the one before is being applied.
-    commit_batch: int = Field(default=1000, ge=1, le=50_000)
+    # Intake events per PostgreSQL transaction: a consumed batch larger than this is applied in
+    # transactions of this size, each prepared while the one before is being applied. Measured
+    # on the 2-core development machine, 1 000 was slower than 5 000 (more statements per event,
+    # and PostgreSQL shares its core): see docs/benchmarks.md, "Norms".
+    commit_batch: int = Field(default=5000, ge=1, le=50_000)
     # Scheduler: how often it looks for due warnings and breaches, and how many per transaction.
     scheduler_interval_seconds: float = Field(default=0.1, gt=0)
     scheduler_batch: int = Field(default=2000, ge=1)
