@@ -46,10 +46,9 @@ from tests.integration.norms.support import (
     event,
     free_ports,
     private_config,
-    private_topics,
     service_env,
 )
-from tests.support.kafka import BOOTSTRAP
+from tests.support.kafka import BOOTSTRAP, private_topics
 from tests.support.services import running_service
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import shutil
 import socket
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,7 +12,6 @@ from typing import Any
 import asyncpg
 import yaml
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from schemas.envelope import Envelope, decode, new_event
 from schemas.events import EventData
@@ -85,22 +82,6 @@ async def fetchval(query: str, *args: Any) -> Any:
         return await conn.fetchval(query, *args)
     finally:
         await conn.close()
-
-
-@asynccontextmanager
-async def private_topics(*names: str, partitions: int = 6) -> AsyncIterator[None]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in names]
-        )
-        yield
-    finally:
-        try:
-            await admin.delete_topics(list(names))
-        finally:
-            await admin.close()
 
 
 async def read_all(topic: str, *, quiet_seconds: float = 2.0) -> list[Any]:

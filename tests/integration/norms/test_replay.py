@@ -42,11 +42,10 @@ from tests.integration.norms.support import (
     free_ports,
     new_schema,
     private_config,
-    private_topics,
     read_all,
     service_env,
 )
-from tests.support.kafka import BOOTSTRAP
+from tests.support.kafka import BOOTSTRAP, private_topics
 from tests.support.services import running_service
 
 pytestmark = pytest.mark.integration
