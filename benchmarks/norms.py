@@ -32,7 +32,7 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from schemas.common import Channel, Direction
+from schemas.common import Channel
 from schemas.envelope import KafkaRecord, decode, encode
 from schemas.events import CaseClosed, CaseOpened, CaseOutcome, ContactCompleted, ContactReceived
 from services.common.kafka import durable_producer, send_records
@@ -43,6 +43,7 @@ from tests.integration.norms.support import (
     MUNICIPALITY,
     SOURCE,
     drop_schema,
+    email_answer,
     event,
     free_ports,
     private_config,
@@ -232,14 +233,7 @@ def traffic(count: int, rng: random.Random) -> Iterator[tuple[datetime, Any]]:
             mail = f"E-{uuid.uuid4()}"
             first = ContactReceived(contact_id=mail, channel=Channel.EMAIL, topic="afval")
             answer = t + timedelta(hours=rng.uniform(1, 96))
-            reply = ContactCompleted(
-                contact_id=f"E-{uuid.uuid4()}",
-                channel=Channel.EMAIL,
-                direction=Direction.OUTBOUND,
-                topic="afval",
-                started_at=answer,
-                in_reply_to=mail,
-            )
+            reply = email_answer(mail, answer)
             heapq.heappush(follow_ups, (answer, seq := seq + 1, reply))
         else:
             case = f"Z-{uuid.uuid4()}"

@@ -13,8 +13,9 @@ import asyncpg
 import yaml
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from schemas.common import Channel, Direction
 from schemas.envelope import Envelope, decode, new_event
-from schemas.events import EventData
+from schemas.events import ContactCompleted, EventData
 from services.common.settings import InfraSettings
 from tests.support.kafka import BOOTSTRAP
 
@@ -124,3 +125,15 @@ def free_ports(count: int) -> list[int]:
 
 def new_schema(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+def email_answer(mail_id: str, at: datetime) -> ContactCompleted:
+    """The outbound e-mail that answers `mail_id` (stops its "answered within" clock)."""
+    return ContactCompleted(
+        contact_id=f"E-{uuid.uuid4()}",
+        channel=Channel.EMAIL,
+        direction=Direction.OUTBOUND,
+        topic="afval",
+        started_at=at,
+        in_reply_to=mail_id,
+    )

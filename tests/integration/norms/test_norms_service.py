@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from schemas.common import Channel, Direction
+from schemas.common import Channel
 from schemas.events import (
     TOPICS,
     CaseClosed,
@@ -32,6 +32,7 @@ from schemas.events import (
 from services.common.kafka import durable_producer, publish
 from tests.integration.norms.support import (
     drop_schema,
+    email_answer,
     event,
     fetchval,
     free_ports,
@@ -113,17 +114,7 @@ async def test_intake_events_produce_norm_events_and_a_breach_while_the_case_is_
             intake,
             event(CaseOpened(case_id=case_id, case_type="test-snel", channel=Channel.WEBFORM), now),
             event(ContactReceived(contact_id=mail_id, channel=Channel.EMAIL, topic="afval"), now),
-            event(
-                ContactCompleted(
-                    contact_id=f"E-{uuid.uuid4()}",
-                    channel=Channel.EMAIL,
-                    direction=Direction.OUTBOUND,
-                    topic="afval",
-                    started_at=now,
-                    in_reply_to=mail_id,
-                ),
-                now + timedelta(seconds=1),
-            ),
+            event(email_answer(mail_id, now), now + timedelta(seconds=1)),
         )
         [started] = await tail.wait_for(of(version, quick, "clock_started"), timeout=30)
         [breached] = await tail.wait_for(of(version, quick, "breached"), timeout=30)

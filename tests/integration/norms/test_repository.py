@@ -12,8 +12,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from schemas.common import Channel, Direction
-from schemas.events import ContactCompleted, ContactReceived
+from schemas.common import Channel
+from schemas.events import ContactReceived
 from services.common.migrations import migrate
 from services.norms.adapters.repository import ClockRepository
 from services.norms.app import MIGRATIONS
@@ -22,6 +22,7 @@ from services.norms.domain.catalog import NormCatalog
 from tests.integration.norms.support import (
     DATABASE_URL,
     drop_schema,
+    email_answer,
     event,
     new_schema,
     private_config,
@@ -49,8 +50,13 @@ async def pool() -> AsyncIterator[tuple[asyncpg.Pool, str]]:
         await drop_schema(schema)
 
 
-def repository(pool: asyncpg.Pool, schema: str, catalogs: dict[str, NormCatalog]) -> Any:
-    return ClockRepository(
+def repository(
+    pool: asyncpg.Pool,
+    schema: str,
+    catalogs: dict[str, NormCatalog],
+    kind: type[ClockRepository] = ClockRepository,
+) -> Any:
+    return kind(
         pool,
         schema,
         catalogs,
@@ -65,17 +71,7 @@ def repository(pool: asyncpg.Pool, schema: str, catalogs: dict[str, NormCatalog]
 def mail_and_answer(mail_id: str, at: datetime) -> tuple[Any, Any]:
     received = event(ContactReceived(contact_id=mail_id, channel=Channel.EMAIL, topic="afval"), at)
     answer = at + timedelta(hours=1)
-    answered = event(
-        ContactCompleted(
-            contact_id=f"E-{uuid.uuid4()}",
-            channel=Channel.EMAIL,
-            direction=Direction.OUTBOUND,
-            topic="afval",
-            started_at=answer,
-            in_reply_to=mail_id,
-        ),
-        answer,
-    )
+    answered = event(email_answer(mail_id, answer), answer)
     return received, answered
 
 
@@ -123,16 +119,7 @@ async def test_a_clock_created_meanwhile_by_another_replica_is_applied_to_not_ov
                 await other.apply_batch([(1, received)])
             return found
 
-    racing = RacingRepository(
-        db,
-        schema,
-        catalogs,
-        intake_topic="intake",
-        norms_topic="norms",
-        event_clock=False,
-        allowed_lateness_seconds=0,
-        idle_partition_seconds=10,
-    )
+    racing = repository(db, schema, catalogs, RacingRepository)
     result = await racing.apply_batch([(0, answered)])
     assert RacingRepository.raced == 1
     assert result.applied == 1
