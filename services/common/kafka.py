@@ -69,24 +69,27 @@ async def send_records(
     known = _partition_of_key
     if len(known) > PARTITION_MEMO_SIZE:
         known.clear()
-    only = topic
     for record in records:
-        topic = only or record.topic
-        partition = known.get((topic, record.key))
+        destination = topic or record.topic
+        partition = known.get((destination, record.key))
         if partition is None:
-            if topic not in partitions:
-                partitions[topic] = sorted(await producer.partitions_for(topic))
-            choices = partitions[topic]
+            if destination not in partitions:
+                partitions[destination] = sorted(await producer.partitions_for(destination))
+            choices = partitions[destination]
             partition = choices[(murmur2(record.key) & 0x7FFFFFFF) % len(choices)]
-            known[(topic, record.key)] = partition
-        by_partition.setdefault((topic, partition), []).append(record)
+            known[(destination, record.key)] = partition
+        by_partition.setdefault((destination, partition), []).append(record)
     pending: list[asyncio.Future[Any]] = []
-    for (topic, partition), group in by_partition.items():
+    for (destination, partition), group in by_partition.items():
         if len(group) < RECORD_BATCH_MIN:
             for r in group:
                 pending.append(
                     await producer.send(
-                        topic, value=r.value, key=r.key, headers=r.headers, partition=partition
+                        destination,
+                        value=r.value,
+                        key=r.key,
+                        headers=r.headers,
+                        partition=partition,
                     )
                 )
             continue
@@ -94,10 +97,10 @@ async def send_records(
         for r in group:
             if batch.append(timestamp=None, key=r.key, value=r.value, headers=r.headers) is None:
                 # full: send it, start the next one
-                pending.append(await producer.send_batch(batch, topic, partition=partition))
+                pending.append(await producer.send_batch(batch, destination, partition=partition))
                 batch = producer.create_batch()
                 batch.append(timestamp=None, key=r.key, value=r.value, headers=r.headers)
-        pending.append(await producer.send_batch(batch, topic, partition=partition))
+        pending.append(await producer.send_batch(batch, destination, partition=partition))
     if pending:
         await asyncio.gather(*pending)
 
