@@ -45,6 +45,23 @@ _YIELD_EVERY = 200
 _BREACHED = "nl.servicepuls.norm.breached.v1"
 
 
+async def read_to_end(consumer: Any, topic: str) -> dict[int, bool]:
+    """Per assigned partition of `topic`: whether the consumer's position has reached the end
+    of the partition (its high watermark, as the last fetch response told it) — nothing in
+    Kafka is left unread once the records handed out so far are applied. A partition not
+    fetched yet counts as not read to its end. (Event-time mode: only such a partition may
+    stop holding the watermark back.)"""
+    ends: dict[int, bool] = {}
+    for tp in consumer.assignment():
+        if tp.topic != topic:
+            continue
+        highwater = consumer.highwater(tp)
+        # A known high watermark means the partition was fetched, so its position is known too
+        # and `position` returns at once.
+        ends[tp.partition] = highwater is not None and await consumer.position(tp) >= highwater
+    return ends
+
+
 @dataclass
 class Runtime:
     pool: asyncpg.Pool | None = None
@@ -164,22 +181,33 @@ def bootstrap(
         records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
         repository = runtime.repository
         assert repository is not None
+        caught_up: dict[int, bool] = {}
+        last_record: dict[int, int] = {}  # partition → index of its last record in the batch
         if settings.clock == "event":
             assigned = {tp.partition for tp in msg.consumer.assignment()}
             if assigned - runtime.partitions:
                 await repository.register_partitions(sorted(assigned))
                 runtime.partitions = assigned
+            caught_up = await read_to_end(msg.consumer, settings.intake_topic)
+            for index, record in enumerate(records):
+                last_record[record.partition] = index
         step = settings.commit_batch
         pending: asyncio.Task[BatchResult] | None = None
         try:
             for start in range(0, len(records), step):
+                end = min(start + step, len(records))
                 events: list[tuple[int, Envelope[Any]]] = []
-                for part in range(start, min(start + step, len(records)), _YIELD_EVERY):
-                    events += decoded(records[part : min(part + _YIELD_EVERY, start + step)])
+                for part in range(start, end, _YIELD_EVERY):
+                    events += decoded(records[part : min(part + _YIELD_EVERY, end)])
                     await asyncio.sleep(0)  # let the transaction in flight go on
-                if not events:
-                    continue
-                prepared = repository.prepare(events)
+                if not events and end < len(records):
+                    continue  # (the last transaction reports the partitions' ends regardless)
+                # A partition with records in a later transaction of this batch is not read to
+                # its end until that one is applied.
+                prepared = repository.prepare(
+                    events,
+                    {p: read and last_record.get(p, -1) < end for p, read in caught_up.items()},
+                )
                 if prepared.ahead_of_wall:
                     log.warning(
                         "events dated beyond the wall clock's tolerance do not move the watermark",

@@ -23,8 +23,9 @@ class NormsSettings(BaseSettings):
     # Event-time mode: how far behind the watermark an event may arrive and still be applied
     # before any decision it could change is taken.
     allowed_lateness_seconds: float = Field(default=300.0, ge=0)
-    # Event-time mode: a partition without records for this long no longer holds the watermark
-    # back (otherwise one quiet partition would stop every clock).
+    # Event-time mode: a partition read to its end by the consumer and without records for this
+    # long no longer holds the watermark back (otherwise one quiet partition would stop every
+    # clock). One with unread records in Kafka holds it back however long it is not delivered.
     idle_partition_seconds: float = Field(default=10.0, gt=0)
     # Event-time mode: an event may move the watermark to at most the wall clock plus this; an
     # event further ahead is applied to its clocks but does not move "now" (one event dated

@@ -76,6 +76,9 @@ class PreparedBatch:
     progress: dict[int, int]  # partition → highest event time in the batch
     plan: Plan  # of every distinct event; planned again if some were applied before
     ahead_of_wall: int = 0  # events too far ahead of the wall clock to move the watermark
+    # partition → whether the consumer has read it to its end once this batch is applied (as
+    # the consumer reported it; partitions it did not report keep what was stored).
+    caught_up: dict[int, bool] = field(default_factory=dict)
 
 
 class ClockRepository:
@@ -116,13 +119,20 @@ class ClockRepository:
         return await self.watermark(conn)
 
     async def watermark(self, conn: asyncpg.Connection) -> int | None:
+        """min over the intake partitions of their highest event time, minus the allowed
+        lateness. A partition stops holding it back only when it is idle: read to its end by
+        the consumer (`caught_up_since`) and without records, both for the idle time. A
+        partition that is merely absent from the recent batches (a replay, a backlog, a slow
+        consumer) still has unread events, and decisions must wait for them."""
         row = await conn.fetchrow(
             f"""
-            SELECT bool_or(max_event_time IS NULL AND active) AS blocked,
-                   min(max_event_time) FILTER (WHERE active) AS active_min,
+            SELECT bool_or(max_event_time IS NULL AND NOT idle) AS blocked,
+                   min(max_event_time) FILTER (WHERE NOT idle) AS active_min,
                    max(max_event_time) AS overall
             FROM (SELECT max_event_time,
-                         updated_at > now() - make_interval(secs => $2) AS active
+                         COALESCE(caught_up_since <= now() - make_interval(secs => $2)
+                                  AND updated_at <= now() - make_interval(secs => $2),
+                                  false) AS idle
                   FROM {self.s}.partition_progress WHERE topic = $1) AS p
             """,
             self.intake_topic,
@@ -134,7 +144,8 @@ class ClockRepository:
         return None if highest is None else to_us(highest) - self.lateness_us
 
     async def register_partitions(self, partitions: list[int]) -> None:
-        """Assigned partitions hold the watermark back until they delivered (or went idle)."""
+        """Assigned partitions hold the watermark back until they delivered (or were read to
+        their end and stayed quiet for the idle time)."""
         async with self.pool.acquire() as conn:
             await conn.execute(
                 f"""INSERT INTO {self.s}.partition_progress (topic, partition)
@@ -145,13 +156,22 @@ class ClockRepository:
 
     # ---- consumer ------------------------------------------------------------------------
 
-    async def apply_batch(self, events: list[tuple[int, Envelope[Any]]]) -> BatchResult:
+    async def apply_batch(
+        self,
+        events: list[tuple[int, Envelope[Any]]],
+        caught_up: dict[int, bool] | None = None,
+    ) -> BatchResult:
         """Apply consumed intake events (with their partition) in one transaction."""
-        return await self.commit(self.prepare(events))
+        return await self.commit(self.prepare(events, caught_up))
 
-    def prepare(self, events: list[tuple[int, Envelope[Any]]]) -> PreparedBatch:
+    def prepare(
+        self,
+        events: list[tuple[int, Envelope[Any]]],
+        caught_up: dict[int, bool] | None = None,
+    ) -> PreparedBatch:
         """What a batch asks, worked out before its transaction (no I/O): the consumer prepares
-        the next batch while PostgreSQL applies the previous one."""
+        the next batch while PostgreSQL applies the previous one. `caught_up`: per partition,
+        whether the consumer will have read it to its end once these events are applied."""
         by_key: dict[str, tuple[int, Envelope[Any]]] = {}
         for partition, event in events:
             by_key.setdefault(event.dedupe_key, (partition, event))
@@ -170,7 +190,7 @@ class ClockRepository:
             if at > progress.get(partition, -(1 << 62)):
                 progress[partition] = at
         plan = plan_events([event for _, event in by_key.values()], self.catalogs)
-        return PreparedBatch(len(events), by_key, progress, plan, ahead)
+        return PreparedBatch(len(events), by_key, progress, plan, ahead, dict(caught_up or {}))
 
     async def commit(self, batch: PreparedBatch) -> BatchResult:
         """Apply a prepared batch in one transaction (again, if another replica created one of
@@ -209,6 +229,21 @@ class ClockRepository:
                     self.intake_topic,
                     list(progress),
                     [from_us(v) for v in progress.values()],
+                )
+            if batch.caught_up and self.event_clock:
+                # Since when each partition has been read to its end (kept while it stays so).
+                reported = sorted(batch.caught_up)
+                await conn.execute(
+                    f"""INSERT INTO {self.s}.partition_progress AS p
+                            (topic, partition, caught_up_since)
+                        SELECT $1, u.partition, CASE WHEN u.caught THEN now() END
+                        FROM unnest($2::int[], $3::bool[]) AS u(partition, caught)
+                        ON CONFLICT (topic, partition) DO UPDATE SET caught_up_since =
+                          CASE WHEN EXCLUDED.caught_up_since IS NOT NULL
+                               THEN COALESCE(p.caught_up_since, EXCLUDED.caught_up_since) END""",
+                    self.intake_topic,
+                    reported,
+                    [batch.caught_up[p] for p in reported],
                 )
             plan = batch.plan
             if len(fresh_keys) < len(by_key):  # redelivered: plan only what is new

@@ -17,6 +17,8 @@ from schemas.common import Channel, Direction
 from schemas.envelope import Envelope, decode, new_event
 from schemas.events import ContactCompleted, EventData
 from services.common.settings import InfraSettings
+from services.norms.adapters.repository import ClockRepository
+from services.norms.domain.catalog import NormCatalog
 from tests.support.kafka import BOOTSTRAP
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -137,3 +139,22 @@ def email_answer(mail_id: str, at: datetime) -> ContactCompleted:
         started_at=at,
         in_reply_to=mail_id,
     )
+
+
+def repository(
+    pool: asyncpg.Pool,
+    schema: str,
+    catalogs: dict[str, NormCatalog],
+    kind: type[ClockRepository] = ClockRepository,
+    **settings: Any,
+) -> Any:
+    """A repository on a test's own schema (wall clock unless `event_clock=True` is given)."""
+    options: dict[str, Any] = {
+        "intake_topic": "intake",
+        "norms_topic": "norms",
+        "event_clock": False,
+        "allowed_lateness_seconds": 0,
+        "idle_partition_seconds": 10,
+    }
+    options.update(settings)
+    return kind(pool, schema, catalogs, **options)

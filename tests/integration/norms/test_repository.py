@@ -4,9 +4,7 @@ and a clock another replica creates meanwhile is not overwritten (the batch is a
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -14,58 +12,11 @@ import pytest
 
 from schemas.common import Channel
 from schemas.events import ContactReceived
-from services.common.migrations import migrate
 from services.norms.adapters.repository import ClockRepository
-from services.norms.app import MIGRATIONS
-from services.norms.config import load_catalogs
 from services.norms.domain.catalog import NormCatalog
-from tests.integration.norms.support import (
-    DATABASE_URL,
-    drop_schema,
-    email_answer,
-    event,
-    new_schema,
-    private_config,
-)
+from tests.integration.norms.support import email_answer, event, repository
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def catalogs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, NormCatalog]:
-    version = f"repo-{uuid.uuid4().hex[:6]}"
-    return load_catalogs(private_config(Path(tmp_path_factory.mktemp("norms")), version))
-
-
-@pytest.fixture
-async def pool() -> AsyncIterator[tuple[asyncpg.Pool, str]]:
-    schema = new_schema("norms_repo")
-    pool = await asyncpg.create_pool(DATABASE_URL, min_size=1, max_size=4)
-    try:
-        async with pool.acquire() as conn:
-            await migrate(conn, schema, MIGRATIONS)
-        yield pool, schema
-    finally:
-        await pool.close()
-        await drop_schema(schema)
-
-
-def repository(
-    pool: asyncpg.Pool,
-    schema: str,
-    catalogs: dict[str, NormCatalog],
-    kind: type[ClockRepository] = ClockRepository,
-) -> Any:
-    return kind(
-        pool,
-        schema,
-        catalogs,
-        intake_topic="intake",
-        norms_topic="norms",
-        event_clock=False,
-        allowed_lateness_seconds=0,
-        idle_partition_seconds=10,
-    )
 
 
 def mail_and_answer(mail_id: str, at: datetime) -> tuple[Any, Any]:
