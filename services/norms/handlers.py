@@ -450,9 +450,10 @@ def advance_clock(clock: StoredClock, catalog: NormCatalog, now: int | None) -> 
         update.started_at = decision.started_at
         update.due_at = decision.due_at
         if decision.kind in (DecisionKind.MET, DecisionKind.MISSED, DecisionKind.CANCELLED):
+            # The latest final outcome; a restarted clock (next cycle) has its next decision
+            # in `upcoming`.
             update.outcome = decision.kind.value
             update.stopped_at = decision.stopped_at
-            update.next_decision_at = None
     return update
 
 

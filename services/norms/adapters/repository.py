@@ -20,7 +20,7 @@ import orjson
 from schemas.envelope import Envelope
 from services.norms.domain.calendar import from_us, to_us
 from services.norms.domain.catalog import NormCatalog
-from services.norms.domain.clock import DecisionKind
+from services.norms.domain.clock import FINAL_KINDS, DecisionKind
 from services.norms.handlers import (
     ClockUpdate,
     Outcome,
@@ -30,12 +30,6 @@ from services.norms.handlers import (
     compliance_increments,
     plan_events,
 )
-
-_FINAL = {
-    "met": DecisionKind.MET,
-    "missed": DecisionKind.MISSED,
-    "cancelled": DecisionKind.CANCELLED,
-}
 
 
 def _ts(instant: int | None) -> datetime | None:
@@ -309,10 +303,8 @@ class ClockRepository:
                 result.decisions.append((clock.municipality, clock.norm_id, kind))
                 if kind is DecisionKind.WARNING or kind is DecisionKind.BREACHED:
                     result.decision_times.append(outcome.at)
-            if update.outcome is not None and update.stopped_at is not None:
-                outcomes.append(
-                    (clock.municipality, clock.norm_id, update.stopped_at, _FINAL[update.outcome])
-                )
+                elif kind in FINAL_KINDS:  # one per cycle: a restarted clock counts again
+                    outcomes.append((clock.municipality, clock.norm_id, outcome.at, kind))
         # One JSON document of rows ([id, taken, next, version, outcome, started, due,
         # stopped, transitions(, municipality, norm, subject)], instants in microseconds):
         # encoding 5 000 rows as PostgreSQL arrays costs the consumer more than the statement

@@ -276,12 +276,15 @@ class NormDefinition(_Strict):
     extend: list[Selector] = Field(default_factory=list)
     stop: list[Selector] = Field(default_factory=list)
     cancel: list[Selector] = Field(default_factory=list)
+    # Events that begin a new cycle of a clock whose cycle ended (a reopened case): counted
+    # afresh, with outcomes of its own; the earlier cycle's outcome stays.
+    restart: list[Selector] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _coherent(self) -> NormDefinition:
         if self.judge is not None:
-            if self.start or self.stop:
-                raise ValueError("an instant norm (judge) has no start/stop rules")
+            if self.start or self.stop or self.restart:
+                raise ValueError("an instant norm (judge) has no start/stop/restart rules")
             if self.judge.type != "contact.completed":
                 raise ValueError("judge: instant norms are judged from contact.completed")
             if self.target.unit not in (DurationUnit.SECONDS, DurationUnit.MINUTES):
@@ -383,6 +386,7 @@ _PRECEDENCE = (
     TransitionKind.RESUME,
     TransitionKind.EXTEND,
     TransitionKind.START,
+    TransitionKind.RESTART,
 )
 
 

@@ -15,6 +15,11 @@ Day-granular terms (working days, calendar days, weeks) follow Dutch legal pract
 - the term ends at the end of its last day; a legal term ending on a Saturday, Sunday or
   general holiday ends at the end of the next working day (Algemene termijnenwet art. 1);
 - an extension (Awb 4:14, Awb 9:11 lid 2) counts only if given before the term expired.
+
+A clock runs in cycles. The first start begins cycle 1; a stop or cancel ends a cycle with its
+final outcome. A restart (a case reopened after it was closed) after the end begins the next
+cycle, counted afresh from the restart, with decisions of its own; the earlier cycles' decisions
+stay as they were. A restart while a cycle runs changes nothing (the case is still open).
 """
 
 from __future__ import annotations
@@ -33,6 +38,9 @@ class TransitionKind(StrEnum):
     PAUSE = "pause"
     STOP = "stop"
     CANCEL = "cancel"
+    # Begins a new cycle of a clock whose cycle ended (a reopened case). Last in the order of
+    # ties, so a case closed and reopened at one instant ends its cycle and begins the next.
+    RESTART = "restart"
 
 
 # Ties at one instant: a clock is started before anything else happens to it, and a closing
@@ -106,15 +114,20 @@ class Decision(NamedTuple):
     threshold: str = ""
     stopped_at: int | None = None
     reason: str = ""
+    cycle: int = 1  # 1 from the start; one more for each restart after a final outcome
 
     @property
     def key(self) -> str:
-        """Identity of the decision within its clock: each is taken at most once."""
+        """Identity of the decision within its clock: each is taken at most once. Decisions of
+        cycle 1 keep their plain keys ("started", "warning:50%", "final"); later cycles' keys
+        are prefixed with the cycle ("2:started"). The outcome event's id is derived from it."""
         if self.kind is DecisionKind.WARNING:
-            return f"warning:{self.threshold}"
-        if self.kind in FINAL_KINDS:
-            return "final"
-        return self.kind.value
+            key = f"warning:{self.threshold}"
+        elif self.kind in FINAL_KINDS:
+            key = "final"
+        else:
+            key = self.kind.value
+        return key if self.cycle == 1 else f"{self.cycle}:{key}"
 
 
 @dataclass(slots=True)
@@ -134,6 +147,7 @@ class _State:
     # No decision is taken before the event being applied: a day-granular resumption counts
     # from the start of its day (Awb 4:15), but what it causes happens from its own instant.
     not_before: int = 0
+    cycle: int = 1
 
     def round_due(self, raw: int) -> int:
         rule = self.rule
@@ -171,6 +185,7 @@ class _State:
             target=self.target,
             elapsed=self.elapsed_at(at),
             paused=self.paused_at(at),
+            cycle=self.cycle,
             **extra,  # type: ignore[arg-type]
         )
 
@@ -211,6 +226,15 @@ class _State:
         out[since:] = sorted(out[since:], key=lambda d: (d.at, d.kind != DecisionKind.WARNING))
 
 
+def _begin(rule: ClockRule, start: Transition, cycle: int, out: list[Decision]) -> _State:
+    """A cycle of the clock, begun by `start` (a start, or a restart after a final outcome)."""
+    origin = rule.calendar.start_of_next_day(start.at) if rule.day_granular else start.at
+    state = _State(rule=rule, started_at=start.at, cursor=origin, target=rule.target, cycle=cycle)
+    state.due = state.compute_due(origin)
+    out.append(state.decision(DecisionKind.STARTED, start.at))
+    return state
+
+
 def timeline(rule: ClockRule, transitions: list[Transition]) -> list[Decision]:
     """Every decision of the clock, in order of their instants (see the module docstring)."""
     ordered = sorted(transitions, key=Transition.sort_key)
@@ -218,20 +242,25 @@ def timeline(rule: ClockRule, transitions: list[Transition]) -> list[Decision]:
     if start is None:
         return []
     calendar = rule.calendar
-    origin = calendar.start_of_next_day(start.at) if rule.day_granular else start.at
-    state = _State(rule=rule, started_at=start.at, cursor=origin, target=rule.target)
-    state.due = state.compute_due(origin)
-    out: list[Decision] = [state.decision(DecisionKind.STARTED, start.at)]
+    out: list[Decision] = []
+    cycle = 1
+    running: _State | None = _begin(rule, start, cycle, out)
     for transition in ordered:
         if transition.at < start.at or transition is start:
             continue
+        kind = transition.kind
+        if running is None:  # between cycles: only a restart begins the next one
+            if kind is TransitionKind.RESTART:
+                cycle += 1
+                running = _begin(rule, transition, cycle, out)
+            continue
+        state = running
         mark = len(out)
-        if transition.kind is TransitionKind.START:
+        if kind is TransitionKind.START or kind is TransitionKind.RESTART:
             continue  # the first start wins; a repeated start is the same clock
         state.run_until(transition.at, out)
         state.sort_warnings(out, mark)
         state.not_before = transition.at
-        kind = transition.kind
         if kind is TransitionKind.PAUSE:
             if state.running and state.pause_at is None:
                 state.pause_at = (
@@ -293,10 +322,11 @@ def timeline(rule: ClockRule, transitions: list[Transition]) -> list[Decision]:
             else:
                 final = DecisionKind.MISSED if state.breached else DecisionKind.MET
                 out.append(state.decision(final, transition.at, stopped_at=transition.at))
-            return out
-    mark = len(out)
-    state.run_until(None, out)
-    state.sort_warnings(out, mark)
+            running = None  # the cycle is over; a restart may begin the next
+    if running is not None:
+        mark = len(out)
+        running.run_until(None, out)
+        running.sort_warnings(out, mark)
     return out
 
 
@@ -332,16 +362,27 @@ def decisions_due(
     Strictly before `now`: an event at exactly a decision's instant can still change it (a stop
     at the due instant is met), and every event at or after the watermark may still arrive.
 
-    Each decision is taken once (`taken` holds their keys). After the final decision nothing
-    more is taken: late events beyond the allowed lateness cannot reopen a finished clock.
+    Each decision is taken once (`taken` holds their keys). After a cycle's final decision
+    nothing more of that cycle is taken: late events beyond the allowed lateness cannot reopen
+    a finished cycle (only a restart begins a new one).
     """
-    if "final" in taken:
-        return [], None
+    finished = finished_cycles(taken)
     ready: list[Decision] = []
     for decision in decisions:
-        if decision.key in taken:
+        if decision.cycle in finished or decision.key in taken:
             continue
         if decision.at >= now:
             return ready, decision.at
         ready.append(decision)
     return ready, None
+
+
+def finished_cycles(taken: set[str]) -> set[int]:
+    """The cycles whose final decision was taken (keys "final", "2:final", …)."""
+    finished = set()
+    for key in taken:
+        if key == "final":
+            finished.add(1)
+        elif key.endswith(":final"):
+            finished.add(int(key.partition(":")[0]))
+    return finished

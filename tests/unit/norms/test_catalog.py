@@ -18,6 +18,7 @@ from schemas.events import (
     CaseExtended,
     CaseOpened,
     CaseOutcome,
+    CaseReopened,
     CaseSuspended,
     ContactCompleted,
     ContactReceived,
@@ -26,7 +27,7 @@ from schemas.events import (
 from services.common.config import ConfigError
 from services.norms.config import load_catalogs
 from services.norms.domain.calendar import DAY_US, US
-from services.norms.domain.catalog import Selector
+from services.norms.domain.catalog import NormDefinition, Selector
 from services.norms.domain.clock import TransitionKind
 
 CONFIG = Path(__file__).resolve().parents[3] / "deploy" / "config"
@@ -189,6 +190,32 @@ def test_case_rules_start_pause_extend_stop_and_cancel(catalog) -> None:  # type
         ("complaint_handled", 28 * DAY_US),
         ("decision_made", 28 * DAY_US),
     }
+
+
+def test_a_reopened_report_or_complaint_restarts_its_handling_term(catalog) -> None:  # type: ignore[no-untyped-def]
+    def restarted(case_type: str) -> set[tuple[str, TransitionKind]]:
+        reopened = CaseReopened(case_id="z-9", case_type=case_type)
+        return {(m.norm.id, m.kind) for m in catalog.match(CaseReopened.event_type, reopened)}
+
+    # The first reaction to a report was given; only its resolution is promised again.
+    assert restarted("melding-openbare-ruimte") == {("report_resolved", TransitionKind.RESTART)}
+    assert restarted("klacht") == {("complaint_handled", TransitionKind.RESTART)}
+    # A decision on an application is not taken again by reopening the case.
+    assert restarted("omgevingsvergunning") == set()
+
+
+def test_an_instant_norm_cannot_restart() -> None:
+    with pytest.raises(ValueError, match="restart"):
+        NormDefinition.model_validate(
+            {
+                "id": "phone",
+                "name": {"nl": "Telefoon", "en": "Phone"},
+                "target": {"amount": 30, "unit": "seconds"},
+                "compliance_goal": 0.8,
+                "judge": {"type": "contact.completed", "channel": ["phone"]},
+                "restart": [{"type": "case.reopened"}],
+            }
+        )
 
 
 selectors = st.builds(

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from services.norms.domain.calendar import DAY_US, US, BusinessCalendar, Measure, from_us, to_us
 from services.norms.domain.clock import (
+    FINAL_KINDS,
     ClockRule,
     Decision,
     DecisionKind,
@@ -39,13 +40,14 @@ def t(kind: TransitionKind, when: str, key: str = "", **extra: object) -> Transi
     return Transition(at=at(when), kind=kind, event_key=key or f"{kind}-{when}", **extra)  # type: ignore[arg-type]
 
 
-START, PAUSE, RESUME, EXTEND, STOP, CANCEL = (
+START, PAUSE, RESUME, EXTEND, STOP, CANCEL, RESTART = (
     TransitionKind.START,
     TransitionKind.PAUSE,
     TransitionKind.RESUME,
     TransitionKind.EXTEND,
     TransitionKind.STOP,
     TransitionKind.CANCEL,
+    TransitionKind.RESTART,
 )
 
 EMAIL = ClockRule(
@@ -84,6 +86,10 @@ def kinds(decisions: list[Decision]) -> list[str]:
     return [
         f"{d.kind.value}{':' + d.threshold if d.threshold else ''}@{local(d.at)}" for d in decisions
     ]
+
+
+def keys(decisions: list[Decision]) -> list[str]:
+    return [d.key for d in decisions]
 
 
 def test_email_answered_in_time_is_met_with_warnings_before() -> None:
@@ -246,6 +252,92 @@ def test_decisions_due_takes_each_decision_once_and_nothing_after_the_final() ->
     assert decisions_due(decisions, {"final"}, at("2030-01-01T00:00")) == ([], None)
 
 
+def test_a_reopened_case_gets_a_fresh_cycle_and_the_first_keeps_its_outcome() -> None:
+    first = [t(START, "2026-03-02T10:00"), t(STOP, "2026-03-03T10:00")]
+    reopened = [*first, t(RESTART, "2026-03-05T09:00"), t(STOP, "2026-03-10T15:00")]
+    decisions = timeline(EMAIL, reopened)
+    # Cycle 1 is exactly what it was without the reopening.
+    assert decisions[:2] == timeline(EMAIL, first)
+    assert kinds(decisions) == [
+        "started@2026-03-02 10:00",
+        "met@2026-03-03 10:00",
+        # Cycle 2 counts afresh from the reopening: Friday and Monday, due at Tuesday 00:00.
+        "started@2026-03-05 09:00",
+        "warning:50%@2026-03-07 00:00",
+        "warning:75%@2026-03-09 12:00",
+        "breached@2026-03-10 00:00",
+        "missed@2026-03-10 15:00",
+    ]
+    assert keys(decisions) == [
+        "started",
+        "final",
+        "2:started",
+        "2:warning:50%",
+        "2:warning:75%",
+        "2:breached",
+        "2:final",
+    ]
+    second = decisions[2:]
+    assert {d.cycle for d in second} == {2}
+    assert second[0].started_at == at("2026-03-05T09:00") and second[0].elapsed == 0
+    assert local(second[-1].due_at) == "2026-03-10 00:00"
+
+
+def test_only_a_restart_after_the_end_begins_a_cycle() -> None:
+    running = [t(START, "2026-03-02T10:00"), t(RESTART, "2026-03-02T15:00")]
+    assert timeline(EMAIL, running) == timeline(EMAIL, running[:1])  # still open: same clock
+    assert timeline(EMAIL, [t(RESTART, "2026-03-02T15:00")]) == []  # nothing began
+    # A start after the end (a repeated "opened") is no restart.
+    ended = [t(START, "2026-03-02T10:00"), t(STOP, "2026-03-03T10:00")]
+    assert timeline(EMAIL, [*ended, t(START, "2026-03-04T10:00")]) == timeline(EMAIL, ended)
+    # Closed and reopened at one instant: the cycle ends, the next begins.
+    same = timeline(EMAIL, [*ended, t(RESTART, "2026-03-03T10:00")])
+    assert keys(same)[:3] == ["started", "final", "2:started"]
+    # A cancelled cycle, a stray stop between cycles, then two reopenings.
+    cycles = timeline(
+        EMAIL,
+        [
+            t(START, "2026-03-02T10:00"),
+            t(CANCEL, "2026-03-02T11:00", reason="withdrawn"),
+            t(STOP, "2026-03-02T12:00"),
+            t(RESTART, "2026-03-02T13:00"),
+            t(STOP, "2026-03-02T14:00"),
+            t(RESTART, "2026-03-02T15:00"),
+            t(RESTART, "2026-03-02T16:00"),
+            t(CANCEL, "2026-03-02T17:00"),
+        ],
+    )
+    assert keys(cycles) == ["started", "final", "2:started", "2:final", "3:started", "3:final"]
+    assert [d.kind for d in cycles if d.kind in FINAL_KINDS] == [
+        DecisionKind.CANCELLED,
+        DecisionKind.MET,
+        DecisionKind.CANCELLED,
+    ]
+
+
+def test_decisions_due_takes_a_new_cycle_after_a_final_but_nothing_more_of_an_ended_one() -> None:
+    history = [
+        t(START, "2026-03-02T10:00"),
+        t(STOP, "2026-03-03T10:00"),
+        t(RESTART, "2026-03-05T09:00"),
+    ]
+    decisions = timeline(EMAIL, history)
+    ready, upcoming = decisions_due(decisions, {"started", "final"}, at("2026-03-06T00:00"))
+    assert keys(ready) == ["2:started"]
+    assert upcoming == at("2026-03-07T00:00")
+    # Cycle 1 has warnings its final was taken without (a late event changed it, beyond the
+    # allowed lateness): nothing more of cycle 1 is taken, cycle 2 goes on.
+    changed = timeline(EMAIL, [history[0], t(STOP, "2026-03-04T15:00"), history[2]])
+    assert "warning:50%" in keys(changed)
+    ready, _ = decisions_due(changed, {"started", "final"}, at("2026-03-06T00:00"))
+    assert keys(ready) == ["2:started"]
+    ready, _ = decisions_due(decisions, {"started"}, at("2026-03-06T00:00"))
+    assert keys(ready) == ["final", "2:started"]
+    assert decisions_due(
+        decisions, {"started", "final", "2:started", "2:final"}, at("2030-01-01T00:00")
+    ) == ([], None)
+
+
 # ---- properties -----------------------------------------------------------------------------
 
 RULES = [EMAIL, DECISION, COMPLAINT, SOCIAL]
@@ -259,7 +351,7 @@ def histories(draw: st.DrawFn) -> tuple[ClockRule, list[Transition]]:
     start = draw(begin)
     transitions = [Transition(start, START, "s")]
     for index in range(draw(st.integers(0, 6))):
-        kind = draw(st.sampled_from([PAUSE, RESUME, EXTEND, STOP, CANCEL, START]))
+        kind = draw(st.sampled_from([PAUSE, RESUME, EXTEND, STOP, CANCEL, START, RESTART]))
         transitions.append(
             Transition(
                 start + draw(offset),
@@ -280,11 +372,13 @@ def test_timeline_is_sorted_never_negative_and_independent_of_order(
     decisions = timeline(rule, transitions)
     assert decisions[0].kind is DecisionKind.STARTED
     assert [d.at for d in decisions] == sorted(d.at for d in decisions)
-    previous = 0
+    previous = (1, 0)
     for d in decisions:
         assert d.elapsed >= 0 and d.paused >= 0
-        assert d.elapsed >= previous  # business time only grows
-        previous = d.elapsed
+        assert d.cycle >= previous[0]
+        if d.cycle == previous[0]:
+            assert d.elapsed >= previous[1]  # business time only grows within a cycle
+        previous = (d.cycle, d.elapsed)
         assert d.due_at >= d.started_at
     assert len({d.key for d in decisions}) == len(decisions)
     shuffled = transitions[:]

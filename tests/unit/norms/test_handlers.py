@@ -22,6 +22,7 @@ from schemas.events import (
     CaseExtended,
     CaseOpened,
     CaseOutcome,
+    CaseReopened,
     CaseResponded,
     CaseResumed,
     CaseSuspended,
@@ -33,12 +34,14 @@ from schemas.events import (
 from services.norms.config import load_catalogs
 from services.norms.domain.calendar import DAY_US, to_us
 from services.norms.domain.catalog import NormCatalog
+from services.norms.domain.clock import FINAL_KINDS as FINAL
 from services.norms.domain.clock import DecisionKind, timeline
 from services.norms.handlers import (
     SOURCE,
     Outcome,
     StoredClock,
     advance_clock,
+    compliance_increments,
     outcome_id,
     plan_events,
 )
@@ -172,12 +175,20 @@ def history(rng: random.Random) -> list[Envelope[Any]]:
             )
         if rng.random() < 0.85:
             outcome = rng.choice([CaseOutcome.RESOLVED, CaseOutcome.GRANTED, CaseOutcome.WITHDRAWN])
+            closed = start + rng.uniform(2, 24 * 80)
             events.append(
-                _event(
-                    CaseClosed(case_id=case, case_type=kind, outcome=outcome),
-                    at(start + rng.uniform(2, 24 * 80)),
-                )
+                _event(CaseClosed(case_id=case, case_type=kind, outcome=outcome), at(closed))
             )
+            if rng.random() < 0.3:  # reopened, and perhaps closed again
+                reopened = closed + rng.uniform(1, 24 * 10)
+                events.append(_event(CaseReopened(case_id=case, case_type=kind), at(reopened)))
+                if rng.random() < 0.7:
+                    events.append(
+                        _event(
+                            CaseClosed(case_id=case, case_type=kind, outcome=CaseOutcome.RESOLVED),
+                            at(reopened + rng.uniform(2, 24 * 30)),
+                        )
+                    )
     return events
 
 
@@ -200,6 +211,7 @@ def test_norm_events_are_framed_exactly_as_the_models_serialize_them(
     now = max(to_us(e.time) for e in events) + 200 * DAY_US
     outcomes = decide(events, catalog, now)
     assert {o.kind for o in outcomes} == set(DecisionKind)
+    cycles: dict[str, int] = {}  # clock → its cycle (a reopened case's clock has several)
     for outcome in outcomes:
         record = outcome.record()
         envelope = decode(record.headers, record.value)  # valid for the consumers' models
@@ -213,11 +225,17 @@ def test_norm_events_are_framed_exactly_as_the_models_serialize_them(
         )
         assert to_us(envelope.time) == outcome.at
         assert to_us(envelope.data.started_at) == outcome.started_at
+        clock = envelope.data.clock_id
+        if outcome.kind is DecisionKind.STARTED:
+            cycles[clock] = cycles.get(clock, 0) + 1
         key = "final" if outcome.kind in (DecisionKind.MET, DecisionKind.MISSED) else None
         if key or outcome.kind is DecisionKind.STARTED:
+            key = key or "started"
+            cycle = cycles.get(clock, 1)  # instant norms have no clock_started
             assert envelope.id == deterministic_id(
-                SOURCE, envelope.data.clock_id, envelope.data.norm_version, key or "started"
+                SOURCE, clock, envelope.data.norm_version, key if cycle == 1 else f"{cycle}:{key}"
             )
+    assert max(cycles.values()) > 1  # reopened cases were decided again
 
 
 def test_contacts_carry_their_channel_and_party_role(catalog: NormCatalog) -> None:
@@ -259,3 +277,72 @@ def test_a_remembered_timeline_is_the_timeline(catalog: NormCatalog) -> None:
 @given(st.text(min_size=1), st.text(min_size=1, max_size=40), st.text(min_size=1, max_size=40))
 def test_outcome_ids_are_the_shared_deterministic_ids(clock: str, version: str, key: str) -> None:
     assert outcome_id(clock, version, key) == deterministic_id(SOURCE, clock, version, key)
+
+
+def test_a_reopened_report_is_decided_again_and_its_first_outcome_stays(
+    catalog: NormCatalog,
+) -> None:
+    case = f"Z-{uuid.uuid4()}"
+    kind = "melding-openbare-ruimte"
+    cid = f"GM0383/report_resolved/{case}"
+    opened = _event(
+        CaseOpened(case_id=case, case_type=kind, channel=Channel.PUBLIC_SPACE_REPORT), BASE
+    )
+    resolved = _event(
+        CaseClosed(case_id=case, case_type=kind, outcome=CaseOutcome.RESOLVED),
+        BASE + timedelta(days=1),
+    )
+    reopen_at = BASE + timedelta(days=3)
+    reopened = _event(CaseReopened(case_id=case, case_type=kind, reason="niet-opgelost"), reopen_at)
+    closed_again = _event(
+        CaseClosed(case_id=case, case_type=kind, outcome=CaseOutcome.RESOLVED),
+        BASE + timedelta(days=30),
+    )
+    version = catalog.norms["report_resolved"].version
+    clock = StoredClock(cid, "GM0383", "report_resolved", case)
+
+    def apply(*events: Envelope[Any], now: datetime) -> list[Outcome]:
+        plan = plan_events(list(events), {catalog.municipality: catalog})
+        for transition, context in plan.transitions.get(cid, (None, []))[1]:
+            clock.add(transition, context)
+        update = advance_clock(clock, catalog, to_us(now))
+        clock.taken = update.taken
+        return update.events
+
+    first = apply(opened, resolved, now=BASE + timedelta(days=2))
+    assert [o.kind for o in first] == [DecisionKind.STARTED, DecisionKind.MET]
+    assert apply(now=BASE + timedelta(days=2, hours=1)) == []  # decided once
+
+    second = apply(reopened, now=reopen_at + timedelta(hours=1))
+    [started] = [o.envelope() for o in second]
+    assert started.id == outcome_id(cid, version, "2:started")
+    assert started.data.clock_id == cid  # the same clock, its second cycle
+    assert started.data.started_at == reopen_at
+    assert apply(reopened, now=reopen_at + timedelta(hours=2)) == []  # redelivered: nothing
+
+    rest = apply(closed_again, now=BASE + timedelta(days=31))
+    assert [o.kind for o in rest] == [
+        DecisionKind.WARNING,
+        DecisionKind.WARNING,
+        DecisionKind.BREACHED,
+        DecisionKind.MISSED,
+    ]
+    assert [o.envelope().id for o in rest] == [
+        outcome_id(cid, version, key)
+        for key in ("2:warning:50%", "2:warning:80%", "2:breached", "2:final")
+    ]
+    # The first cycle's outcome is what it was, as if the report had never been reopened.
+    alone = StoredClock(cid, "GM0383", "report_resolved", case)
+    for transition, context in plan_events([opened, resolved], {"GM0383": catalog}).transitions[
+        cid
+    ][1]:
+        alone.add(transition, context)
+    assert [o.record() for o in first] == [
+        o.record() for o in advance_clock(alone, catalog, to_us(BASE + timedelta(days=31))).events
+    ]
+    # Each cycle counts towards compliance.
+    finals = [(o.municipality, o.norm_id, o.at, o.kind) for o in first + rest if o.kind in FINAL]
+    assert [row[3:] for row in compliance_increments(finals, {"GM0383": catalog})] == [
+        (1, 0, 0),
+        (0, 1, 0),
+    ]
