@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import socket
+import time
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -158,3 +160,26 @@ def repository(
     }
     options.update(settings)
     return kind(pool, schema, catalogs, **options)
+
+
+async def wait_until_settled(
+    schema: str, timeout: float = 180, expect_clocks: bool = False
+) -> None:
+    """All clocks decided and every outcome relayed."""
+    deadline = time.monotonic() + timeout
+    while expect_clocks and not await fetchval(f'SELECT count(*) FROM "{schema}".clock'):
+        assert time.monotonic() < deadline, f"nothing consumed into {schema}"
+        await asyncio.sleep(0.5)
+    while True:
+        pending = await fetchval(
+            f'SELECT (SELECT count(*) FROM "{schema}".clock WHERE next_decision_at IS NOT NULL)'
+            f' + (SELECT count(*) FROM "{schema}".outbox)'
+        )
+        if pending == 0:
+            return
+        assert time.monotonic() < deadline, f"{pending} decisions still pending in {schema}"
+        await asyncio.sleep(0.5)
+
+
+def fingerprint(records: list[Any]) -> list[tuple[bytes, bytes, tuple[tuple[str, bytes], ...]]]:
+    return sorted((r.key, r.value, tuple(r.headers)) for r in records)

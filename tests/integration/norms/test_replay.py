@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 import uuid
+from collections import Counter
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -22,6 +22,7 @@ from schemas.events import (
     CaseExtended,
     CaseOpened,
     CaseOutcome,
+    CaseReopened,
     CaseResponded,
     CaseResumed,
     CaseSuspended,
@@ -38,12 +39,13 @@ from tests.integration.norms.support import (
     decoded,
     drop_schema,
     event,
-    fetchval,
+    fingerprint,
     free_ports,
     new_schema,
     private_config,
     read_all,
     service_env,
+    wait_until_settled,
 )
 from tests.support.kafka import BOOTSTRAP, private_topics
 from tests.support.services import running_service
@@ -84,7 +86,7 @@ def history(rng: random.Random) -> list[Any]:
                     at(answered),
                 )
             )
-    for _ in range(15):
+    for number in range(15):
         start = rng.uniform(0, 24 * 21)
         case = f"Z-{uuid.uuid4()}"
         kind = "melding-openbare-ruimte"
@@ -101,12 +103,9 @@ def history(rng: random.Random) -> list[Any]:
             )
         )
         outcome = rng.choice([CaseOutcome.RESOLVED, CaseOutcome.RESOLVED, CaseOutcome.WITHDRAWN])
-        events.append(
-            event(
-                CaseClosed(case_id=case, case_type=kind, outcome=outcome),
-                at(start + rng.uniform(24 * 6, 24 * 20)),
-            )
-        )
+        closed = start + rng.uniform(24 * 6, 24 * 20)
+        events.append(event(CaseClosed(case_id=case, case_type=kind, outcome=outcome), at(closed)))
+        reopen(events, case, kind, closed, rng, always=number == 0)
     for _ in range(15):
         start = rng.uniform(0, 24 * 21)
         case = f"Z-{uuid.uuid4()}"
@@ -141,12 +140,14 @@ def history(rng: random.Random) -> list[Any]:
                 )
             )
         if rng.random() < 0.8:
+            closed = start + rng.uniform(24 * 20, 24 * 70)
             events.append(
                 event(
                     CaseClosed(case_id=case, case_type=kind, outcome=CaseOutcome.GRANTED),
-                    at(start + rng.uniform(24 * 20, 24 * 70)),
+                    at(closed),
                 )
             )
+            reopen(events, case, kind, closed, rng)
     for _ in range(20):
         start = rng.uniform(0, 24 * 21)
         wait = rng.uniform(0, 90)
@@ -166,27 +167,29 @@ def history(rng: random.Random) -> list[Any]:
     return events
 
 
-async def wait_until_settled(
-    schema: str, timeout: float = 180, expect_clocks: bool = False
+def reopen(
+    events: list[Any],
+    case: str,
+    kind: str,
+    closed: float,
+    rng: random.Random,
+    *,
+    always: bool = False,
 ) -> None:
-    """All clocks decided and every outcome relayed."""
-    deadline = time.monotonic() + timeout
-    while expect_clocks and not await fetchval(f'SELECT count(*) FROM "{schema}".clock'):
-        assert time.monotonic() < deadline, f"nothing consumed into {schema}"
-        await asyncio.sleep(0.5)
-    while True:
-        pending = await fetchval(
-            f'SELECT (SELECT count(*) FROM "{schema}".clock WHERE next_decision_at IS NOT NULL)'
-            f' + (SELECT count(*) FROM "{schema}".outbox)'
+    """Now and then a closed case is reopened (a new cycle of the norms that restart), and
+    perhaps closed again."""
+    if rng.random() < 0.3 or always:
+        again = closed + rng.uniform(1, 24 * 5)
+        events.append(
+            event(CaseReopened(case_id=case, case_type=kind), BASE + timedelta(hours=again))
         )
-        if pending == 0:
-            return
-        assert time.monotonic() < deadline, f"{pending} decisions still pending in {schema}"
-        await asyncio.sleep(0.5)
-
-
-def fingerprint(records: list[Any]) -> list[tuple[bytes, bytes, tuple[tuple[str, bytes], ...]]]:
-    return sorted((r.key, r.value, tuple(r.headers)) for r in records)
+        if rng.random() < 0.6:
+            events.append(
+                event(
+                    CaseClosed(case_id=case, case_type=kind, outcome=CaseOutcome.RESOLVED),
+                    BASE + timedelta(hours=again + rng.uniform(24, 24 * 20)),
+                )
+            )
 
 
 async def test_replay_into_an_empty_database_gives_exactly_the_live_outcomes(
@@ -272,6 +275,8 @@ async def test_replay_into_an_empty_database_gives_exactly_the_live_outcomes(
 
     kinds = {e.type.split(".")[-2] for e in decoded(live)}
     assert kinds == {"clock_started", "warning", "breached", "met", "missed", "cancelled"}
+    starts = Counter(e.data.clock_id for e in decoded(live) if e.type.endswith("clock_started.v1"))
+    assert max(starts.values()) > 1  # a reopened case's clock ran a second cycle
     assert len(live) > 150
     assert fingerprint(replayed) == fingerprint(live)
     assert sorted((e.id, e.data.model_dump_json()) for e in recomputed) == sorted(
