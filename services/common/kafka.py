@@ -13,6 +13,7 @@ from aiokafka.errors import (
     IllegalStateError,
     InvalidProducerEpoch,
     OutOfOrderSequenceNumber,
+    ProducerClosed,
     ProducerFenced,
     UnknownProducerId,
 )
@@ -48,22 +49,14 @@ _partition_of_key: dict[tuple[str, bytes], int] = {}
 RECORD_BATCH_MIN = 8
 
 
-async def send_records(
+async def _by_partition(
     producer: AIOKafkaProducer | RenewingProducer,
     records: Iterable[KafkaRecord],
-    *,
-    topic: str | None = None,
-) -> None:
-    """Send all records and wait until Kafka acknowledged every one (raises if any failed).
-
-    Many records for one partition go out as a record batch (`create_batch`/`send_batch`)
-    rather than one `send` each: a plain `send` per record (a future, a partitioner call and a
-    lookup each) costs about as much as all of intake's own checks of an event. A few are sent
-    one by one: a record batch is a produce request of its own, while single sends from
-    concurrent requests share one. Partitions are chosen as the default partitioner chooses them
-    (murmur2 of the key over all partitions), so one subject's events share a partition with
-    what any other producer writes for it, in order. `topic`, when given, is where all the
-    records go instead of their own topic (a private topic in a test or benchmark)."""
+    topic: str | None,
+) -> dict[tuple[str, int], list[KafkaRecord]]:
+    """Records grouped by the partition the default partitioner would choose (murmur2 of the key
+    over all partitions), so one subject's events share a partition with what any other producer
+    writes for it, in order. `topic`, when given, is where all the records go instead."""
     by_partition: dict[tuple[str, int], list[KafkaRecord]] = {}
     partitions: dict[str, list[int]] = {}
     known = _partition_of_key
@@ -79,8 +72,26 @@ async def send_records(
             partition = choices[(murmur2(record.key) & 0x7FFFFFFF) % len(choices)]
             known[(destination, record.key)] = partition
         by_partition.setdefault((destination, partition), []).append(record)
+    return by_partition
+
+
+async def send_records(
+    producer: AIOKafkaProducer | RenewingProducer,
+    records: Iterable[KafkaRecord],
+    *,
+    topic: str | None = None,
+) -> None:
+    """Send all records and wait until Kafka acknowledged every one (raises if any failed).
+
+    Many records for one partition go out as a record batch (`create_batch`/`send_batch`)
+    rather than one `send` each: a plain `send` per record (a future, a partitioner call and a
+    lookup each) costs about as much as all of intake's own checks of an event. A few are sent
+    one by one: a record batch is a produce request of its own, while single sends from
+    concurrent requests share one. `topic`, when given, is where all the records go instead of
+    their own topic (a private topic in a test or benchmark). Concurrent callers that each send
+    a few records do better with `SharedBatches`."""
     pending: list[asyncio.Future[Any]] = []
-    for (destination, partition), group in by_partition.items():
+    for (destination, partition), group in (await _by_partition(producer, records, topic)).items():
         if len(group) < RECORD_BATCH_MIN:
             for r in group:
                 pending.append(
@@ -103,6 +114,99 @@ async def send_records(
         pending.append(await producer.send_batch(batch, destination, partition=partition))
     if pending:
         await asyncio.gather(*pending)
+
+
+class _OpenBatch:
+    """A record batch still taking records, and the callers waiting for its acknowledgement."""
+
+    __slots__ = ("acked", "builder")
+
+    def __init__(self, builder: Any) -> None:
+        self.builder = builder
+        self.acked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def fail(self, exc: Exception) -> None:
+        if not self.acked.done():
+            self.acked.set_exception(exc)
+            self.acked.exception()  # retrieved: callers that gave up waiting do not warn
+
+
+class SharedBatches:
+    """Concurrent callers' records share record batches: per partition one batch is on its way
+    to Kafka at a time, and whatever callers send meanwhile gathers in the next one.
+
+    For a service answering many concurrent requests of tens of records (intake): a record batch
+    per request and partition costs the producer and the broker per batch, ~4 times as much per
+    record for batches of 17 as for batches of 170 (docs/benchmarks.md, "Intake"). Waiting for
+    the batch ahead costs no latency that the producer would not add anyway: aiokafka has one
+    produce request in flight per broker, and an idempotent producer writes a partition's
+    batches in order. It also avoids aiokafka's `send_batch` waiting for a partition's earlier
+    batches, whose time limit runs out under load although Kafka keeps up (aio-libs/aiokafka#528).
+
+    `send` returns once Kafka acknowledged every record of the call (acks as the producer is
+    configured) and raises if a batch holding any of them failed: then every caller sharing
+    that batch gets the error, and none of them may take its records as written.
+    """
+
+    def __init__(self, producer: AIOKafkaProducer | RenewingProducer) -> None:
+        self.producer = producer
+        self._waiting: dict[tuple[str, int], list[_OpenBatch]] = {}  # behind the one in flight
+        self._in_flight: set[tuple[str, int]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def send(self, records: Iterable[KafkaRecord], *, topic: str | None = None) -> None:
+        """Send the records and wait for Kafka's acknowledgement (raises if any failed)."""
+        waits: list[asyncio.Future[None]] = []
+        for tp, group in (await _by_partition(self.producer, records, topic)).items():
+            queue = self._waiting.setdefault(tp, [])
+            if not queue:
+                queue.append(_OpenBatch(self.producer.create_batch()))
+            batch = queue[-1]
+            for r in group:
+                if (
+                    batch.builder.append(
+                        timestamp=None, key=r.key, value=r.value, headers=r.headers
+                    )
+                    is None
+                ):  # full: this caller waits for the next one as well
+                    waits.append(batch.acked)
+                    batch = _OpenBatch(self.producer.create_batch())
+                    queue.append(batch)
+                    batch.builder.append(
+                        timestamp=None, key=r.key, value=r.value, headers=r.headers
+                    )
+            waits.append(batch.acked)
+            if tp not in self._in_flight:
+                self._ship_next(tp)
+        for acked in waits:
+            await asyncio.shield(acked)  # a caller timing out leaves the shared batch alone
+
+    def _ship_next(self, tp: tuple[str, int]) -> None:
+        queue = self._waiting.get(tp)
+        if not queue:
+            self._waiting.pop(tp, None)
+            return
+        batch = queue.pop(0)
+        self._in_flight.add(tp)
+        task = asyncio.create_task(self._ship(tp, batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _ship(self, tp: tuple[str, int], batch: _OpenBatch) -> None:
+        try:
+            ack = await self.producer.send_batch(batch.builder, tp[0], partition=tp[1])
+            await ack
+        except asyncio.CancelledError:  # shutting down: nobody gets an acknowledgement
+            batch.fail(ProducerClosed())
+            for waiting in self._waiting.pop(tp, []):
+                waiting.fail(ProducerClosed())
+            raise
+        except Exception as exc:  # every caller sharing the batch learns of it
+            batch.fail(exc)
+        else:
+            batch.acked.set_result(None)
+        self._in_flight.discard(tp)
+        self._ship_next(tp)
 
 
 async def publish(producer: AIOKafkaProducer, events: Iterable[Envelope[Any]]) -> None:

@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from schemas.events import CATALOG, Family
-from services.common.kafka import PRODUCER_STATE_ERRORS, durable_producer, send_records
+from services.common.kafka import PRODUCER_STATE_ERRORS, SharedBatches, durable_producer
 from services.common.process import quiet_cycle_collector
 from services.common.sealing import Keys, Sealer, load_keys
 from services.intake.domain.admission import (
@@ -128,6 +128,7 @@ class Intake:
     keys: Keys
     producer: AIOKafkaProducer | None  # None until connected to Kafka
     metrics: IntakeMetrics
+    batches: SharedBatches | None = None  # concurrent requests' records share record batches
 
 
 def problem(
@@ -232,7 +233,7 @@ def create_app(
         Requests meanwhile get 503; their clients retry, and repeats are harmless."""
         if intake().producer is not broken:
             return  # another request already renewed it
-        intake().producer = None
+        intake().producer = intake().batches = None
         log.warning("renewing the kafka producer")
         tasks["close"] = asyncio.create_task(broken.stop())
         tasks["connect"] = asyncio.create_task(_connect())
@@ -249,7 +250,7 @@ def create_app(
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10)
                 continue
-            intake().producer = kafka
+            intake().producer, intake().batches = kafka, SharedBatches(kafka)
             log.info(
                 "intake connected to kafka",
                 kafka=settings.infra.kafka_bootstrap,
@@ -323,12 +324,10 @@ def create_app(
         """Write to Kafka and wait for the acknowledgement; a 503 problem when that fails."""
         ctx = intake()
         try:
-            if ctx.producer is None:
+            if ctx.producer is None or ctx.batches is None:
                 raise TimeoutError("not connected to kafka yet")
             async with asyncio.timeout(ctx.settings.publish_timeout_seconds):
-                await send_records(
-                    ctx.producer, [e.record for e in events], topic=ctx.settings.topic
-                )
+                await ctx.batches.send((e.record for e in events), topic=ctx.settings.topic)
         except (TimeoutError, KafkaError) as exc:
             ctx.metrics.publish_failures.inc()
             log.warning("kafka did not acknowledge", error=type(exc).__name__, events=len(events))

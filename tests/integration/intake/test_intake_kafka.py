@@ -120,6 +120,30 @@ async def test_a_repeated_event_is_accepted_again_with_the_same_identity(intake)
     assert {c.dedupe_key for c in copies} == {copies[0].dedupe_key}
 
 
+async def test_concurrent_batches_land_once_each_and_in_order_per_case(intake):
+    # Concurrent requests share record batches: every event must still land exactly once, and a
+    # case's events in the order its request gave them.
+    cases = [f"Z-{uuid.uuid4()}" for _ in range(7)]
+    requests = [[case_opened(cases[(r + i) % len(cases)]) for i in range(30)] for r in range(16)]
+    posted = {d["id"] for request in requests for d in request}
+    async with topic_tail(INTAKE_TOPIC) as tail:
+        answers = await asyncio.gather(
+            *(intake.post("/v1/events:batch", json=request) for request in requests)
+        )
+        assert [a.status_code for a in answers] == [202] * len(requests)
+        landed = await tail.wait_for(lambda e: e.id in posted, count=len(posted))
+    assert sorted(e.id for e in landed) == sorted(posted)  # each once
+    position = {e.id: n for n, e in enumerate(landed)}
+    partitions: dict[bytes, set[int]] = {}
+    for record in tail.records:
+        partitions.setdefault(record.key, set()).add(record.partition)
+    assert all(len(partitions[case.encode()]) == 1 for case in cases)  # a case, one partition
+    for request in requests:
+        for case in cases:
+            mine = [position[d["id"]] for d in request if d["data"]["case_id"] == case]
+            assert mine == sorted(mine), f"{case}: events out of the order they were posted"
+
+
 def stack(*args: str) -> None:
     subprocess.run(
         ["bash", str(REPO_ROOT / "scripts" / "stack.sh"), *args], check=True, timeout=180
