@@ -14,10 +14,11 @@ EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 # Dutch numbers: 06-12345678, +31 6 1234 5678, 0031201234567, 020-1234567 (10 digits after 0).
 PHONE = re.compile(r"(?<![\w])(?:\+31|0031|0)[\s\-]?(?:\d[\s\-]?){9}(?![\w])")
 NINE_DIGITS = re.compile(r"(?<!\d)\d{9}(?!\d)")
-# What every phone number and BSN contains: a digit followed by eight digits, spaces or hyphens.
-# With a test for "@" (every e-mail address has one) it rules out almost every string at C
-# speed; a pattern that starts with a character class lets the engine skip ahead quickly.
-_DIGITS_CANDIDATE = re.compile(r"\d[\d\s\-]{8}")
+# What every phone number and BSN contains: nine digits, at most one space or hyphen between
+# two of them. With a test for "@" (every e-mail address has one) it rules out almost every
+# string at C speed, identifiers such as UUIDs included; a pattern that starts with a character
+# class lets the engine skip ahead quickly.
+_DIGITS_CANDIDATE = re.compile(r"\d(?:[\s\-]?\d){8}")
 
 
 class PersonalIdentifier(StrEnum):

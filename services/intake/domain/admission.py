@@ -276,7 +276,10 @@ def admit(
     except ValidationError as error:
         raw = _raw_strings({key: document.get(key) for key in screened}, ())
         raise NotAdmitted(422, _problems_from(error) + _personal_data_in(raw)) from None
-    return _admit_valid(posted, event_type, system, keys, now, sealer)
+    latest = (now or datetime.now(UTC)) + FUTURE_TOLERANCE
+    return _admit_valid(
+        posted, event_type, system, keys, latest, sealer or Sealer(keys.sealing_public)
+    )
 
 
 def admit_json(
@@ -297,8 +300,10 @@ def admit_json(
         return None
     if not posted:
         return None  # an empty batch: `admit` per document cannot say why, the caller does
+    latest = (now or datetime.now(UTC)) + FUTURE_TOLERANCE  # one clock reading per request
+    sealer = sealer or Sealer(keys.sealing_public)
     try:
-        return [_admit_valid(p, p.type, system, keys, now, sealer) for p in posted]
+        return [_admit_valid(p, p.type, system, keys, latest, sealer) for p in posted]
     except NotAdmitted:
         return None
 
@@ -308,18 +313,18 @@ def _admit_valid(
     event_type: str,
     system: ChannelSystem,
     keys: Keys,
-    now: datetime | None,
-    sealer: Sealer | None,
+    latest: datetime,
+    sealer: Sealer,
 ) -> Admitted:
-    """The checks a validated event still has to pass, then the record to publish."""
+    """The checks a validated event still has to pass, then the record to publish. `latest`
+    is the latest event time accepted (now plus the tolerance for clocks running ahead)."""
     problems = _personal_data_in(_validated_strings(posted))
     subject = posted.data.subject()
     if posted.subject is not None and posted.subject != subject:
         problems.append(
             FieldProblem("/subject", f"must be the case id, else the contact id: {subject!r}")
         )
-    moment = now or datetime.now(UTC)
-    if posted.time > moment + FUTURE_TOLERANCE:
+    if posted.time > latest:
         problems.append(FieldProblem("/time", "lies in the future; give when it happened"))
     if problems:
         raise NotAdmitted(422, problems)
@@ -333,7 +338,7 @@ def _admit_valid(
     if isinstance(data.__dict__.get("resident"), ResidentIn):
         fields = {
             **data.__dict__,
-            "resident": _resident_ref(data.resident, keys, sealer or Sealer(keys.sealing_public)),
+            "resident": _resident_ref(data.resident, keys, sealer),
         }
         data = CATALOG[event_type].model_construct(**fields)  # every field was validated above
     # Without a resident the posted data (a subclass of the catalog model) serialises to exactly
