@@ -1,16 +1,19 @@
 """Intake throughput and latency against a raw aiokafka producer, measured in one run.
 
     .venv/bin/python -m benchmarks.intake [--events 30000] [--single-events 4000] [--rounds 3]
+        [--runs single,batch100,batch1000] [--profile out/intake-profile]
 
 Starts its own intake process (port 18090) on the running local stack, writing to a private
 topic that is deleted afterwards. The baselines are raw
 aiokafka producers with the same durability settings (acks=all, idempotent) writing the very
 same records (already encoded: no HTTP, no validation, no sealing), in two ways: `send` per
 record, the plain producer API ("raw send"), and record batches per partition
-(`services.common.kafka.send_records`, what intake itself uses: "raw batched"). Intake is
+(`services.common.kafka.SharedBatches`, what intake itself uses: "raw batched"). Intake is
 measured with single-event requests and with batches of 100 and 1000, in rounds alternating
 with the baselines. Prints the median of each figure and the ratio of intake to each baseline,
-then every round's rates; writes out/bench-intake.json.
+then every round's rates and the CPU each side spent per event (intake's process, the load
+generator, the broker; the raw producer's process, the broker); writes out/bench-intake.json.
+`--profile P` samples the intake process with py-spy during its rounds (raw stacks, P.<run>.txt).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import asyncio
 import json
 import os
 import random
+import signal
 import statistics
 import time
 import uuid
@@ -29,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.loadgen import post_all
-from services.common.kafka import durable_producer, send_records
+from benchmarks.procstat import cpu_of, cpu_seconds
+from services.common.kafka import SharedBatches, durable_producer
 from services.common.sealing import load_keys
 from services.common.settings import InfraSettings
 from services.intake.domain.admission import admit
@@ -39,6 +44,8 @@ from tests.support.services import REPO_ROOT, ServiceProcess
 
 PORT = 18090
 AUTH = {"Authorization": "Bearer dev-test"}
+RUNS = ("single", "batch100", "batch1000")
+PY_SPY = "/root/.local/bin/py-spy"
 
 
 def realistic_events(count: int, seed: int = 7) -> list[dict[str, Any]]:
@@ -108,24 +115,47 @@ async def plain_send(producer: Any, records: list[Any]) -> None:
     await asyncio.gather(*pending)
 
 
+class Cost:
+    """CPU seconds spent meanwhile by the given processes and by the broker."""
+
+    def __init__(self, *pids: int) -> None:
+        self.pids = pids
+        self.started = (self._own(), cpu_of("java"))
+
+    def _own(self) -> float:
+        return sum(cpu_seconds(pid) for pid in self.pids)
+
+    def per_event_us(self, events: int) -> tuple[float, float]:
+        """(the processes', the broker's) CPU µs per event since the start."""
+        own, broker = self._own() - self.started[0], cpu_of("java") - self.started[1]
+        return own / events * 1e6, broker / events * 1e6
+
+
 async def raw_producer_rate(
-    records: list[Any], bootstrap: str, chunk: int, concurrency: int, send: Any = send_records
-) -> float:
+    records: list[Any], bootstrap: str, chunk: int, concurrency: int, *, plain: bool
+) -> tuple[float, tuple[float, float]]:
     """Events/s of a bare aiokafka producer: `concurrency` writers each sending `chunk` records
-    with `send` and waiting for their acknowledgement, like intake's requests."""
+    and waiting for their acknowledgement, like intake's requests (a `send` per record when
+    `plain`, else shared record batches as intake sends); and the CPU µs per event of this
+    process and of the broker."""
     producer = durable_producer(bootstrap, "bench-raw")
     await producer.start()
+    shared = SharedBatches(producer)
+
+    async def send(records: list[Any]) -> None:
+        await (plain_send(producer, records) if plain else shared.send(records))
+
     try:
-        await send(producer, records[:100])  # warm-up: metadata, connections
+        await send(records[:100])  # warm-up: metadata, connections
         pending = [records[i : i + chunk] for i in range(0, len(records), chunk)][::-1]
 
         async def writer() -> None:
             while pending:
-                await send(producer, pending.pop())
+                await send(pending.pop())
 
-        started = time.perf_counter()
+        cost, started = Cost(os.getpid()), time.perf_counter()
         await asyncio.gather(*(writer() for _ in range(concurrency)))
-        return len(records) / (time.perf_counter() - started)
+        return len(records) / (time.perf_counter() - started), cost.per_event_us(len(records))
     finally:
         await producer.stop()
 
@@ -175,6 +205,8 @@ async def _measure(args: argparse.Namespace, topic: str) -> dict[str, Any]:
     results: dict[str, Any] = {"events": args.events, "single_events": args.single_events}
     try:
         await service.wait_ready()
+        assert service.process is not None
+        intake_pid = service.process.pid
         base = ("127.0.0.1", PORT)
         await intake_rate(base, realistic_events(500, seed=99), 100, 2)  # warm-up
         runs = {
@@ -183,24 +215,47 @@ async def _measure(args: argparse.Namespace, topic: str) -> dict[str, Any]:
             "batch1000": (realistic_events(args.events, seed=4), 1000, 2),
         }
         for name, (documents, batch, concurrency) in runs.items():
+            if name not in args.runs:
+                continue
             # Baselines in the same run, interleaved with intake: the same records, the same
             # number of records per acknowledged write and the same number of writers in
             # flight. Rounds, as a raw run lasts about a second and varies with the machine.
             same = records[: len(documents)]
             raw_send, raw_batched, rates, latencies = [], [], [], []
+            cpu: dict[str, list[tuple[float, ...]]] = {"intake": [], "raw_send": []}
             for _ in range(args.rounds):
-                raw_send.append(
-                    await raw_producer_rate(
-                        same, infra.kafka_bootstrap, batch, concurrency, plain_send
+                rate, raw_cpu = await raw_producer_rate(
+                    same, infra.kafka_bootstrap, batch, concurrency, plain=True
+                )
+                raw_send.append(rate)
+                cpu["raw_send"].append(raw_cpu)
+                rate, _ = await raw_producer_rate(
+                    same, infra.kafka_bootstrap, batch, concurrency, plain=False
+                )
+                raw_batched.append(rate)
+                spy = None
+                if args.profile is not None:  # sampled from outside (--nonblocking: no pauses)
+                    spy = await asyncio.create_subprocess_exec(
+                        *(PY_SPY, "record", "--nonblocking", "-r", "200", "-f", "raw"),
+                        *("-o", f"{args.profile}.{name}.txt", "-p", str(intake_pid)),
+                        stdout=asyncio.subprocess.DEVNULL,
                     )
-                )
-                raw_batched.append(
-                    await raw_producer_rate(same, infra.kafka_bootstrap, batch, concurrency)
-                )
+                    await asyncio.sleep(1)
+                intake_cost, loadgen_cost = Cost(intake_pid), Cost(os.getpid())
                 rate, taken = await intake_rate(base, documents, batch, concurrency)
+                intake_cpu, broker_cpu = intake_cost.per_event_us(len(documents))
+                loadgen_cpu, _ = loadgen_cost.per_event_us(len(documents))
+                cpu["intake"].append((intake_cpu, loadgen_cpu, broker_cpu))
+                if spy is not None:
+                    spy.send_signal(signal.SIGINT)
+                    await spy.wait()
                 rates.append(rate)
                 latencies += taken
             rate = statistics.median(rates)
+
+            def median_us(side: str, i: int) -> float:
+                return round(statistics.median(c[i] for c in cpu[side]), 1)  # noqa: B023
+
             results[name] = {
                 "batch": batch,
                 "concurrency": concurrency,
@@ -210,6 +265,13 @@ async def _measure(args: argparse.Namespace, topic: str) -> dict[str, Any]:
                 "raw_batched_events_per_s": round(statistics.median(raw_batched)),
                 "ratio_to_raw_send": round(rate / statistics.median(raw_send), 3),
                 "ratio_to_raw_batched": round(rate / statistics.median(raw_batched), 3),
+                "cpu_us_per_event": {
+                    "intake": median_us("intake", 0),
+                    "load_generator": median_us("intake", 1),
+                    "broker_during_intake": median_us("intake", 2),
+                    "raw_send_producer": median_us("raw_send", 0),
+                    "broker_during_raw_send": median_us("raw_send", 1),
+                },
                 "each_round": {
                     "intake": [round(r) for r in rates],
                     "raw_send": [round(r) for r in raw_send],
@@ -231,21 +293,41 @@ def main() -> None:
     parser.add_argument(
         "--single-events", type=int, default=4_000, help="events in the single-event run"
     )
-    results = asyncio.run(measure(parser.parse_args()))
+    parser.add_argument(
+        "--runs",
+        type=lambda v: [r for r in v.split(",") if r],
+        default=list(RUNS),
+        help=f"which runs, comma-separated (default {','.join(RUNS)})",
+    )
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy the intake process during its rounds (raw stacks)"
+    )
+    args = parser.parse_args()
+    if unknown := set(args.runs) - set(RUNS):
+        parser.error(f"--runs: unknown {', '.join(sorted(unknown))}; choose from {', '.join(RUNS)}")
+    results = asyncio.run(measure(args))
     print(
         f"{'run':<10} {'intake ev/s':>12} {'raw send':>9} {'ratio':>6} {'raw batched':>12} "
         f"{'ratio':>6} {'p50 ms':>8} {'p99 ms':>8}"
     )
-    for name in ("single", "batch100", "batch1000"):
+    done = [name for name in RUNS if name in results]
+    for name in done:
         r = results[name]
         print(
             f"{name:<10} {r['intake_events_per_s']:>12} {r['raw_send_events_per_s']:>9} "
             f"{r['ratio_to_raw_send']:>6} {r['raw_batched_events_per_s']:>12} "
             f"{r['ratio_to_raw_batched']:>6} {r['p50_ms']:>8} {r['p99_ms']:>8}"
         )
-    for name in ("single", "batch100", "batch1000"):
+    for name in done:
         rounds = results[name]["each_round"]
         print(f"{name:<10} rounds (ev/s): " + "; ".join(f"{k} {v}" for k, v in rounds.items()))
+    for name in done:
+        us = results[name]["cpu_us_per_event"]
+        print(
+            f"{name:<10} CPU µs/event: intake {us['intake']}, load generator "
+            f"{us['load_generator']}, broker {us['broker_during_intake']} | raw send producer "
+            f"{us['raw_send_producer']}, broker {us['broker_during_raw_send']}"
+        )
     out = REPO_ROOT / "out"
     out.mkdir(exist_ok=True)
     Path(out / "bench-intake.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -89,6 +89,28 @@ async def topic_tail(
         await consumer.stop()
 
 
+async def _until_led(
+    admin: AIOKafkaAdminClient, names: list[str], partitions: int, timeout: float = 30
+) -> None:
+    """Wait until every partition of new topics has a leader: a producer that starts writing
+    before that (a broker just started, busy creating them) can time out in its accumulator."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        topics = await admin.describe_topics(names)
+        led = sum(
+            1
+            for topic in topics
+            if topic["error_code"] == 0
+            for partition in topic["partitions"]
+            if partition["error_code"] == 0 and partition["leader"] >= 0
+        )
+        if led == partitions * len(names):
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"{names}: {led} of {partitions * len(names)} partitions led")
+        await asyncio.sleep(0.1)
+
+
 @asynccontextmanager
 async def private_topics(*names: str, partitions: int = 6) -> AsyncIterator[None]:
     """Topics of a test's or benchmark's own, deleted afterwards."""
@@ -98,6 +120,7 @@ async def private_topics(*names: str, partitions: int = 6) -> AsyncIterator[None
         await admin.create_topics(
             [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in names]
         )
+        await _until_led(admin, list(names), partitions)
         yield
     finally:
         try:
