@@ -181,14 +181,13 @@ def bootstrap(
         records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
         repository = runtime.repository
         assert repository is not None
-        caught_up: dict[int, bool] = {}
+        event_clock = settings.clock == "event"
         last_record: dict[int, int] = {}  # partition → index of its last record in the batch
-        if settings.clock == "event":
+        if event_clock:
             assigned = {tp.partition for tp in msg.consumer.assignment()}
             if assigned - runtime.partitions:
                 await repository.register_partitions(sorted(assigned))
                 runtime.partitions = assigned
-            caught_up = await read_to_end(msg.consumer, settings.intake_topic)
             for index, record in enumerate(records):
                 last_record[record.partition] = index
         step = settings.commit_batch
@@ -202,12 +201,15 @@ def bootstrap(
                     await asyncio.sleep(0)  # let the transaction in flight go on
                 if not events and end < len(records):
                     continue  # (the last transaction reports the partitions' ends regardless)
-                # A partition with records in a later transaction of this batch is not read to
-                # its end until that one is applied.
-                prepared = repository.prepare(
-                    events,
-                    {p: read and last_record.get(p, -1) < end for p, read in caught_up.items()},
-                )
+                caught_up: dict[int, bool] = {}
+                if event_clock:  # as the latest fetch responses tell it
+                    ends = await read_to_end(msg.consumer, settings.intake_topic)
+                    # A partition with records in a later transaction of this batch is not read
+                    # to its end until that one is applied.
+                    caught_up = {
+                        p: read and last_record.get(p, -1) < end for p, read in ends.items()
+                    }
+                prepared = repository.prepare(events, caught_up)
                 if prepared.ahead_of_wall:
                     log.warning(
                         "events dated beyond the wall clock's tolerance do not move the watermark",
