@@ -4,9 +4,9 @@
         [--runs single,batch100,batch1000] [--profile out/intake-profile]
 
 Starts its own intake process (port 18090) on the running local stack, writing to a private
-topic that is deleted afterwards. The baselines are raw
-aiokafka producers with the same durability settings (acks=all, idempotent) writing the very
-same records (already encoded: no HTTP, no validation, no sealing), in two ways: `send` per
+topic that is deleted afterwards. The baselines are raw aiokafka producers with intake's
+producer settings (acks=all, idempotent, no linger: faster for the plain API too) writing the
+very same records (already encoded: no HTTP, no validation, no sealing), in two ways: `send` per
 record, the plain producer API ("raw send"), and record batches per partition
 (`services.common.kafka.SharedBatches`, what intake itself uses: "raw batched"). Intake is
 measured with single-event requests and with batches of 100 and 1000, in rounds alternating
@@ -138,7 +138,7 @@ async def raw_producer_rate(
     and waiting for their acknowledgement, like intake's requests (a `send` per record when
     `plain`, else shared record batches as intake sends); and the CPU µs per event of this
     process and of the broker."""
-    producer = durable_producer(bootstrap, "bench-raw")
+    producer = durable_producer(bootstrap, "bench-raw", **SharedBatches.PRODUCER_OPTIONS)
     await producer.start()
     shared = SharedBatches(producer)
 

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
@@ -146,7 +146,12 @@ class SharedBatches:
     `send` returns once Kafka acknowledged every record of the call (acks as the producer is
     configured) and raises if a batch holding any of them failed: then every caller sharing
     that batch gets the error, and none of them may take its records as written.
+
+    Give the producer `PRODUCER_OPTIONS`: the gathering happens here, and a producer's linger
+    would only hold each batch back (2 ms a batch: a third of the rate for single records).
     """
+
+    PRODUCER_OPTIONS: ClassVar[dict[str, Any]] = {"linger_ms": 0}
 
     def __init__(self, producer: AIOKafkaProducer | RenewingProducer) -> None:
         self.producer = producer
@@ -182,17 +187,18 @@ class SharedBatches:
             await asyncio.shield(acked)  # a caller timing out leaves the shared batch alone
 
     def _ship_next(self, tp: tuple[str, int]) -> None:
-        queue = self._waiting.get(tp)
-        if not queue:
+        if not self._waiting.get(tp):
             self._waiting.pop(tp, None)
             return
-        batch = queue.pop(0)
         self._in_flight.add(tp)
-        task = asyncio.create_task(self._ship(tp, batch))
+        task = asyncio.create_task(self._ship(tp))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _ship(self, tp: tuple[str, int], batch: _OpenBatch) -> None:
+    async def _ship(self, tp: tuple[str, int]) -> None:
+        # Taken only now, when the task runs: what callers added since it was scheduled (while
+        # the loop served them) goes along.
+        batch = self._waiting[tp].pop(0)
         try:
             ack = await self.producer.send_batch(batch.builder, tp[0], partition=tp[1])
             await ack

@@ -205,6 +205,7 @@ def create_app(
             settings.infra.kafka_bootstrap,
             "servicepuls-intake",
             request_timeout_ms=int(settings.publish_timeout_seconds * 1000),
+            **SharedBatches.PRODUCER_OPTIONS,
         )
 
     @asynccontextmanager
