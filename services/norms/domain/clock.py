@@ -257,7 +257,9 @@ def timeline(rule: ClockRule, transitions: list[Transition]) -> list[Decision]:
         state = running
         mark = len(out)
         if kind is TransitionKind.START or kind is TransitionKind.RESTART:
-            continue  # the first start wins; a repeated start is the same clock
+            # The first start wins: a repeated start is the same clock, and a restart while
+            # the cycle runs (the case is still open) is the same promise.
+            continue
         state.run_until(transition.at, out)
         state.sort_warnings(out, mark)
         state.not_before = transition.at
