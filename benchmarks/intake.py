@@ -45,6 +45,9 @@ from tests.support.services import REPO_ROOT, ServiceProcess
 PORT = 18090
 AUTH = {"Authorization": "Bearer dev-test"}
 RUNS = ("single", "batch100", "batch1000")
+# A pause before each side's measurement, so that neither starts while the broker may still be
+# busy with the burst before it (the raw batched baseline writes 100-160k records/s).
+SETTLE_SECONDS = 1.0
 PY_SPY = "/root/.local/bin/py-spy"
 
 
@@ -224,6 +227,7 @@ async def _measure(args: argparse.Namespace, topic: str) -> dict[str, Any]:
             raw_send, raw_batched, rates, latencies = [], [], [], []
             cpu: dict[str, list[tuple[float, ...]]] = {"intake": [], "raw_send": []}
             for _ in range(args.rounds):
+                await asyncio.sleep(SETTLE_SECONDS)
                 rate, raw_cpu = await raw_producer_rate(
                     same, infra.kafka_bootstrap, batch, concurrency, plain=True
                 )
@@ -233,6 +237,7 @@ async def _measure(args: argparse.Namespace, topic: str) -> dict[str, Any]:
                     same, infra.kafka_bootstrap, batch, concurrency, plain=False
                 )
                 raw_batched.append(rate)
+                await asyncio.sleep(SETTLE_SECONDS)
                 spy = None
                 if args.profile is not None:  # sampled from outside (--nonblocking: no pauses)
                     spy = await asyncio.create_subprocess_exec(
