@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import contextlib
 import heapq
-import os
 import random
 import signal
 import statistics
@@ -32,6 +31,7 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from benchmarks.procstat import cpu_of, cpu_seconds
 from schemas.common import Channel
 from schemas.envelope import KafkaRecord, decode, encode
 from schemas.events import CaseClosed, CaseOpened, CaseOutcome, ContactCompleted, ContactReceived
@@ -285,25 +285,6 @@ def _record(model: Any, at: datetime, topic: str, event_id: str) -> KafkaRecord:
         ("content-type", b"application/json"),
     ]
     return KafkaRecord(topic, subject, model.model_dump_json(exclude_none=True).encode(), headers)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def cpu_of(command: str) -> float:
-    """CPU seconds used so far by every process named `command` (PostgreSQL's backends
-    ("postgres"), the Kafka broker ("java")): what the replay costs the rest of the machine.
-    Includes whatever else they serve meanwhile."""
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                if (entry / "comm").read_text().strip() == command:
-                    total += cpu_seconds(int(entry.name))
-    return total
 
 
 async def raw_read(topic: str, count: int) -> tuple[float, float]:
