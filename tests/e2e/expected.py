@@ -85,6 +85,28 @@ def office_seconds(start: datetime, end: datetime) -> float:
     return total
 
 
+# A clock's key in the comparisons: (norm, subject) for its first cycle, and with the cycle's
+# start added for later ones (a reopened case), as `cycle_keys` makes them.
+ClockKey = tuple[str, str] | tuple[str, str, datetime]
+
+
+def cycle_keys(
+    starts: list[tuple[str, str, datetime]],
+) -> dict[tuple[str, str, datetime], ClockKey]:
+    """Each (norm, subject, started) its key: the earliest start of a norm and subject is the
+    first cycle, keyed (norm, subject); a later one keeps its start in the key."""
+    first: dict[tuple[str, str], datetime] = {}
+    for norm, subject, started in starts:
+        if (norm, subject) not in first or started < first[(norm, subject)]:
+            first[(norm, subject)] = started
+    return {
+        (norm, subject, started): (
+            (norm, subject) if started == first[(norm, subject)] else (norm, subject, started)
+        )
+        for norm, subject, started in starts
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class Clock:
     norm: str
@@ -93,6 +115,10 @@ class Clock:
     stopped: datetime | None
     outcome: str | None  # met / missed / cancelled / None (still running)
     due: datetime | None = None  # for working-day and office-hour targets
+
+    @property
+    def start(self) -> tuple[str, str, datetime]:
+        return self.norm, self.subject, self.started
 
     def breached_by(self, moment: datetime) -> bool:
         """The due instant passed by `moment` while the clock was still running."""
@@ -202,6 +228,14 @@ def _decide(norm: str, subject: str, started: datetime, stop: dict[str, Any] | N
     return Clock(norm, subject, started, stopped, "met" if met else "missed", due)
 
 
+def _resolved(case_id: str, started: datetime, close: dict[str, Any] | None) -> Clock:
+    """One cycle of 'report resolved within 10 working days', stopped (or cancelled) by `close`."""
+    if close is not None and close["data"]["outcome"] in ("cancelled", "withdrawn", "auto_closed"):
+        due = _due("report_resolved", started)
+        return Clock("report_resolved", case_id, started, _t(close), "cancelled", due)
+    return _decide("report_resolved", case_id, started, close)
+
+
 def _case_clocks(case_id: str, lifecycle: list[dict[str, Any]]) -> list[Clock]:
     opened = lifecycle[0]
     assert opened["type"] == P + "case.opened.v1"
@@ -223,13 +257,19 @@ def _case_clocks(case_id: str, lifecycle: list[dict[str, Any]]) -> list[Clock]:
             clocks.append(Clock("report_reaction", case_id, started, _t(reaction), "cancelled"))
         else:
             clocks.append(_decide("report_reaction", case_id, started, reaction))
-        if first_close is not None and outcome in ("cancelled", "withdrawn", "auto_closed"):
-            due = _due("report_resolved", started)
-            clocks.append(
-                Clock("report_resolved", case_id, started, _t(first_close), "cancelled", due)
-            )
-        else:
-            clocks.append(_decide("report_resolved", case_id, started, first_close))
+        clocks.append(_resolved(case_id, started, first_close))
+        # A report reopened after its term ended gets a fresh one (the catalog's `restart`),
+        # decided by the next close; the first cycle's outcome stays as it was.
+        if first_close is not None:
+            reopened: dict[str, Any] | None = None
+            for event in lifecycle[lifecycle.index(first_close) + 1 :]:
+                if event["type"] == P + "case.reopened.v1" and reopened is None:
+                    reopened = event
+                elif event["type"] == P + "case.closed.v1" and reopened is not None:
+                    clocks.append(_resolved(case_id, _t(reopened), event))
+                    reopened = None
+            if reopened is not None:
+                clocks.append(_resolved(case_id, _t(reopened), None))
         return clocks
     norm = "complaint_handled" if case_type == "klacht" else "decision_made"
     if first_close is None:

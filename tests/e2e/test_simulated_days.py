@@ -34,7 +34,7 @@ from simulator.cli import default_start
 from simulator.ledger import read_ledger
 from simulator.surveys import read_mail
 from simulator.watch import TopicWatcher
-from tests.e2e.expected import expected_clocks, survey_candidates
+from tests.e2e.expected import ClockKey, cycle_keys, expected_clocks, survey_candidates
 from tests.support.kafka import TopicTail, topic_tail
 from tests.support.services import REPO_ROOT, running_service
 
@@ -179,46 +179,47 @@ async def test_a_simulated_week_through_every_service() -> None:
             last_event = max(datetime.fromisoformat(e["time"]) for e in events)
             cutoff = last_event - timedelta(hours=1)  # beyond the allowed lateness
             clocks = expected_clocks(events)
+            key = cycle_keys([c.start for c in clocks])  # a reopened report: a second cycle
             decided = {
-                (c.norm, c.subject): c.outcome
+                key[c.start]: c.outcome
                 for c in clocks
                 if c.outcome in ("met", "missed") and c.stopped and c.stopped <= cutoff
             }
             assert Counter(decided.values())["missed"] > 0, "the scenario must miss some norms"
 
-            def observed() -> dict[tuple[str, str], str]:
-                outcomes: dict[tuple[str, str], str] = {}
-                for event in watcher.events:
-                    kind = event.type.rsplit(".", 2)[-2]
-                    if kind in ("met", "missed"):
-                        outcomes[(event.data.norm_id, event.data.subject_id)] = kind
-                return outcomes
+            def norm_events() -> list[tuple[ClockKey, str]]:
+                """(clock key, kind) of every norm event seen, cycles told apart by start."""
+                norm = [e for e in watcher.events if ".norm." in e.type]
+                starts = [(e.data.norm_id, e.data.subject_id, e.data.started_at) for e in norm]
+                keys = cycle_keys(starts)
+                return [
+                    (keys[s], e.type.rsplit(".", 2)[-2]) for s, e in zip(starts, norm, strict=True)
+                ]
 
-            def per_clock(outcomes: dict[tuple[str, str], str]) -> dict[tuple[str, str], str]:
+            def observed() -> dict[ClockKey, str]:
+                return {k: kind for k, kind in norm_events() if kind in ("met", "missed")}
+
+            def per_clock(outcomes: dict[ClockKey, str]) -> dict[ClockKey, str]:
                 return {k: v for k, v in outcomes.items() if k in decided}
 
             await _eventually(lambda: per_clock(observed()) == decided, timeout=240)
             seen = observed()
             assert per_clock(seen) == decided
-            per_norm = Counter((n, v) for (n, _), v in decided.items())
-            assert per_norm == Counter((n, v) for (n, _), v in per_clock(seen).items())
-            unexpected = {k for k in seen if k not in {(c.norm, c.subject) for c in clocks}}
+            per_norm = Counter((k[0], v) for k, v in decided.items())
+            assert per_norm == Counter((k[0], v) for k, v in per_clock(seen).items())
+            unexpected = {k for k in seen if k not in set(key.values())}
             assert not unexpected, f"outcomes for clocks the ledger does not start: {unexpected}"
 
             # Breaches at the due instant, also for clocks still running: exactly the clocks
             # due (well) before the end whose due instant passed while they ran, and never one
             # that was stopped in time.
-            breach_expected = {(c.norm, c.subject) for c in clocks if c.breached_by(cutoff)}
-            in_time = {(c.norm, c.subject) for c in clocks if c.outcome == "met"}
-            due_by_cutoff = {(c.norm, c.subject) for c in clocks if c.due and c.due <= cutoff}
+            breach_expected = {key[c.start] for c in clocks if c.breached_by(cutoff)}
+            in_time = {key[c.start] for c in clocks if c.outcome == "met"}
+            due_by_cutoff = {key[c.start] for c in clocks if c.due and c.due <= cutoff}
             assert breach_expected, "the scenario must breach some norms"
 
-            def breaches() -> set[tuple[str, str]]:
-                return {
-                    (e.data.norm_id, e.data.subject_id)
-                    for e in watcher.events
-                    if e.type.endswith("norm.breached.v1")
-                }
+            def breaches() -> set[ClockKey]:
+                return {k for k, kind in norm_events() if kind == "breached"}
 
             await _eventually(lambda: breach_expected <= breaches(), timeout=120)
             assert breach_expected <= breaches(), "a breach was not reported at its due instant"
@@ -283,7 +284,7 @@ async def test_a_simulated_week_through_every_service() -> None:
             assert sorted(e.data.score for e in responded) == sorted(a["score"] for a in answered)
 
             # --- metrics and Prometheus: the same totals -----------------------------------
-            totals = Counter((n, v) for (n, _), v in seen.items())
+            totals = Counter((k[0], v) for k, v in seen.items())
 
             # Exactly, unless other traffic for these municipalities was counted meanwhile.
             shared = not settled or any(e.municipality in MUNICIPALITIES for e in foreign)

@@ -9,6 +9,7 @@ from simulator.generator import SimulatedMunicipality, SimulationPlan, generate
 from simulator.office_hours import AMSTERDAM
 from tests.e2e.expected import (
     Clock,
+    cycle_keys,
     end_of_working_days,
     expected_clocks,
     office_hours_later,
@@ -61,3 +62,32 @@ def test_a_generated_week_has_met_and_missed_clocks_and_survey_candidates() -> N
     candidates = survey_candidates(events)
     assert candidates and all(c.delivery in ("email", "sms", "letter_list") for c in candidates)
     assert len({c.subject for c in candidates}) == len(candidates)
+
+
+def _case_event(kind: str, when: datetime, **data: str) -> dict[str, object]:
+    return {
+        "type": f"nl.servicepuls.case.{kind}.v1",
+        "time": when.isoformat(),
+        "data": {"case_id": "Z-1", "case_type": "melding-openbare-ruimte", **data},
+    }
+
+
+def test_a_reopened_report_gets_a_second_resolved_cycle_keyed_by_its_start() -> None:
+    events = [
+        _case_event("opened", at(11, 16, 9), channel="webform"),
+        _case_event("responded", at(11, 16, 11)),
+        _case_event("closed", at(11, 17, 10), outcome="resolved"),
+        _case_event("reopened", at(11, 18, 9)),
+        _case_event("reopened", at(11, 18, 10)),  # while the second cycle runs: nothing
+        _case_event("closed", at(12, 15, 10), outcome="resolved"),  # beyond 10 working days
+    ]
+    resolved = [c for c in expected_clocks(events) if c.norm == "report_resolved"]
+    assert [(c.started, c.outcome) for c in resolved] == [
+        (at(11, 16, 9), "met"),
+        (at(11, 18, 9), "missed"),
+    ]
+    keys = cycle_keys([c.start for c in resolved])
+    assert [keys[c.start] for c in resolved] == [
+        ("report_resolved", "Z-1"),
+        ("report_resolved", "Z-1", at(11, 18, 9)),
+    ]
