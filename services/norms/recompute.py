@@ -19,6 +19,7 @@ import sys
 from collections import Counter
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta
+from time import monotonic
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -34,6 +35,9 @@ from services.norms.domain.calendar import to_us
 from services.norms.domain.catalog import NormCatalog
 from services.norms.handlers import StoredClock, advance_clock, plan_events
 from services.norms.settings import NormsSettings
+
+# How long reading the topic may go without a record before recompute gives up and says where.
+STALL_SECONDS = 60.0
 
 
 async def read_topic(
@@ -58,6 +62,7 @@ async def read_topic(
             else None
         )
         events: list[tuple[int, Envelope[Any]]] = []
+        last_progress = monotonic()
         while remaining:
             batch = await consumer.getmany(*remaining, timeout_ms=1000, max_records=5000)
             for tp, records in batch.items():
@@ -70,10 +75,22 @@ async def read_topic(
                         continue
                     if envelope.municipality == municipality:
                         events.append((record.partition, envelope))
-                if records and records[-1].offset >= end[tp] - 1:
-                    remaining.discard(tp)
                 if progress is not None and task is not None:
                     progress.advance(task, len(records))
+            # Done with a partition when the consumer's position passed the end, not when a
+            # record at end - 1 came by: offsets a consumer is never given (transaction markers,
+            # records of aborted transactions) would otherwise keep it waiting for ever.
+            for tp in list(remaining):
+                if await consumer.position(tp) >= end[tp]:
+                    remaining.discard(tp)
+            if batch:
+                last_progress = monotonic()
+            elif monotonic() - last_progress > STALL_SECONDS:
+                behind = {tp.partition: end[tp] for tp in remaining}
+                raise TimeoutError(
+                    f"{topic}: nothing read for {STALL_SECONDS:.0f} s; partitions not read to "
+                    f"their end (partition: end offset): {behind}"
+                )
         return events
     finally:
         await consumer.stop()
