@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from schemas.resident import ContactDetails
 from services.common.sealing import generate_keys, open_sealed, pseudonym
+from services.intake.domain import admission
 from services.intake.domain.admission import NotAdmitted, admit
 from services.intake.domain.channel_systems import (
     ChannelSystem,
@@ -314,3 +315,30 @@ def test_every_free_string_of_every_event_type_is_screened():
             assert admit_json(body, system=system, keys=KEYS, many=True) is None
             screened += 1
     assert screened >= 2 * len(documents)
+
+
+# UUID-shaped ids skip the full screening; whatever the hex digits, the full check agrees.
+_hex_group = st.text(alphabet="0123456789abcdefABCDEF", min_size=1, max_size=1)
+_digit_heavy = st.text(alphabet="00123456789a", min_size=1, max_size=1)
+
+
+def _uuid_form(characters: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    def group(size: int) -> st.SearchStrategy[str]:
+        return st.lists(characters, min_size=size, max_size=size).map("".join)
+
+    prefix = st.one_of(st.just(""), st.text(alphabet="TEZabcXYZ", min_size=1, max_size=16))
+    return st.tuples(prefix, group(8), group(4), group(4), group(4), group(12)).map(
+        lambda p: (f"{p[0]}-" if p[0] else "") + "-".join(p[1:])
+    )
+
+
+@given(st.one_of(_uuid_form(_hex_group), _uuid_form(_digit_heavy), st.uuids().map(str)))
+def test_a_uuid_shaped_id_never_holds_a_personal_identifier(text: str) -> None:
+    assert admission._UUID_FORM.fullmatch(text)
+    assert admission._screen_fully(text) is None
+
+
+def test_the_uuid_shortcut_takes_nothing_else() -> None:
+    for text in ("0612345678", "06-12345678", "111222333", "a@b.nl", "T-0612345678"):
+        assert not admission._UUID_FORM.fullmatch(text)
+        assert admission._screen(text) is not None
