@@ -126,9 +126,10 @@ class Intake:
     settings: IntakeSettings
     gatekeeper: Gatekeeper
     keys: Keys
-    producer: AIOKafkaProducer | None  # None until connected to Kafka
     metrics: IntakeMetrics
-    batches: SharedBatches | None = None  # concurrent requests' records share record batches
+    # The producer, through which concurrent requests' records share record batches; None
+    # until connected to Kafka (and while a broken producer is being replaced).
+    kafka: SharedBatches | None = None
 
 
 def problem(
@@ -215,7 +216,6 @@ def create_app(
             settings=settings,
             gatekeeper=gatekeeper,
             keys=keys,
-            producer=None,
             metrics=IntakeMetrics(),
         )
         # Kafka may not be up yet (or be restarting): serve anyway, answer 503 until connected.
@@ -225,18 +225,18 @@ def create_app(
         finally:
             for task in tasks.values():
                 task.cancel()
-            if intake().producer is not None:
-                await intake().producer.stop()
+            if intake().kafka is not None:
+                await intake().kafka.producer.stop()
 
-    def _renew_producer(broken: AIOKafkaProducer) -> None:
+    def _renew_producer(broken: SharedBatches) -> None:
         """Replace a producer whose idempotence state the broker no longer accepts (e.g. an
         out-of-order sequence after a broker restart): a new producer gets a new producer id.
         Requests meanwhile get 503; their clients retry, and repeats are harmless."""
-        if intake().producer is not broken:
+        if intake().kafka is not broken:
             return  # another request already renewed it
-        intake().producer = intake().batches = None
+        intake().kafka = None
         log.warning("renewing the kafka producer")
-        tasks["close"] = asyncio.create_task(broken.stop())
+        tasks["close"] = asyncio.create_task(broken.producer.stop())
         tasks["connect"] = asyncio.create_task(_connect())
 
     async def _connect() -> None:
@@ -251,7 +251,7 @@ def create_app(
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10)
                 continue
-            intake().producer, intake().batches = kafka, SharedBatches(kafka)
+            intake().kafka = SharedBatches(kafka)
             log.info(
                 "intake connected to kafka",
                 kafka=settings.infra.kafka_bootstrap,
@@ -324,16 +324,17 @@ def create_app(
     async def _publish(events: list[Admitted], system: ChannelSystem) -> JSONResponse | None:
         """Write to Kafka and wait for the acknowledgement; a 503 problem when that fails."""
         ctx = intake()
+        kafka = ctx.kafka  # the producer this request writes with, whatever happens meanwhile
         try:
-            if ctx.producer is None or ctx.batches is None:
+            if kafka is None:
                 raise TimeoutError("not connected to kafka yet")
             async with asyncio.timeout(ctx.settings.publish_timeout_seconds):
-                await ctx.batches.send((e.record for e in events), topic=ctx.settings.topic)
+                await kafka.send((e.record for e in events), topic=ctx.settings.topic)
         except (TimeoutError, KafkaError) as exc:
             ctx.metrics.publish_failures.inc()
             log.warning("kafka did not acknowledge", error=type(exc).__name__, events=len(events))
-            if isinstance(exc, PRODUCER_STATE_ERRORS) and ctx.producer is not None:
-                _renew_producer(ctx.producer)
+            if isinstance(exc, PRODUCER_STATE_ERRORS) and kafka is not None:
+                _renew_producer(kafka)
             return problem(
                 503,
                 "kafka-unavailable",
@@ -477,12 +478,12 @@ def create_app(
 
     @app.get("/ready", summary="Ready to accept events (Kafka reachable)", include_in_schema=False)
     async def ready() -> Response:
-        kafka = intake().producer if "intake" in state else None
+        kafka = intake().kafka if "intake" in state else None
         if kafka is None:
             return JSONResponse({"status": "connecting to kafka"}, status_code=503)
         try:
             async with asyncio.timeout(2):
-                await kafka.client.fetch_all_metadata()
+                await kafka.producer.client.fetch_all_metadata()
         except (TimeoutError, KafkaError):
             return JSONResponse({"status": "kafka unreachable"}, status_code=503)
         return JSONResponse({"status": "ready"})
