@@ -156,10 +156,22 @@ class StoredClock:
         if not text:
             return []
         kinds = _TRANSITION_KINDS  # a dict lookup: calling the enum is slow
-        return [
+        transitions = [
             (Transition(at, kinds[kind], key, extension, reason), context)
             for at, kind, key, extension, reason, context in orjson.loads(text)
         ]
+        # Transitions are appended without reading the clock (`ClockRepository`): one event
+        # applied twice (its dedupe key purged, then delivered again) counts once, as `add`.
+        if len({(t.event_key, t.kind) for t, _ in transitions}) < len(transitions):
+            seen: set[tuple[str, TransitionKind]] = set()
+            unique = []
+            for item in transitions:
+                mark = (item[0].event_key, item[0].kind)
+                if mark not in seen:
+                    seen.add(mark)
+                    unique.append(item)
+            transitions = unique
+        return transitions
 
 
 _TRANSITION_KINDS = {kind.value: kind for kind in TransitionKind}

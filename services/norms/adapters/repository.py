@@ -20,7 +20,7 @@ import orjson
 from schemas.envelope import Envelope
 from services.norms.domain.calendar import from_us, to_us
 from services.norms.domain.catalog import NormCatalog
-from services.norms.domain.clock import FINAL_KINDS, DecisionKind
+from services.norms.domain.clock import FINAL_KINDS, DecisionKind, Transition, TransitionKind
 from services.norms.handlers import (
     ClockUpdate,
     Outcome,
@@ -188,11 +188,14 @@ class ClockRepository:
 
     async def commit(self, batch: PreparedBatch) -> BatchResult:
         """Apply a prepared batch in one transaction (again, if another replica created one of
-        its clocks meanwhile)."""
+        its clocks meanwhile, or PostgreSQL broke a deadlock with another replica by aborting
+        this one)."""
         for attempt in range(_RACE_RETRIES):
             try:
                 return await self._commit(batch)
-            except _ClockCreatedMeanwhile:
+            except (_ClockCreatedMeanwhile, asyncpg.DeadlockDetectedError):
+                # (A deadlock needs two replicas applying events of the same clocks at once,
+                # e.g. during a rebalance: PostgreSQL aborts one, which tries again.)
                 if attempt == _RACE_RETRIES - 1:
                     raise
         raise AssertionError("unreachable")
@@ -244,12 +247,30 @@ class ClockRepository:
                 fresh = [by_key[k][1] for k in by_key if k in fresh_keys]
                 plan = plan_events(fresh, self.catalogs)
             result.unknown_municipalities = plan.unknown_municipalities
-            now = await self.now(conn)
+            # With the wall clock, a clock whose new transitions lie before now is read and
+            # advanced here, so what they decide at once (its start) goes out in this very
+            # transaction. Every other clock only gets its transitions appended and its wake-up
+            # moved forward to the earliest of them (a transition changes no decision before
+            # its own instant), without being read: the scheduler takes its decisions when
+            # they fall due. In event-time mode (a replay, a simulation) that is every clock:
+            # the watermark lags the events by the allowed lateness, and the scheduler follows
+            # it within its interval.
+            now = None if self.event_clock else await self.now(conn)
+            eager: list[str] = []
+            lazy: list[tuple[StoredClock, list[tuple[Transition, dict[str, str]]]]] = []
+            for cid in sorted(plan.transitions):
+                blank, new = plan.transitions[cid]
+                if now is not None and min(t.at for t, _ in new) < now:
+                    eager.append(cid)
+                else:
+                    lazy.append((blank, new))
+            if lazy:
+                await self._append_transitions(conn, lazy)
             clocks, created = await self._lock_clocks(
-                conn, sorted(plan.transitions), {k: v[0] for k, v in plan.transitions.items()}
+                conn, eager, {k: v[0] for k, v in plan.transitions.items()}
             )
             updates: list[tuple[StoredClock, ClockUpdate]] = []
-            for cid in sorted(plan.transitions):
+            for cid in eager:
                 clock = clocks[cid]
                 for transition, context in plan.transitions[cid][1]:
                     clock.add(transition, context)
@@ -264,6 +285,54 @@ class ClockRepository:
                 conn, updates, outgoing, outcomes, result, write_transitions=True, created=created
             )
         return result
+
+    async def _append_transitions(
+        self,
+        conn: asyncpg.Connection,
+        clocks: list[tuple[StoredClock, list[tuple[Transition, dict[str, str]]]]],
+    ) -> None:
+        """Add transitions to clocks without reading them (in key order): a new clock is
+        inserted, due to wake at its start (a clock without a start has nothing to decide);
+        an existing one gets them appended and wakes no later than the earliest of them."""
+        rows = []
+        for blank, new in clocks:
+            first = min(t.at for t, _ in new)
+            starts = any(t.kind is TransitionKind.START for t, _ in new)
+            rows.append(
+                [
+                    blank.clock_id,
+                    blank.municipality,
+                    blank.norm_id,
+                    blank.subject_id,
+                    [[t.at, t.kind.value, t.event_key, t.extension, t.reason, c] for t, c in new],
+                    first if starts else None,
+                    first,
+                ]
+            )
+        document = orjson.dumps(rows).decode()
+        inserted = {
+            r[0]
+            for r in await conn.fetch(
+                f"""INSERT INTO {self.s}.clock AS c (clock_id, municipality, norm_id, subject_id,
+                        transitions, next_decision_at)
+                    SELECT u.e->>0, u.e->>1, u.e->>2, u.e->>3, (u.e->4)::jsonb,
+                           {_instant("u.e->>5")}
+                    FROM json_array_elements($1::json) AS u(e)
+                    ON CONFLICT DO NOTHING RETURNING clock_id""",
+                document,
+            )
+        }
+        if len(inserted) < len(rows):
+            existing = [row for row in rows if row[0] not in inserted]
+            await conn.execute(
+                f"""UPDATE {self.s}.clock AS c SET
+                      transitions = c.transitions || (u.e->4)::jsonb,
+                      next_decision_at = LEAST(c.next_decision_at, {_instant("u.e->>6")}),
+                      updated_at = now()
+                    FROM json_array_elements($1::json) AS u(e)
+                    WHERE c.clock_id = u.e->>0""",
+                orjson.dumps(existing).decode(),
+            )
 
     async def _lock_clocks(
         self, conn: asyncpg.Connection, ids: list[str], blanks: dict[str, StoredClock]

@@ -419,10 +419,14 @@ class NormCatalog:
                     (norm, d.judge, d.judge.compile())
                 )
                 continue
+            scope = _case_types_started(d)
             for kind in _PRECEDENCE:
                 for selector in getattr(d, kind.value):
+                    test = selector.compile()
+                    if scope is not None and kind is not TransitionKind.START:
+                        test = _within(scope, selector.key_field, test)
                     self._rules.setdefault(selector.event_type, []).append(
-                        (norm, kind, selector, selector.compile())
+                        (norm, kind, selector, test)
                     )
         # The rules (and judges) an event can match, by its type and channel: most rules name
         # a channel, so an event is tested against few. Order (precedence) is kept.
@@ -501,6 +505,35 @@ class NormCatalog:
                 )
             )
         return judged
+
+
+def _case_types_started(definition: NormDefinition) -> frozenset[str] | None:
+    """The case types whose cases can have a clock of this norm: those its start rules name,
+    when every start rule is keyed by the case and names its case types (None otherwise)."""
+    types: set[str] = set()
+    for selector in definition.start:
+        if selector.key_field != "case_id" or selector.case_type is None:
+            return None
+        types.update(selector.case_type)
+    return frozenset(types) if types else None
+
+
+def _within(
+    case_types: frozenset[str], key_field: str, test: Callable[[dict[str, Any]], bool]
+) -> Callable[[dict[str, Any]], bool]:
+    """`test`, but never for an event about a case of a type the norm's clocks cannot have.
+    (A case's type is fixed: closing a public-space report would otherwise leave a clock row
+    without a start for every norm that stops at any case.closed.)"""
+    if key_field != "case_id":
+        return test
+
+    def scoped(fields: dict[str, Any]) -> bool:
+        case_type = fields.get("case_type")
+        if case_type is not None and case_type not in case_types:
+            return False
+        return test(fields)
+
+    return scoped
 
 
 def clock_id(municipality: str, norm_id: str, subject_id: str) -> str:

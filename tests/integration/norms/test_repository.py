@@ -1,5 +1,6 @@
 """The clock repository against a real PostgreSQL: new clocks are written in one row version,
-and a clock another replica creates meanwhile is not overwritten (the batch is applied again)."""
+a clock another replica creates meanwhile is not overwritten (the batch is applied again), and
+in event time the consumer only appends transitions, leaving the decisions to the scheduler."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from schemas.common import Channel
 from schemas.events import ContactReceived
 from services.norms.adapters.repository import ClockRepository
+from services.norms.domain.calendar import to_us
 from services.norms.domain.catalog import NormCatalog
 from tests.integration.norms.support import email_answer, event, repository
 
@@ -88,3 +90,61 @@ async def test_a_clock_created_meanwhile_by_another_replica_is_applied_to_not_ov
         ]
     assert len(kinds) == 2  # started (by the other replica), met (by this one), nothing twice
     assert "clock_started" in kinds[0] and "norm.met" in kinds[1]
+
+
+async def test_in_event_time_the_consumer_appends_transitions_and_the_scheduler_decides(
+    pool: tuple[asyncpg.Pool, str], catalogs: dict[str, NormCatalog]
+) -> None:
+    """Event-time mode: the consumer writes a clock's transitions without reading it and moves
+    its wake-up to the earliest of them; the scheduler takes the decisions once the watermark
+    passes them. An event applied twice (its dedupe key purged) counts once."""
+    db, schema = pool
+    repo = repository(db, schema, catalogs, event_clock=True)
+    await repo.register_partitions([0])
+    mail_id = f"E-{uuid.uuid4()}"
+    clock_id = f"GM0383/email_answered/{mail_id}"
+    t0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday
+    received, answered = mail_and_answer(mail_id, t0)
+    later = event(
+        ContactReceived(contact_id=f"E-{uuid.uuid4()}", channel=Channel.EMAIL, topic="afval"),
+        t0 + timedelta(hours=3),
+    )
+
+    async def row() -> Any:
+        async with db.acquire() as conn:
+            return await conn.fetchrow(
+                f"""SELECT jsonb_array_length(transitions) AS n, taken, next_decision_at, outcome
+                    FROM "{schema}".clock WHERE clock_id = $1""",
+                clock_id,
+            )
+
+    result = await repo.apply_batch([(0, received)], {0: False})
+    assert (result.applied, result.decisions) == (1, [])
+    first = await row()
+    assert (first["n"], first["taken"], first["next_decision_at"]) == (1, "", t0)
+    # The answer, an hour later, is appended; the clock still wakes at its start.
+    await repo.apply_batch([(0, answered)], {0: False})
+    second = await row()
+    assert (second["n"], second["next_decision_at"]) == (2, t0)
+    # Nothing is decided before the watermark (latest event time, no lateness) passes.
+    async with db.acquire() as conn:
+        await conn.execute(f'DELETE FROM "{schema}".processed_event')  # purged keys
+    await repo.apply_batch([(0, answered), (0, later)], {0: False})
+    assert (await row())["n"] == 3  # stored twice, counted once
+    fired, now = await repo.fire_due(100)
+    assert now == to_us(t0 + timedelta(hours=3))
+    # This clock's start and answer lie before it; the later e-mail starts at it exactly, and
+    # an event at the watermark can still change what happens then: not decided yet.
+    assert sorted(kind for _, _, kind in fired.decisions) == ["met", "started"]
+    done = await row()
+    assert (done["taken"], done["next_decision_at"], done["outcome"]) == (
+        "final|started",
+        None,
+        "met",
+    )
+    async with db.acquire() as conn:
+        finals = await conn.fetchval(
+            f"""SELECT count(*) FROM "{schema}".outbox
+                WHERE convert_from(headers, 'UTF8') LIKE '%norm.met%'"""
+        )
+    assert finals == 1

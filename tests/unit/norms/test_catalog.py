@@ -186,10 +186,30 @@ def test_case_rules_start_pause_extend_stop_and_cancel(catalog) -> None:  # type
         case_id="z-3", case_type="klacht", extension=Duration(amount=4, unit=DurationUnit.WEEKS)
     )
     matches = catalog.match(CaseExtended.event_type, extended)
-    assert {(m.norm.id, m.extension) for m in matches} == {
-        ("complaint_handled", 28 * DAY_US),
-        ("decision_made", 28 * DAY_US),
+    assert {(m.norm.id, m.extension) for m in matches} == {("complaint_handled", 28 * DAY_US)}
+
+
+def test_a_case_event_touches_only_norms_its_case_type_can_start(catalog) -> None:  # type: ignore[no-untyped-def]
+    """complaint_handled and decision_made stop at any case.closed, but only a complaint or an
+    application can have their clocks: closing a report leaves no clock row without a start."""
+
+    def touched(model: Any) -> set[tuple[str, TransitionKind]]:
+        return {(m.norm.id, m.kind) for m in catalog.match(type(model).event_type, model)}
+
+    def closed(case_type: str) -> CaseClosed:
+        return CaseClosed(case_id="z-4", case_type=case_type, outcome=CaseOutcome.RESOLVED)
+
+    assert touched(closed("melding-openbare-ruimte")) == {
+        ("report_reaction", TransitionKind.STOP),
+        ("report_resolved", TransitionKind.STOP),
     }
+    assert touched(closed("klacht")) == {("complaint_handled", TransitionKind.STOP)}
+    assert touched(closed("omgevingsvergunning")) == {("decision_made", TransitionKind.STOP)}
+    assert touched(closed("onbekend-zaaktype")) == set()
+    extension = Duration(amount=2, unit=DurationUnit.WEEKS)
+    assert touched(
+        CaseExtended(case_id="z-5", case_type="parkeervergunning", extension=extension)
+    ) == {("decision_made", TransitionKind.EXTEND)}
 
 
 def test_a_reopened_report_or_complaint_restarts_its_handling_term(catalog) -> None:  # type: ignore[no-untyped-def]

@@ -346,3 +346,17 @@ def test_a_reopened_report_is_decided_again_and_its_first_outcome_stays(
         (1, 0, 0),
         (0, 1, 0),
     ]
+
+
+def test_stored_transitions_count_an_event_once() -> None:
+    """The consumer appends transitions without reading the clock: an event stored twice (its
+    dedupe key purged, then delivered again) is read back once, or its extension would count
+    twice."""
+    start = [0, "start", "src\x1fa", 0, "", {"channel": "email"}]
+    extend = [DAY_US, "extend", "src\x1fb", 28 * DAY_US, "", {}]
+    stored = StoredClock.transitions_from_json(orjson.dumps([start, extend, extend, start]))
+    assert [(t.kind.value, t.event_key, t.extension) for t, _ in stored] == [
+        ("start", "src\x1fa", 0),
+        ("extend", "src\x1fb", 28 * DAY_US),
+    ]
+    assert stored[0][1] == {"channel": "email"}
