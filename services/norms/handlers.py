@@ -65,7 +65,6 @@ _EVENT_MODEL: dict[DecisionKind, type[NormOutcome]] = {
     DecisionKind.CANCELLED: NormCancelled,
 }
 _EVENT_TYPE = {kind: model.event_type for kind, model in _EVENT_MODEL.items()}
-_EVENT_TYPE_JSON = {kind: orjson.dumps(event_type) for kind, event_type in _EVENT_TYPE.items()}
 # The CloudEvents binary-mode headers in the order `schemas.envelope.encode` writes them.
 HEADER_NAMES = (
     "ce_specversion",
@@ -78,22 +77,22 @@ HEADER_NAMES = (
     "content-type",
 )
 _OUTCOME_ID_PREFIX = hashlib.sha1(uuid.NAMESPACE_URL.bytes + f"servicepuls:{SOURCE}\x1f".encode())
-_HEADERS_JSON = (
-    b'[["ce_specversion",' + orjson.dumps(SPECVERSION) + b'],["ce_id","',
-    b'"],["ce_source",' + orjson.dumps(SOURCE) + b'],["ce_type",',
-    b'],["ce_time","',
-    b'"],["ce_subject",',
-    b"],[" + orjson.dumps(f"ce_{MUNICIPALITY_ATTRIBUTE}") + b",",
-    b'],["content-type",' + orjson.dumps(CONTENT_TYPE) + b"]]",
-)
+# The header pairs that are the same for many events, made once and shared.
+_SPECVERSION_PAIR = (HEADER_NAMES[0], SPECVERSION.encode())
+_SOURCE_PAIR = (HEADER_NAMES[2], SOURCE.encode())
+_TYPE_PAIRS = {
+    kind: (HEADER_NAMES[3], event_type.encode()) for kind, event_type in _EVENT_TYPE.items()
+}
+_CONTENT_TYPE_PAIR = (HEADER_NAMES[7], CONTENT_TYPE.encode())
+_MUNICIPALITY_PAIRS: dict[str, tuple[str, bytes]] = {}
 # How many clock timelines each catalog remembers (emptied when full).
 TIMELINE_MEMO_SIZE = 50_000
 
 
 @dataclass(slots=True)
 class Outcome:
-    """A decision framed as a norm event (key, value and header values of its Kafka record),
-    with what the service counts."""
+    """A decision framed as a norm event (key, value and headers of its Kafka record), with
+    what the service counts."""
 
     municipality: str
     norm_id: str
@@ -102,22 +101,16 @@ class Outcome:
     started_at: int
     key: bytes
     value: bytes
-    attributes: tuple[str, ...]  # the header values, in the order of HEADER_NAMES
-    headers_json: bytes  # the headers as the outbox stores them: JSON [name, value] pairs
-
-    @property
-    def headers(self) -> list[tuple[str, bytes]]:
-        return [
-            (name, value.encode())
-            for name, value in zip(HEADER_NAMES, self.attributes, strict=True)
-        ]
+    # The CloudEvents headers in the order of HEADER_NAMES; the pairs every event of a kind,
+    # source or municipality has are shared objects (the outbox stores a shared one once).
+    headers: tuple[tuple[str, bytes], ...]
 
     def record(self, topic: str = NORMS_TOPIC) -> KafkaRecord:
-        return KafkaRecord(topic=topic, key=self.key, value=self.value, headers=self.headers)
+        return KafkaRecord(topic=topic, key=self.key, value=self.value, headers=list(self.headers))
 
     def envelope(self) -> Envelope[Any]:
         """The event as consumers read it (validated by the models)."""
-        return decode(self.headers, self.value)
+        return decode(list(self.headers), self.value)
 
 
 @dataclass(slots=True)
@@ -325,45 +318,29 @@ def outcome_record(
     parts.append(b"}")
     at = decision.at if event_time is None else event_time
     event_id = outcome_id(cid, norm.version, decision.key)
-    time = iso(at)
     municipality = catalog.municipality
-    subject_json = dumps(subject_id)
-    # The outbox form of the headers, from a template: the id (a UUID) and the time (ISO 8601)
-    # need no escaping, the rest is escaped by orjson.
-    headers_json = b"".join(
-        (
-            _HEADERS_JSON[0],
-            event_id.encode(),
-            _HEADERS_JSON[1],
-            _EVENT_TYPE_JSON[kind],
-            _HEADERS_JSON[2],
-            time.encode(),
-            _HEADERS_JSON[3],
-            subject_json,
-            _HEADERS_JSON[4],
-            dumps(municipality),
-            _HEADERS_JSON[5],
-        )
-    )
+    pair = _MUNICIPALITY_PAIRS.get(municipality)
+    if pair is None:
+        pair = _MUNICIPALITY_PAIRS[municipality] = (HEADER_NAMES[6], municipality.encode())
+    key = subject_id.encode()
     return Outcome(
         municipality,
         norm.id,
         kind,
         at,
         decision.started_at,
-        subject_id.encode(),
+        key,
         b"".join(parts),
         (
-            SPECVERSION,
-            event_id,
-            SOURCE,
-            _EVENT_TYPE[kind],
-            time,
-            subject_id,
-            municipality,
-            CONTENT_TYPE,
+            _SPECVERSION_PAIR,
+            ("ce_id", event_id.encode()),
+            _SOURCE_PAIR,
+            _TYPE_PAIRS[kind],
+            ("ce_time", iso(at).encode()),
+            ("ce_subject", key),
+            pair,
+            _CONTENT_TYPE_PAIR,
         ),
-        headers_json,
     )
 
 

@@ -6,8 +6,9 @@ A crash after Kafka acknowledged but before the delete sends those events again 
 deterministic ids: consumers dedupe on `source` + `id`.
 
 Records go out in record batches per partition (`services.common.kafka.send_records`): the
-relay publishes every decision the consumer takes, so the per-record cost of a plain `send`
-would make it the slowest part of a replay.
+relay publishes every decision the service takes, so the per-record cost of a plain `send`
+would make it the slowest part of a replay. A row holds all records of one transaction
+(`adapters/outbox.py`).
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
-import orjson
 from aiokafka import AIOKafkaProducer
 
 from schemas.envelope import KafkaRecord
 from services.common.kafka import RenewingProducer, send_records
+from services.norms.adapters.outbox import records_of
 
 
 class OutboxRelay:
@@ -87,17 +88,20 @@ class OutboxRelay:
                     await asyncio.wait_for(self._wake.wait(), timeout=0.5)
 
     async def publish_once(self, conn: asyncpg.Connection) -> int:
+        """Publish the oldest outbox rows, about `batch` records (at least one row), then
+        delete them. Returns how many records went out."""
         rows = await conn.fetch(
-            f"""SELECT id, topic, key, value, headers
-                FROM "{self.schema}".outbox ORDER BY id LIMIT $1""",
+            f"""SELECT o.id, o.topic, o.key, o.value, o.headers, o.records, o.format
+                FROM (SELECT id, sum(count) OVER (ORDER BY id) - count AS before
+                      FROM "{self.schema}".outbox ORDER BY id LIMIT $1) AS w
+                JOIN "{self.schema}".outbox AS o USING (id)
+                WHERE w.before < $1
+                ORDER BY o.id""",
             self.batch,
         )
         if not rows:
             return 0
-        records = [
-            KafkaRecord(topic, key, value, [(n, v.encode()) for n, v in orjson.loads(headers)])
-            for _, topic, key, value, headers in rows
-        ]
+        records = [record for row in rows for record in records_of(row)]
         await self.send(records)
         await conn.execute(
             f'DELETE FROM "{self.schema}".outbox WHERE id = ANY($1::bigint[])',
@@ -105,7 +109,7 @@ class OutboxRelay:
         )
         if self.on_published is not None:
             self.on_published(records)
-        return len(rows)
+        return len(records)
 
     async def send(self, records: Sequence[KafkaRecord]) -> None:
         """Send `records` in order and wait until Kafka acknowledged all (raises if any failed)."""

@@ -18,6 +18,7 @@ import asyncpg
 import orjson
 
 from schemas.envelope import Envelope
+from services.norms.adapters import outbox
 from services.norms.domain.calendar import from_us, to_us
 from services.norms.domain.catalog import NormCatalog
 from services.norms.domain.clock import FINAL_KINDS, DecisionKind, Transition, TransitionKind
@@ -441,13 +442,14 @@ class ClockRepository:
                 *[list(col) for col in zip(*increments, strict=True)],
             )
         if outgoing:
-            topic = self.norms_topic
-            records = [(topic, o.key, o.value, o.headers_json) for o in outgoing]
-            await conn.copy_records_to_table(
-                "outbox",
-                schema_name=self.schema,
-                columns=["topic", "key", "value", "headers"],
-                records=records,
+            # One row for all of them (see adapters/outbox.py).
+            await conn.execute(
+                f"""INSERT INTO {self.s}.outbox (topic, records, format, count)
+                    VALUES ($1, $2, $3, $4)""",
+                self.norms_topic,
+                outbox.pack([(o.key, o.value, o.headers) for o in outgoing]),
+                outbox.FORMAT,
+                len(outgoing),
             )
             await conn.execute("SELECT pg_notify($1, '')", self.notify_channel)
             result.emitted += len(outgoing)
@@ -526,8 +528,9 @@ class ClockRepository:
         return report
 
     async def outbox_backlog(self) -> int:
+        """Norm events committed and not yet published (a row holds a transaction's)."""
         async with self.pool.acquire() as conn:
-            return await conn.fetchval(f"SELECT count(*) FROM {self.s}.outbox")
+            return await conn.fetchval(f"SELECT COALESCE(sum(count), 0) FROM {self.s}.outbox")
 
     async def purge_dedupe_keys(self, older_than_days: int) -> int:
         async with self.pool.acquire() as conn:

@@ -16,9 +16,10 @@ import yaml
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schemas.common import Channel, Direction
-from schemas.envelope import Envelope, decode, new_event
+from schemas.envelope import Envelope, KafkaRecord, decode, new_event
 from schemas.events import ContactCompleted, EventData
 from services.common.settings import InfraSettings
+from services.norms.adapters.outbox import records_of
 from services.norms.adapters.repository import ClockRepository
 from services.norms.domain.catalog import NormCatalog
 from tests.support.kafka import BOOTSTRAP
@@ -87,6 +88,21 @@ async def fetchval(query: str, *args: Any) -> Any:
         return await conn.fetchval(query, *args)
     finally:
         await conn.close()
+
+
+async def outbox_records(schema: str, pool: asyncpg.Pool | None = None) -> list[KafkaRecord]:
+    """The records waiting in a schema's outbox, in the order the relay sends them."""
+    query = f'SELECT * FROM "{schema}".outbox ORDER BY id'
+    if pool is not None:
+        async with pool.acquire() as conn:
+            rows = await conn.fetch(query)
+    else:
+        conn = await asyncpg.connect(DATABASE_URL)
+        try:
+            rows = await conn.fetch(query)
+        finally:
+            await conn.close()
+    return [record for row in rows for record in records_of(row)]
 
 
 async def read_all(topic: str, *, quiet_seconds: float = 2.0) -> list[Any]:

@@ -37,6 +37,7 @@ from tests.integration.norms.support import (
     fetchval,
     free_ports,
     new_schema,
+    outbox_records,
     private_config,
     service_env,
     structured,
@@ -247,10 +248,7 @@ async def test_a_crash_between_the_database_commit_and_the_kafka_write_loses_not
                     ],
                 )
                 deadline = time.monotonic() + 30
-                while not await fetchval(
-                    f"SELECT count(*) FROM \"{schema}\".outbox WHERE convert_from(key, 'UTF8') = $1",
-                    case_id,
-                ):
+                while not any(r.key == case_id.encode() for r in await outbox_records(schema)):
                     assert time.monotonic() < deadline, "decision never committed"
                     await asyncio.sleep(0.2)
                 service.kill()  # committed in PostgreSQL, not written to Kafka
