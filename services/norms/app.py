@@ -260,7 +260,7 @@ def bootstrap(
                 for event_time in result.decision_times:
                     scheduler_lag.observe(max(0.0, wall - event_time / 1_000_000))
             if result.applied < settings.scheduler_batch:
-                await asyncio.sleep(settings.scheduler_interval_seconds)
+                await asyncio.sleep(settings.scheduler_interval)
 
     def published(records: list[KafkaRecord]) -> None:
         if settings.clock != "wall":

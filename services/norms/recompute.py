@@ -49,8 +49,7 @@ async def read_topic(
     )
     await consumer.start()
     try:
-        cluster = await consumer._client.fetch_all_metadata()  # a topic not subscribed to
-        partitions = [TopicPartition(topic, p) for p in cluster.partitions_for_topic(topic) or []]
+        partitions = await _partitions_of(consumer, topic)
         consumer.assign(partitions)
         start = await consumer.beginning_offsets(partitions)
         end = await consumer.end_offsets(partitions)
@@ -94,6 +93,21 @@ async def read_topic(
         return events
     finally:
         await consumer.stop()
+
+
+async def _partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """The topic's partitions, as the cluster's metadata lists them. A metadata response can
+    leave a topic out (its leaders moving, a broker just restarted): asked again for up to
+    `STALL_SECONDS` before giving up, so an existing topic is never read as empty."""
+    deadline = monotonic() + STALL_SECONDS
+    while True:
+        cluster = await consumer._client.fetch_all_metadata()  # a topic not subscribed to
+        found = cluster.partitions_for_topic(topic)
+        if found:
+            return [TopicPartition(topic, p) for p in sorted(found)]
+        if monotonic() > deadline:
+            raise LookupError(f"{topic}: no such topic in the cluster's metadata")
+        await asyncio.sleep(0.5)
 
 
 def recompute(

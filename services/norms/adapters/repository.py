@@ -316,9 +316,9 @@ class ClockRepository:
             for r in await conn.fetch(
                 f"""INSERT INTO {self.s}.clock AS c (clock_id, municipality, norm_id, subject_id,
                         transitions, next_decision_at)
-                    SELECT u.e->>0, u.e->>1, u.e->>2, u.e->>3, (u.e->4)::jsonb,
+                    SELECT u.e->>0, u.e->>1, u.e->>2, u.e->>3, u.e->4,
                            {_instant("u.e->>5")}
-                    FROM json_array_elements($1::json) AS u(e)
+                    FROM jsonb_array_elements($1::jsonb) AS u(e)
                     ON CONFLICT DO NOTHING RETURNING clock_id""",
                 document,
             )
@@ -327,10 +327,10 @@ class ClockRepository:
             existing = [row for row in rows if row[0] not in inserted]
             await conn.execute(
                 f"""UPDATE {self.s}.clock AS c SET
-                      transitions = c.transitions || (u.e->4)::jsonb,
+                      transitions = c.transitions || (u.e->4),
                       next_decision_at = LEAST(c.next_decision_at, {_instant("u.e->>6")}),
                       updated_at = now()
-                    FROM json_array_elements($1::json) AS u(e)
+                    FROM jsonb_array_elements($1::jsonb) AS u(e)
                     WHERE c.clock_id = u.e->>0""",
                 orjson.dumps(existing).decode(),
             )
@@ -378,7 +378,8 @@ class ClockRepository:
         # One JSON document of rows ([id, taken, next, version, outcome, started, due,
         # stopped, transitions(, municipality, norm, subject)], instants in microseconds):
         # encoding 5 000 rows as PostgreSQL arrays costs the consumer more than the statement
-        # costs PostgreSQL.
+        # costs PostgreSQL. It is read as jsonb, parsed once: as json every `->>` parses its
+        # row again, which doubled the statements' time.
         rows = []
         new_rows = []
         for c, u in updates:
@@ -405,8 +406,8 @@ class ClockRepository:
                         municipality, norm_id, subject_id)
                     SELECT u.e->>0, u.e->>1, {_instant("u.e->>2")}, u.e->>3, u.e->>4,
                            {_instant("u.e->>5")}, {_instant("u.e->>6")}, {_instant("u.e->>7")},
-                           (u.e->8)::jsonb, u.e->>9, u.e->>10, u.e->>11
-                    FROM json_array_elements($1::json) AS u(e)
+                           u.e->8, u.e->>9, u.e->>10, u.e->>11
+                    FROM jsonb_array_elements($1::jsonb) AS u(e)
                     ON CONFLICT DO NOTHING RETURNING 1""",
                 orjson.dumps(new_rows).decode(),
             )
@@ -423,9 +424,9 @@ class ClockRepository:
                       started_at = COALESCE({_instant("u.e->>5")}, c.started_at),
                       due_at = COALESCE({_instant("u.e->>6")}, c.due_at),
                       stopped_at = COALESCE({_instant("u.e->>7")}, c.stopped_at),
-                      {"transitions = (u.e->8)::jsonb," if write_transitions else ""}
+                      {"transitions = u.e->8," if write_transitions else ""}
                       updated_at = now()
-                    FROM json_array_elements($1::json) AS u(e)
+                    FROM jsonb_array_elements($1::jsonb) AS u(e)
                     WHERE c.clock_id = u.e->>0""",
                 orjson.dumps(rows).decode(),
             )

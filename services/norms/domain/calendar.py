@@ -38,6 +38,8 @@ _ONE_DAY = timedelta(days=1)
 # which made a long replay several times slower once the memos were full.
 _ADVANCE_MEMO_SIZE = 100_000
 _ISO_MEMO_SIZE = 100_000
+HOUR_US = 3600 * US
+_NAIVE_EPOCH = datetime(1970, 1, 1)
 
 
 def to_us(instant: datetime) -> int:
@@ -130,6 +132,11 @@ class BusinessCalendar:
         default_factory=dict, init=False, repr=False, compare=False
     )
     _iso_times: dict[int, str] = field(default_factory=dict, init=False, repr=False, compare=False)
+    # UTC hour → (UTC offset in microseconds, its ISO 8601 form); the form is "" for an hour
+    # whose offset changes within it.
+    _hour_offsets: dict[int, tuple[int, str]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     # ---- days ------------------------------------------------------------------------------
 
@@ -162,8 +169,30 @@ class BusinessCalendar:
         if text is None:
             if len(self._iso_times) >= _ISO_MEMO_SIZE:
                 self._iso_times.clear()  # see _ADVANCE_MEMO_SIZE
-            text = self._iso_times[instant_us] = from_us(instant_us, self.zone).isoformat()
+            hour = instant_us // HOUR_US
+            offset = self._hour_offsets.get(hour)
+            if offset is None:
+                offset = self._hour_offsets[hour] = self._offset_in(hour)
+            if not offset[1]:
+                text = from_us(instant_us, self.zone).isoformat()
+            else:  # the local wall time, written with the offset: a third less than astimezone
+                local = _NAIVE_EPOCH + timedelta(microseconds=instant_us + offset[0])
+                text = local.isoformat() + offset[1]
+            self._iso_times[instant_us] = text
         return text
+
+    def _offset_in(self, hour: int) -> tuple[int, str]:
+        """The zone's UTC offset throughout UTC hour `hour` and its ISO 8601 form; the form is
+        "" when the offset changes within the hour or is not whole minutes (then `isoformat`
+        asks zoneinfo)."""
+        first = from_us(hour * HOUR_US, self.zone).utcoffset()
+        last = from_us((hour + 1) * HOUR_US - 1, self.zone).utcoffset()
+        if first is None or first != last or first.seconds % 60 or first.microseconds:
+            return 0, ""
+        minutes = (first.days * 86_400 + first.seconds) // 60
+        sign = "-" if minutes < 0 else "+"
+        hours, minutes = divmod(abs(minutes), 60)
+        return (first.days * 86_400 + first.seconds) * US, f"{sign}{hours:02d}:{minutes:02d}"
 
     def local_date(self, instant_us: int) -> date:
         """The local day `instant_us` falls on. Memo per UTC day: the local day at its start and

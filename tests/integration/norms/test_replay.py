@@ -260,6 +260,7 @@ async def test_replay_into_an_empty_database_gives_exactly_the_live_outcomes(
             # The recompute command decides alike, from the same topic, in memory.
             catalog = load_catalogs(config)[MUNICIPALITY]
             read = await read_topic(BOOTSTRAP, intake_topic, MUNICIPALITY)
+            assert read, f"recompute read nothing from {intake_topic}"
             highest = max(to_us(e.time) for _, e in read)
             recomputed = recompute(
                 [e for _, e in read],

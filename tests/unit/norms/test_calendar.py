@@ -269,3 +269,32 @@ def test_counting_whole_days_agrees_with_walking_them(
             >= span
             > _walked(calendar, measure, start, due - 1)
         )
+
+
+@pytest.mark.parametrize(
+    "zone", ["Europe/Amsterdam", "America/St_Johns", "Australia/Lord_Howe", "Asia/Kathmandu"]
+)
+@settings(max_examples=400, deadline=None)
+@given(instant=st.integers(min_value=-2_208_988_800 * US, max_value=4_102_444_800 * US))
+def test_isoformat_writes_the_local_time_with_the_offset_zoneinfo_gives(
+    zone: str, instant: int
+) -> None:
+    """`isoformat` writes the wall time plus an offset it remembers per UTC hour; zoneinfo's own
+    form is the reference, across DST changes, half-hour zones, a 30-minute DST shift (Lord
+    Howe) and historical offsets in seconds (before 1940 Amsterdam was UTC+00:19:32)."""
+    calendar = BusinessCalendar(zone=ZoneInfo(zone))
+    for moment in (instant, instant - instant % (3600 * US), instant + 1):
+        assert calendar.isoformat(moment) == from_us(moment, ZoneInfo(zone)).isoformat()
+
+
+@pytest.mark.parametrize(
+    "zone", ["Europe/Amsterdam", "America/St_Johns", "Australia/Lord_Howe", "Asia/Kathmandu"]
+)
+def test_isoformat_is_exact_every_quarter_hour_of_a_year_with_dst_changes(zone: str) -> None:
+    calendar = BusinessCalendar(zone=ZoneInfo(zone))
+    for year in (1937, 2026):
+        start = to_us(datetime(year, 1, 1, tzinfo=ZoneInfo("UTC")))
+        for step in range(366 * 96):
+            moment = start + step * 900 * US
+            for instant in (moment - 1, moment, moment + 1):
+                assert calendar.isoformat(instant) == from_us(instant, ZoneInfo(zone)).isoformat()
