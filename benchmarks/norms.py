@@ -319,6 +319,7 @@ async def consumer_throughput(
     count: int,
     *,
     split: bool = False,
+    relay_with_consumer: bool = False,
     profile: Path | None = None,
     report_every: float = float("inf"),
     overrides: dict[str, str] | None = None,
@@ -327,7 +328,8 @@ async def consumer_throughput(
 
     `split`: the consumer runs alone in its process (`RELAY_ENABLED=false`,
     `SCHEDULER_ENABLED=false`) and a second process (`CONSUMER_ENABLED=false`) schedules and
-    relays; otherwise one process does all three. `report_every` (seconds): print the rate
+    relays (or only schedules, `relay_with_consumer`: the relay runs in the consumer's process);
+    otherwise one process does all three. `report_every` (seconds): print the rate
     and CPU per event of each interval, and the tables' statistics at the end."""
     run = uuid.uuid4().hex[:8]
     schema = f"norms_bench_{run}"
@@ -361,12 +363,15 @@ async def consumer_throughput(
                 "max_batch": "5000",
                 **(overrides or {}),
             }
-            consumer_settings = (
-                {"relay_enabled": "false", "scheduler_enabled": "false"} if split else {}
-            )
+            consumer_settings = {"scheduler_enabled": "false"} if split else {}
+            worker_settings = {"consumer_enabled": "false"}
+            if relay_with_consumer:
+                worker_settings["relay_enabled"] = "false"
+            elif split:
+                consumer_settings["relay_enabled"] = "false"
             env = service_env(config, schema, port=port, **settings, **consumer_settings)
             worker_env = service_env(
-                config, schema, port=worker_port, **settings, consumer_enabled="false"
+                config, schema, port=worker_port, **settings, **worker_settings
             )
             async with contextlib.AsyncExitStack() as stack:
                 if split:  # started first: it migrates the schema, then waits for work
@@ -514,6 +519,11 @@ async def main(argv: list[str] | None = None) -> int:
         help="consumer alone in its process; scheduler and relay in a second one",
     )
     parser.add_argument(
+        "--relay-with-consumer",
+        action="store_true",
+        help="with --split: the relay runs in the consumer's process, not the scheduler's",
+    )
+    parser.add_argument(
         "--report-every",
         type=float,
         default=float("inf"),
@@ -542,11 +552,13 @@ async def main(argv: list[str] | None = None) -> int:
                 f"p99 {lag['p99'] * 1000:.0f} ms, max {lag['max'] * 1000:.0f} ms "
                 f"(goal p99 < 1000 ms: {'met' if lag['p99'] < 1 else 'NOT met'})"
             )
-        mode = (
-            "consumer alone in its process; scheduler and relay in a second"
-            if args.split
-            else "one process: consumer, scheduler and relay"
-        )
+        mode = "one process: consumer, scheduler and relay"
+        if args.split:
+            mode = (
+                "consumer and relay in one process, scheduler in a second"
+                if args.relay_with_consumer
+                else "consumer alone in its process; scheduler and relay in a second"
+            )
         print(
             f"2. consumer throughput on {args.events:,} intake events (replay into an empty "
             f"database, event-time clock; {mode})",
@@ -556,6 +568,7 @@ async def main(argv: list[str] | None = None) -> int:
             config,
             args.events,
             split=args.split,
+            relay_with_consumer=args.split and args.relay_with_consumer,
             profile=args.profile,
             report_every=args.report_every,
             overrides=dict(item.split("=", 1) for item in args.set),
@@ -569,7 +582,7 @@ async def main(argv: list[str] | None = None) -> int:
             f"   per CPU second of the consumer process: raw {tp['raw_cpu_rate']:,.0f}, "
             f"norms {tp['norms_cpu_rate']:,.0f} events = {tp['cpu_ratio']:.0%}"
             + (
-                f"; the scheduler+relay process: {tp['worker_cpu_rate']:,.0f} events per CPU s"
+                f"; the other process: {tp['worker_cpu_rate']:,.0f} events per CPU s"
                 if args.split
                 else ""
             )
