@@ -195,7 +195,9 @@ async def breach_lag(config: Path, clocks: int, due: int) -> dict[str, float]:
 # ---- 2. consumer throughput and replay ------------------------------------------------------------
 
 
-def traffic(count: int, rng: random.Random) -> Iterator[tuple[datetime, Any]]:
+def traffic(
+    count: int, rng: random.Random, per_year: int | None = None
+) -> Iterator[tuple[datetime, Any]]:
     """A realistic mix, in event-time order over one year: phone calls (half), e-mails with an
     answer 1–96 hours later (30 %), public-space reports closed 0.5–20 days later (20 %).
     Yields (event time, model) lazily: a follow-up waits in a heap until its time comes, so
@@ -207,7 +209,8 @@ def traffic(count: int, rng: random.Random) -> Iterator[tuple[datetime, Any]]:
     base = datetime.combine(today - timedelta(days=today.weekday() + 7 * 56), dtime(8), UTC)
     year = 365 * 24 * 3600
     # ~1.5 events per first event: first events arrive as a Poisson process over the year.
-    mean_gap = year / (count / 1.5)
+    # `per_year`: as dense as a municipality with that many events a year (fewer days).
+    mean_gap = year / ((per_year or count) / 1.5)
     follow_ups: list[tuple[datetime, int, Any]] = []
     emitted, seq, offset = 0, 0, 0.0
     while emitted < count:
@@ -251,12 +254,14 @@ def traffic(count: int, rng: random.Random) -> Iterator[tuple[datetime, Any]]:
         emitted += 1
 
 
-def traffic_records(count: int, rng: random.Random, topic: str) -> Iterator[KafkaRecord]:
+def traffic_records(
+    count: int, rng: random.Random, topic: str, per_year: int | None = None
+) -> Iterator[KafkaRecord]:
     """`traffic` as intake records, framed directly (~28 µs an event): building every event as
     an envelope and `encode`-ing it cost ~70 µs, minutes for a year of a large municipality
     (3,000,000 events). The first 200 are checked byte for byte against `encode(event(...))`."""
     checked = 0
-    for at, model in traffic(count, rng):
+    for at, model in traffic(count, rng, per_year):
         if checked < 200:
             checked += 1
             envelope = event(model, at)
@@ -320,6 +325,7 @@ async def consumer_throughput(
     *,
     split: bool = False,
     relay_with_consumer: bool = False,
+    per_year: int | None = None,
     profile: Path | None = None,
     report_every: float = float("inf"),
     overrides: dict[str, str] | None = None,
@@ -343,7 +349,7 @@ async def consumer_throughput(
             await producer.start()
             try:
                 chunk: list[KafkaRecord] = []
-                for record in traffic_records(count, rng, intake_topic):
+                for record in traffic_records(count, rng, intake_topic, per_year):
                     chunk.append(record)
                     if len(chunk) == 20_000:
                         await send_records(producer, chunk)
@@ -519,6 +525,13 @@ async def main(argv: list[str] | None = None) -> int:
         help="consumer alone in its process; scheduler and relay in a second one",
     )
     parser.add_argument(
+        "--per-year",
+        type=int,
+        metavar="EVENTS",
+        help="traffic as dense as EVENTS a year (default: --events spread over one year); "
+        "a short replay with the density of a large municipality: --per-year 3000000",
+    )
+    parser.add_argument(
         "--relay-with-consumer",
         action="store_true",
         help="with --split: the relay runs in the consumer's process, not the scheduler's",
@@ -561,7 +574,8 @@ async def main(argv: list[str] | None = None) -> int:
             )
         print(
             f"2. consumer throughput on {args.events:,} intake events (replay into an empty "
-            f"database, event-time clock; {mode})",
+            f"database, event-time clock; {mode}; as dense as "
+            f"{args.per_year or args.events:,} events a year)",
             flush=True,
         )
         tp = await consumer_throughput(
@@ -569,6 +583,7 @@ async def main(argv: list[str] | None = None) -> int:
             args.events,
             split=args.split,
             relay_with_consumer=args.split and args.relay_with_consumer,
+            per_year=args.per_year,
             profile=args.profile,
             report_every=args.report_every,
             overrides=dict(item.split("=", 1) for item in args.set),
