@@ -42,7 +42,8 @@ else
     # One run, so the closing line counts everything: pure tests first, then the real parts.
     # Tests against real processes on a shared 2-core machine can lose a race with the machine
     # (a broker restart, a slow watermark); such a test gets up to two more tries, and pytest
-    # reports every rerun (`R`), so flakiness stays visible. A deterministic failure still fails.
-    .venv/bin/pytest -p no:cacheprovider --reruns 2 --reruns-delay 5 \
+    # reports every rerun (`R`) with the traceback of the try that failed, so flakiness stays
+    # visible and diagnosable. A deterministic failure still fails.
+    .venv/bin/pytest -p no:cacheprovider --reruns 2 --reruns-delay 5 --rerun-show-tracebacks \
         tests/unit tests/integration tests/e2e
 fi
