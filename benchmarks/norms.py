@@ -29,13 +29,13 @@ from typing import Any
 import asyncpg
 import httpx
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from benchmarks.procstat import cpu_of, cpu_seconds
 from schemas.common import Channel
 from schemas.envelope import KafkaRecord, decode, encode
 from schemas.events import CaseClosed, CaseOpened, CaseOutcome, ContactCompleted, ContactReceived
-from services.common.kafka import durable_producer, send_records
+from services.common.kafka import durable_producer, send_records, topic_partitions
 from services.common.migrations import migrate
 from services.norms.app import MIGRATIONS
 from tests.integration.norms.support import (
@@ -56,11 +56,6 @@ from tests.support.services import running_service
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
-
-
-async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    cluster = await consumer._client.fetch_all_metadata()
-    return [TopicPartition(topic, p) for p in cluster.partitions_for_topic(topic) or []]
 
 
 # ---- 1. breach-detection lag -------------------------------------------------------------------
@@ -131,7 +126,7 @@ async def breach_lag(config: Path, clocks: int, due: int) -> dict[str, float]:
             consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False)
             await consumer.start()
             try:
-                tps = await partitions_of(consumer, norms_topic)
+                tps = await topic_partitions(consumer, norms_topic)
                 consumer.assign(tps)
                 await consumer.seek_to_end(*tps)
                 for tp in tps:
@@ -300,7 +295,7 @@ async def raw_read(topic: str, count: int) -> tuple[float, float]:
     )
     await consumer.start()
     try:
-        tps = await partitions_of(consumer, topic)
+        tps = await topic_partitions(consumer, topic)
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         seen = 0

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any, ClassVar
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import (
     IllegalStateError,
     InvalidProducerEpoch,
@@ -245,6 +245,24 @@ class SharedBatches:
             batch.acked.set_result(None)
         self._in_flight.discard(tp)
         self._ship_next(tp)
+
+
+async def topic_partitions(
+    consumer: AIOKafkaConsumer, topic: str, timeout: float = 60.0
+) -> list[TopicPartition]:
+    """The partitions of `topic` (a topic the consumer need not subscribe to), as the cluster's
+    metadata lists them. A metadata response can leave a topic out (its leaders moving, a broker
+    just restarted): asked again for up to `timeout` seconds, so an existing topic is never read
+    as one without partitions; LookupError after that."""
+    deadline = time.monotonic() + timeout
+    while True:
+        cluster = await consumer._client.fetch_all_metadata()
+        found = cluster.partitions_for_topic(topic)
+        if found:
+            return [TopicPartition(topic, p) for p in sorted(found)]
+        if time.monotonic() > deadline:
+            raise LookupError(f"{topic}: no such topic in the cluster's metadata")
+        await asyncio.sleep(0.5)
 
 
 async def publish(producer: AIOKafkaProducer, events: Iterable[Envelope[Any]]) -> None:

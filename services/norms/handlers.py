@@ -137,12 +137,16 @@ class StoredClock:
     # -- storage form: compact JSON lists, stable field order ----------------------------------
 
     def transitions_json(self) -> str:
-        return orjson.dumps(
-            [
-                [t.at, t.kind.value, t.event_key, t.extension, t.reason, context]
-                for t, context in self.transitions
-            ]
-        ).decode()
+        return orjson.dumps(self.stored_form(self.transitions)).decode()
+
+    @staticmethod
+    def stored_form(transitions: list[tuple[Transition, dict[str, str]]]) -> list[list[Any]]:
+        """Transitions as the `transitions` column lists them (`transitions_from_json` reads
+        them back)."""
+        return [
+            [t.at, t.kind.value, t.event_key, t.extension, t.reason, context]
+            for t, context in transitions
+        ]
 
     @staticmethod
     def transitions_from_json(text: str | bytes | None) -> list[tuple[Transition, dict[str, str]]]:

@@ -22,13 +22,13 @@ from datetime import date, datetime, time, timedelta
 from time import monotonic
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from schemas.envelope import Envelope, decode, encode
-from services.common.kafka import durable_producer, send_records
+from services.common.kafka import durable_producer, send_records, topic_partitions
 from services.common.settings import InfraSettings
 from services.norms.config import load_catalogs
 from services.norms.domain.calendar import to_us
@@ -49,7 +49,7 @@ async def read_topic(
     )
     await consumer.start()
     try:
-        partitions = await _partitions_of(consumer, topic)
+        partitions = await topic_partitions(consumer, topic, STALL_SECONDS)
         consumer.assign(partitions)
         start = await consumer.beginning_offsets(partitions)
         end = await consumer.end_offsets(partitions)
@@ -93,21 +93,6 @@ async def read_topic(
         return events
     finally:
         await consumer.stop()
-
-
-async def _partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    """The topic's partitions, as the cluster's metadata lists them. A metadata response can
-    leave a topic out (its leaders moving, a broker just restarted): asked again for up to
-    `STALL_SECONDS` before giving up, so an existing topic is never read as empty."""
-    deadline = monotonic() + STALL_SECONDS
-    while True:
-        cluster = await consumer._client.fetch_all_metadata()  # a topic not subscribed to
-        found = cluster.partitions_for_topic(topic)
-        if found:
-            return [TopicPartition(topic, p) for p in sorted(found)]
-        if monotonic() > deadline:
-            raise LookupError(f"{topic}: no such topic in the cluster's metadata")
-        await asyncio.sleep(0.5)
 
 
 def recompute(

@@ -258,13 +258,14 @@ class ClockRepository:
             # it within its interval.
             now = None if self.event_clock else await self.now(conn)
             eager: list[str] = []
-            lazy: list[tuple[StoredClock, list[tuple[Transition, dict[str, str]]]]] = []
+            lazy: list[tuple[StoredClock, list[tuple[Transition, dict[str, str]]], int]] = []
             for cid in sorted(plan.transitions):
                 blank, new = plan.transitions[cid]
-                if now is not None and min(t.at for t, _ in new) < now:
+                first = min(t.at for t, _ in new)
+                if now is not None and first < now:
                     eager.append(cid)
                 else:
-                    lazy.append((blank, new))
+                    lazy.append((blank, new, first))
             if lazy:
                 await self._append_transitions(conn, lazy)
             clocks, created = await self._lock_clocks(
@@ -290,14 +291,14 @@ class ClockRepository:
     async def _append_transitions(
         self,
         conn: asyncpg.Connection,
-        clocks: list[tuple[StoredClock, list[tuple[Transition, dict[str, str]]]]],
+        clocks: list[tuple[StoredClock, list[tuple[Transition, dict[str, str]]], int]],
     ) -> None:
-        """Add transitions to clocks without reading them (in key order): a new clock is
-        inserted, due to wake at its start (a clock without a start has nothing to decide);
-        an existing one gets them appended and wakes no later than the earliest of them."""
+        """Add transitions to clocks without reading them (in key order; each with the
+        earliest instant of its new transitions): a new clock is inserted, due to wake at its
+        start (a clock without a start has nothing to decide); an existing one gets them
+        appended and wakes no later than the earliest of them."""
         rows = []
-        for blank, new in clocks:
-            first = min(t.at for t, _ in new)
+        for blank, new, first in clocks:
             starts = any(t.kind is TransitionKind.START for t, _ in new)
             rows.append(
                 [
@@ -305,7 +306,7 @@ class ClockRepository:
                     blank.municipality,
                     blank.norm_id,
                     blank.subject_id,
-                    [[t.at, t.kind.value, t.event_key, t.extension, t.reason, c] for t, c in new],
+                    StoredClock.stored_form(new),
                     first if starts else None,
                     first,
                 ]

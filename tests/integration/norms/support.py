@@ -13,16 +13,18 @@ from typing import Any
 
 import asyncpg
 import yaml
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from schemas.common import Channel, Direction
 from schemas.envelope import Envelope, KafkaRecord, decode, new_event
 from schemas.events import ContactCompleted, EventData
+from services.common.kafka import topic_partitions
 from services.common.settings import InfraSettings
 from services.norms.adapters.outbox import records_of
 from services.norms.adapters.repository import ClockRepository
 from services.norms.domain.catalog import NormCatalog
 from tests.support.kafka import BOOTSTRAP
+from tests.support.services import running_service
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DATABASE_URL = InfraSettings().database_url
@@ -110,8 +112,7 @@ async def read_all(topic: str, *, quiet_seconds: float = 2.0) -> list[Any]:
     consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False)
     await consumer.start()
     try:
-        cluster = await consumer._client.fetch_all_metadata()  # a topic not subscribed to
-        partitions = [TopicPartition(topic, p) for p in cluster.partitions_for_topic(topic) or []]
+        partitions = await topic_partitions(consumer, topic)
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         records: list[Any] = []
@@ -195,6 +196,19 @@ async def wait_until_settled(
             return
         assert time.monotonic() < deadline, f"{pending} decisions still pending in {schema}"
         await asyncio.sleep(0.5)
+
+
+async def replayed(config: Path, schema: str, norms_topic: str, **settings: str) -> list[Any]:
+    """A norms service on the empty `schema` replays the intake topic (`settings`) into
+    `norms_topic`: what it published once every clock is decided, the idle partitions having
+    released the watermark."""
+    [port] = free_ports(1)
+    env = service_env(config, schema, port=port, norms_topic=norms_topic, **settings)
+    async with running_service("norms", port=port, env=env):
+        await wait_until_settled(schema, expect_clocks=True)
+        await asyncio.sleep(3)  # idle partitions (idle_partition_seconds=2) release the watermark
+        await wait_until_settled(schema)
+    return await read_all(norms_topic)
 
 
 def fingerprint(records: list[Any]) -> list[tuple[bytes, bytes, tuple[tuple[str, bytes], ...]]]:

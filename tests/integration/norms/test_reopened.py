@@ -36,6 +36,7 @@ from tests.integration.norms.support import (
     new_schema,
     private_config,
     read_all,
+    replayed,
     service_env,
     wait_until_settled,
 )
@@ -112,7 +113,7 @@ async def test_a_reopened_case_restarts_its_norms_with_outcomes_of_their_own(
     await producer.start()
     try:
         async with private_topics(intake_topic, live_topic, replay_topic):
-            live_port, replay_port = free_ports(2)
+            [live_port] = free_ports(1)
 
             async def produce(batch: list[Any]) -> None:
                 await send_records(
@@ -134,12 +135,7 @@ async def test_a_reopened_case_restarts_its_norms_with_outcomes_of_their_own(
                 compliance = {n["norm_id"]: n for n in response.json()["norms"]}
             live = await read_all(live_topic)
 
-            replay_env = service_env(
-                config, schemas[1], port=replay_port, norms_topic=replay_topic, **common
-            )
-            async with running_service("norms", port=replay_port, env=replay_env):
-                await wait_until_settled(schemas[1], expect_clocks=True)
-            replayed = await read_all(replay_topic)
+            replay = await replayed(config, schemas[1], replay_topic, **common)
     finally:
         await producer.stop()
         for schema in schemas:
@@ -189,4 +185,4 @@ async def test_a_reopened_case_restarts_its_norms_with_outcomes_of_their_own(
     assert ids("decision_made", application) == expected("decision_made", application, *first_cycle)
     # Each cycle counts.
     assert (compliance["report_resolved"]["met"], compliance["report_resolved"]["missed"]) == (1, 1)
-    assert fingerprint(replayed) == fingerprint(live)
+    assert fingerprint(replay) == fingerprint(live)

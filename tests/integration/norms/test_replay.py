@@ -44,6 +44,7 @@ from tests.integration.norms.support import (
     new_schema,
     private_config,
     read_all,
+    replayed,
     service_env,
     wait_until_settled,
 )
@@ -230,7 +231,7 @@ async def test_replay_into_an_empty_database_gives_exactly_the_live_outcomes(
     await producer.start()
     try:
         async with private_topics(intake_topic, live_topic, replay_topic):
-            live_port, replay_port = free_ports(2)
+            [live_port] = free_ports(1)
             live_env = service_env(
                 config, schemas[0], port=live_port, norms_topic=live_topic, **common
             )
@@ -248,14 +249,7 @@ async def test_replay_into_an_empty_database_gives_exactly_the_live_outcomes(
                 await wait_until_settled(schemas[0], expect_clocks=True)
             live = await read_all(live_topic)
 
-            replay_env = service_env(
-                config, schemas[1], port=replay_port, norms_topic=replay_topic, **common
-            )
-            async with running_service("norms", port=replay_port, env=replay_env):
-                await wait_until_settled(schemas[1], expect_clocks=True)
-                await asyncio.sleep(3)  # idle partitions release the watermark
-                await wait_until_settled(schemas[1])
-            replayed = await read_all(replay_topic)
+            replay = await replayed(config, schemas[1], replay_topic, **common)
 
             # The recompute command decides alike, from the same topic, in memory.
             catalog = load_catalogs(config)[MUNICIPALITY]
@@ -279,7 +273,7 @@ async def test_replay_into_an_empty_database_gives_exactly_the_live_outcomes(
     starts = Counter(e.data.clock_id for e in decoded(live) if e.type.endswith("clock_started.v1"))
     assert max(starts.values()) > 1  # a reopened case's clock ran a second cycle
     assert len(live) > 150
-    assert fingerprint(replayed) == fingerprint(live)
+    assert fingerprint(replay) == fingerprint(live)
     assert sorted((e.id, e.data.model_dump_json()) for e in recomputed) == sorted(
         (e.id, e.data.model_dump_json()) for e in decoded(live)
     )
