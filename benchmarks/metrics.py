@@ -34,7 +34,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from schemas.common import Channel
 from schemas.envelope import decode, encode, new_event
 from schemas.events import CaseOpened
-from services.common.kafka import durable_producer, send_records
+from services.common.kafka import durable_producer, seek_to_start, send_records
 from tests.integration.metrics.support import DATABASE_URL, config_with, scrape
 from tests.integration.metrics.traffic import make_traffic, mismatches
 from tests.support.services import running_service
@@ -241,7 +241,7 @@ async def throughput(events_wanted: int) -> dict[str, float]:
         await consumer.start()
         partitions = [TopicPartition(t, p) for t in topics for p in range(6)]
         consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
+        await seek_to_start(consumer, partitions)
         seen, first = 0, None
         while seen < n:
             batch = await consumer.getmany(timeout_ms=500, max_records=1000)

@@ -28,7 +28,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from schemas.envelope import Envelope, decode, encode
-from services.common.kafka import durable_producer, send_records, topic_partitions
+from services.common.kafka import durable_producer, seek_to_start, send_records, topic_partitions
 from services.common.settings import InfraSettings
 from services.norms.config import load_catalogs
 from services.norms.domain.calendar import to_us
@@ -45,7 +45,9 @@ async def read_topic(
 ) -> list[tuple[int, Envelope[Any]]]:
     """Every decodable event of `municipality` on `topic`, up to the end as it is now."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, max_partition_fetch_bytes=4 << 20
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=4 << 20,
     )
     await consumer.start()
     try:
@@ -53,7 +55,7 @@ async def read_topic(
         consumer.assign(partitions)
         start = await consumer.beginning_offsets(partitions)
         end = await consumer.end_offsets(partitions)
-        await consumer.seek_to_beginning(*partitions)
+        await seek_to_start(consumer, partitions)
         remaining = {tp for tp in partitions if end[tp] > start[tp]}
         task = (
             progress.add_task("reading intake", total=sum(end[tp] - start[tp] for tp in partitions))

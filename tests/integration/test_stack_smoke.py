@@ -20,6 +20,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from services.common.kafka import seek_to_start
+
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
@@ -57,7 +59,7 @@ async def test_kafka_round_trip_on_a_throwaway_topic() -> None:
         try:
             partition = TopicPartition(topic, sent.partition)
             consumer.assign([partition])
-            await consumer.seek_to_beginning(partition)
+            await seek_to_start(consumer, [partition])
             record = await asyncio.wait_for(consumer.getone(), timeout=20)
         finally:
             await consumer.stop()

@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from schemas.envelope import Envelope, decode
+from services.common.kafka import seek_to_start
 
 BOOTSTRAP = os.environ.get("SERVICEPULS_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 
@@ -79,7 +80,7 @@ async def topic_tail(
             for tp in partitions:
                 consumer.seek(tp, from_offsets.get(tp.partition, 0))
         elif from_beginning:
-            await consumer.seek_to_beginning(*partitions)
+            await seek_to_start(consumer, partitions)
         else:
             await consumer.seek_to_end(*partitions)
             for tp in partitions:  # resolve the lazy seek now, before the test acts

@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer
 from schemas.common import Channel, Direction
 from schemas.envelope import Envelope, KafkaRecord, decode, new_event
 from schemas.events import ContactCompleted, EventData
-from services.common.kafka import topic_partitions
+from services.common.kafka import seek_to_start, topic_partitions
 from services.common.settings import InfraSettings
 from services.norms.adapters.outbox import records_of
 from services.norms.adapters.repository import ClockRepository
@@ -114,7 +114,7 @@ async def read_all(topic: str, *, quiet_seconds: float = 2.0) -> list[Any]:
     try:
         partitions = await topic_partitions(consumer, topic)
         consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
+        await seek_to_start(consumer, partitions)
         records: list[Any] = []
         idle = 0.0
         while idle < quiet_seconds:

@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schemas.common import Channel
 from schemas.events import ContactReceived
-from services.common.kafka import durable_producer
+from services.common.kafka import durable_producer, seek_to_start
 from services.norms.app import read_to_end
 from services.norms.domain.calendar import to_us
 from services.norms.domain.catalog import NormCatalog
@@ -127,7 +127,7 @@ async def test_read_to_end_compares_the_position_with_the_partition_end() -> Non
         await consumer.start()
         try:
             consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
+            await seek_to_start(consumer, tps)
             assert await read_to_end(consumer, topic) == {0: False, 1: False, 2: False}
 
             async def read(tp: TopicPartition, count: int) -> None:
