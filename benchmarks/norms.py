@@ -35,7 +35,7 @@ from benchmarks.procstat import cpu_of, cpu_seconds
 from schemas.common import Channel
 from schemas.envelope import KafkaRecord, decode, encode
 from schemas.events import CaseClosed, CaseOpened, CaseOutcome, ContactCompleted, ContactReceived
-from services.common.kafka import durable_producer, send_records, topic_partitions
+from services.common.kafka import durable_producer, seek_to_start, send_records, topic_partitions
 from services.common.migrations import migrate
 from services.norms.app import MIGRATIONS
 from tests.integration.norms.support import (
@@ -297,7 +297,7 @@ async def raw_read(topic: str, count: int) -> tuple[float, float]:
     try:
         tps = await topic_partitions(consumer, topic)
         consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
+        await seek_to_start(consumer, tps)
         seen = 0
         began, cpu = time.perf_counter(), time.process_time()
         while seen < count:
@@ -320,6 +320,7 @@ async def consumer_throughput(
     *,
     split: bool = False,
     relay_with_consumer: bool = False,
+    worker_after: bool = False,
     per_year: int | None = None,
     profile: Path | None = None,
     report_every: float = float("inf"),
@@ -330,7 +331,9 @@ async def consumer_throughput(
     `split`: the consumer runs alone in its process (`RELAY_ENABLED=false`,
     `SCHEDULER_ENABLED=false`) and a second process (`CONSUMER_ENABLED=false`) schedules and
     relays (or only schedules, `relay_with_consumer`: the relay runs in the consumer's process);
-    otherwise one process does all three. `report_every` (seconds): print the rate
+    otherwise one process does all three. `worker_after` (with `split`): the second process
+    starts once the consumer has consumed every event, so the consumer is measured alone, as
+    the raw read is, and the scheduler's catching up is timed after it. `report_every` (seconds): print the rate
     and CPU per event of each interval, and the tables' statistics at the end."""
     run = uuid.uuid4().hex[:8]
     schema = f"norms_bench_{run}"
@@ -375,7 +378,7 @@ async def consumer_throughput(
                 config, schema, port=worker_port, **settings, **worker_settings
             )
             async with contextlib.AsyncExitStack() as stack:
-                if split:  # started first: it migrates the schema, then waits for work
+                if split and not worker_after:  # started first: it migrates, then waits
                     worker = await stack.enter_async_context(
                         running_service("norms", port=worker_port, env=worker_env)
                     )
@@ -386,7 +389,7 @@ async def consumer_throughput(
                 # little already: only what it consumes from here on is counted.
                 assert service.process is not None
                 pids = [service.process.pid]
-                if split:
+                if split and not worker_after:
                     assert worker.process is not None
                     pids.append(worker.process.pid)
                 async with httpx.AsyncClient(base_url=service.base_url, timeout=60) as client:
@@ -423,6 +426,12 @@ async def consumer_throughput(
                     if spy is not None:
                         spy.send_signal(signal.SIGINT)
                         await asyncio.wait_for(spy.wait(), timeout=60)
+                if worker_after:  # the consumer is done: now the scheduler and relay
+                    worker = await stack.enter_async_context(
+                        running_service("norms", port=worker_port, env=worker_env)
+                    )
+                    assert worker.process is not None
+                    worker_began = cpu_seconds(worker.process.pid)
                 # Every outcome taken so far published: the outbox is empty.
                 conn = await asyncpg.connect(DATABASE_URL)
                 try:
@@ -449,6 +458,9 @@ async def consumer_throughput(
                             break
                         await asyncio.sleep(0.25)
                     settled = time.perf_counter() - began
+                    if worker_after:
+                        assert worker.process is not None
+                        used.append(cpu_seconds(worker.process.pid) - worker_began)
                     outcomes = await conn.fetchval(
                         f'SELECT count(*) FROM "{schema}".clock WHERE outcome IS NOT NULL'
                     )
@@ -532,6 +544,12 @@ async def main(argv: list[str] | None = None) -> int:
         help="with --split: the relay runs in the consumer's process, not the scheduler's",
     )
     parser.add_argument(
+        "--worker-after",
+        action="store_true",
+        help="with --split: start the scheduler and relay only once the consumer has consumed "
+        "everything (the consumer measured alone, as the raw read is; their catching up after)",
+    )
+    parser.add_argument(
         "--report-every",
         type=float,
         default=float("inf"),
@@ -566,6 +584,7 @@ async def main(argv: list[str] | None = None) -> int:
                 "consumer and relay in one process, scheduler in a second"
                 if args.relay_with_consumer
                 else "consumer alone in its process; scheduler and relay in a second"
+                + (", started once the consumer is done" if args.worker_after else "")
             )
         print(
             f"2. consumer throughput on {args.events:,} intake events (replay into an empty "
@@ -578,6 +597,7 @@ async def main(argv: list[str] | None = None) -> int:
             args.events,
             split=args.split,
             relay_with_consumer=args.split and args.relay_with_consumer,
+            worker_after=args.split and args.worker_after,
             per_year=args.per_year,
             profile=args.profile,
             report_every=args.report_every,

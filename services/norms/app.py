@@ -22,6 +22,8 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import asyncpg
+from aiokafka import TopicPartition
+from aiokafka.errors import IllegalStateError, KafkaError
 from faststream import AckPolicy
 from faststream.asgi import AsgiFastStream, AsgiResponse, get
 from faststream.kafka import KafkaBroker
@@ -42,6 +44,8 @@ from services.norms.settings import NormsSettings
 MIGRATIONS = REPO_ROOT / "services" / "norms" / "migrations"
 # Records decoded between two chances for the transaction in flight to go on.
 _YIELD_EVERY = 200
+# Seconds the consumer waits after a batch failed before it reads the batch again.
+_RETRY_PAUSE = 1.0
 _BREACHED = "nl.servicepuls.norm.breached.v1"
 
 
@@ -70,6 +74,10 @@ class Runtime:
     producer: Any = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     partitions: set[int] = field(default_factory=set)
+    # The consumer's transaction being applied, and per partition the oldest offset not yet
+    # committed to Kafka (where to rewind to on an error).
+    in_flight: asyncio.Task[None] | None = None
+    uncommitted: dict[TopicPartition, int] = field(default_factory=dict)
 
 
 def bootstrap(
@@ -172,26 +180,72 @@ def bootstrap(
                 municipalities=sorted(result.unknown_municipalities),
             )
 
+    async def applied(prepared: Any, consumer: Any, offsets: dict[TopicPartition, int]) -> None:
+        """Apply one prepared transaction; if it ends a consumed batch, then commit the batch's
+        offsets to Kafka. On an error, rewind to the oldest offsets not committed, so the
+        events are delivered again (what committed already is recognised by its dedupe keys),
+        even if no further batch comes to notice the error."""
+        try:
+            account(await repository_of().commit(prepared))
+        except Exception as exc:
+            log.warning("intake events not applied; delivered again", error=repr(exc))
+            rewind(consumer)
+            raise
+        except BaseException:
+            rewind(consumer)
+            raise
+        if offsets:
+            try:
+                await consumer.commit(offsets)
+            except (KafkaError, IllegalStateError) as exc:
+                # Applied, but not acknowledged to Kafka (a rebalance took the partitions):
+                # whoever reads them next applies nothing twice (dedupe keys).
+                log.warning("offsets not committed", error=repr(exc))
+                return
+            # A later batch of these partitions starts at these offsets.
+            runtime.uncommitted.update(offsets)
+
+    def rewind(consumer: Any) -> None:
+        assigned = consumer.assignment()
+        for tp, offset in runtime.uncommitted.items():
+            if tp in assigned:
+                consumer.seek(tp, offset)
+
+    def repository_of() -> ClockRepository:
+        assert runtime.repository is not None
+        return runtime.repository
+
     async def apply_intake(msg: KafkaMessage) -> None:
         """Apply a batch of intake records, in transactions of `commit_batch` events, one after
-        the other; each is prepared (decoded, matched, planned) while PostgreSQL applies the one
-        before, so neither waits for the other. Returns once all committed: only then are the
-        offsets committed (on an error the whole batch is delivered again; what committed
-        already is recognised by its dedupe keys)."""
+        the other. Each transaction is prepared (decoded, matched, planned) while PostgreSQL
+        applies the one before, also across batches: the handler returns while the batch's
+        last transaction is still being applied, and the next batch is read and prepared
+        meanwhile. Offsets are committed once a batch's last transaction is (manually, for
+        that batch's records only); on an error the consumer rewinds to the oldest offsets not
+        committed, so the events are delivered again."""
         records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
-        repository = runtime.repository
-        assert repository is not None
+        consumer = msg.consumer
+        repository = repository_of()
         event_clock = settings.clock == "event"
         last_record: dict[int, int] = {}  # partition → index of its last record in the batch
+        first_record: dict[int, int] = {}
+        for index, record in enumerate(records):
+            last_record[record.partition] = index
+            first_record.setdefault(record.partition, index)
+        assignment = consumer.assignment()
+        for tp in [tp for tp in runtime.uncommitted if tp not in assignment]:
+            del runtime.uncommitted[tp]  # revoked
+        offsets: dict[TopicPartition, int] = {}  # what to commit once the batch is applied
+        for partition, index in last_record.items():
+            tp = TopicPartition(records[index].topic, partition)
+            runtime.uncommitted.setdefault(tp, records[first_record[partition]].offset)
+            offsets[tp] = records[index].offset + 1
         if event_clock:
-            assigned = {tp.partition for tp in msg.consumer.assignment()}
+            assigned = {tp.partition for tp in assignment}
             if assigned - runtime.partitions:
                 await repository.register_partitions(sorted(assigned))
                 runtime.partitions = assigned
-            for index, record in enumerate(records):
-                last_record[record.partition] = index
         step = settings.commit_batch
-        pending: asyncio.Task[BatchResult] | None = None
         try:
             for start in range(0, len(records), step):
                 end = min(start + step, len(records))
@@ -203,7 +257,7 @@ def bootstrap(
                     continue  # (the last transaction reports the partitions' ends regardless)
                 caught_up: dict[int, bool] = {}
                 if event_clock:  # as the latest fetch responses tell it
-                    ends = await read_to_end(msg.consumer, settings.intake_topic)
+                    ends = await read_to_end(consumer, settings.intake_topic)
                     # A partition with records in a later transaction of this batch is not read
                     # to its end until that one is applied.
                     caught_up = {
@@ -216,17 +270,28 @@ def bootstrap(
                         events=prepared.ahead_of_wall,
                         tolerance_seconds=settings.future_tolerance_seconds,
                     )
-                if pending is not None:
-                    account(await pending)
-                pending = asyncio.create_task(repository.commit(prepared))
-            if pending is not None:
-                account(await pending)
-                pending = None
-        finally:
-            if pending is not None:  # an error before it was awaited: do not leave it running
-                pending.cancel()
+                if runtime.in_flight is not None:
+                    await runtime.in_flight  # one transaction at a time, in order
+                runtime.in_flight = asyncio.create_task(
+                    applied(prepared, consumer, offsets if end == len(records) else {})
+                )
+        except BaseException as exc:
+            # Nothing of this batch is committed to Kafka: wait for what is in flight (it
+            # rewinds itself if it fails), then rewind.
+            if runtime.in_flight is not None:
                 with contextlib.suppress(BaseException):
-                    await pending
+                    await runtime.in_flight
+            runtime.in_flight = None
+            rewind(consumer)
+            if isinstance(exc, Exception):
+                await asyncio.sleep(_RETRY_PAUSE)  # a database that fails: not at full speed
+            raise
+
+    async def drain() -> None:
+        """Before the consumer stops: let the last transaction finish and its offsets commit."""
+        if runtime.in_flight is not None:
+            with contextlib.suppress(BaseException):
+                await runtime.in_flight
 
     if settings.consumer_enabled:
         broker.subscriber(
@@ -238,8 +303,8 @@ def bootstrap(
             auto_offset_reset=settings.auto_offset_reset,
             parser=first_record_only,
             decoder=records_only,
-            # Commit offsets only after the batch committed in PostgreSQL; on an error rewind.
-            ack_policy=AckPolicy.NACK_ON_ERROR,
+            # Offsets are committed by the handler once the batch committed in PostgreSQL.
+            ack_policy=AckPolicy.MANUAL,
         )(apply_intake)
 
     async def schedule() -> None:
@@ -335,6 +400,7 @@ def bootstrap(
         )
 
     async def stop() -> None:
+        await drain()
         for task in runtime.tasks:
             task.cancel()
         for task in runtime.tasks:
@@ -396,5 +462,6 @@ def bootstrap(
             ("/v1/compliance", compliance),
         ],
         on_startup=[start],
+        on_shutdown=[drain],
         after_shutdown=[stop],
     )
