@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -219,12 +220,20 @@ _CONTEXTS: dict[tuple[Any, Any, Any], dict[str, str]] = {}
 _NO_CONTEXT: dict[str, str] = {}  # shared: never change it
 
 
-def plan_events(events: list[Envelope[Any]], catalogs: dict[str, NormCatalog]) -> Plan:
+def plan_events(
+    events: Sequence[Envelope[Any]],
+    catalogs: dict[str, NormCatalog],
+    *,
+    times: Sequence[int] | None = None,
+    keys: Sequence[str] | None = None,
+) -> Plan:
+    """`times` and `keys`: each event's time in microseconds and its dedupe key, when the
+    caller has them already (the consumer computes both for every event)."""
     transitions: dict[str, tuple[StoredClock, list[tuple[Transition, dict[str, str]]]]] = {}
     instant_events: list[Outcome] = []
     instant_outcomes: list[tuple[str, str, int, DecisionKind]] = []
     unknown: set[str] = set()
-    for event in events:
+    for index, event in enumerate(events):
         municipality = event.municipality
         catalog = catalogs.get(municipality)
         if catalog is None:
@@ -235,9 +244,9 @@ def plan_events(events: list[Envelope[Any]], catalogs: dict[str, NormCatalog]) -
         judgements = catalog.judge(event_type, data)
         if not matches and not judgements:
             continue  # most events concern no clock of most norms
-        at = to_us(event.time)
+        at = to_us(event.time) if times is None else times[index]
         if matches:
-            cause = event.dedupe_key
+            cause = event.dedupe_key if keys is None else keys[index]
             for match in matches:
                 norm_id = match.norm.definition.id
                 cid = f"{municipality}/{norm_id}/{match.subject_id}"  # clock_id()

@@ -167,24 +167,29 @@ class ClockRepository:
         """What a batch asks, worked out before its transaction (no I/O): the consumer prepares
         the next batch while PostgreSQL applies the previous one. `caught_up`: per partition,
         whether the consumer will have read it to its end once these events are applied."""
-        by_key: dict[str, tuple[int, Envelope[Any]]] = {}
-        for partition, event in events:
-            by_key.setdefault(event.dedupe_key, (partition, event))
         # An event may move its partition's progress (and so the watermark) up to the wall
         # clock plus a tolerance, no further: one event from a far future (a test posting a
         # 2090 event, a channel system with a wrong clock) would otherwise decide every clock
         # at once. Such an event is still applied to its clocks.
         limit = round((self.wall_clock() + self.future_tolerance_seconds) * 1_000_000)
+        by_key: dict[str, tuple[int, Envelope[Any]]] = {}
+        unique: list[Envelope[Any]] = []
+        times: list[int] = []  # of `unique`, computed once for the progress and the plan
         progress: dict[int, int] = {}
         ahead = 0
         for partition, event in events:
+            key = event.dedupe_key
             at = to_us(event.time)
+            if key not in by_key:
+                by_key[key] = (partition, event)
+                unique.append(event)
+                times.append(at)
             if at > limit:
                 at = limit
                 ahead += 1
             if at > progress.get(partition, -(1 << 62)):
                 progress[partition] = at
-        plan = plan_events([event for _, event in by_key.values()], self.catalogs)
+        plan = plan_events(unique, self.catalogs, times=times, keys=list(by_key))
         return PreparedBatch(len(events), by_key, progress, plan, ahead, dict(caught_up or {}))
 
     async def commit(self, batch: PreparedBatch) -> BatchResult:

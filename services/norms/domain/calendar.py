@@ -39,7 +39,11 @@ _ONE_DAY = timedelta(days=1)
 _ADVANCE_MEMO_SIZE = 100_000
 _ISO_MEMO_SIZE = 100_000
 HOUR_US = 3600 * US
-_NAIVE_EPOCH = datetime(1970, 1, 1)
+# `isoformat`'s parts: the text of each day (since the epoch) met, and of each second of a day.
+_DAY_TEXTS: dict[int, str] = {}
+_TIMES_OF_DAY = tuple(
+    f"T{h:02d}:{m:02d}:{s:02d}" for h in range(24) for m in range(60) for s in range(60)
+)
 
 
 def to_us(instant: datetime) -> int:
@@ -175,9 +179,19 @@ class BusinessCalendar:
                 offset = self._hour_offsets[hour] = self._offset_in(hour)
             if not offset[1]:
                 text = from_us(instant_us, self.zone).isoformat()
-            else:  # the local wall time, written with the offset: a third less than astimezone
-                local = _NAIVE_EPOCH + timedelta(microseconds=instant_us + offset[0])
-                text = local.isoformat() + offset[1]
+            else:  # the local wall time, written with the offset, from a day's and a second's
+                # text: a third less than `datetime.isoformat` (what it writes, a test holds)
+                seconds, micro = divmod(instant_us + offset[0], US)
+                day, second = divmod(seconds, 86_400)
+                date_text = _DAY_TEXTS.get(day)
+                if date_text is None:
+                    if len(_DAY_TEXTS) >= _ISO_MEMO_SIZE:
+                        _DAY_TEXTS.clear()
+                    date_text = _DAY_TEXTS[day] = (_EPOCH_DATE + timedelta(days=day)).isoformat()
+                if micro:
+                    text = f"{date_text}{_TIMES_OF_DAY[second]}.{micro:06d}{offset[1]}"
+                else:
+                    text = date_text + _TIMES_OF_DAY[second] + offset[1]
             self._iso_times[instant_us] = text
         return text
 
