@@ -312,6 +312,7 @@ async def raw_read(topic: str, count: int) -> tuple[float, float]:
 
 
 PY_SPY = "/root/.local/bin/py-spy"
+RAW_READS = 3
 
 
 async def consumer_throughput(
@@ -356,7 +357,14 @@ async def consumer_throughput(
             finally:
                 await producer.stop()
             print(f"  produced in {time.perf_counter() - produced:.0f} s", flush=True)
-            raw_rate, raw_cpu_rate = await raw_read(intake_topic, count)
+            # The best of three reads: one read of 100,000 records lasts ~2 s, and on this
+            # shared machine single reads ranged from 27,000 to 52,000 events/s.
+            reads = [await raw_read(intake_topic, count) for _ in range(RAW_READS)]
+            raw_rate, raw_cpu_rate = max(r[0] for r in reads), max(r[1] for r in reads)
+            print(
+                "  raw reads: " + ", ".join(f"{r[0]:,.0f}" for r in reads) + " events/s",
+                flush=True,
+            )
             port, worker_port = free_ports(2)
             settings = {
                 "norms_topic": norms_topic,
@@ -603,7 +611,10 @@ async def main(argv: list[str] | None = None) -> int:
             report_every=args.report_every,
             overrides=dict(item.split("=", 1) for item in args.set),
         )
-        print(f"   raw aiokafka read + parse: {tp['raw_rate']:,.0f} events/s (baseline)")
+        print(
+            f"   raw aiokafka read + parse: {tp['raw_rate']:,.0f} events/s "
+            f"(baseline: the best of {RAW_READS} reads)"
+        )
         print(
             f"   norms consumer:            {tp['norms_rate']:,.0f} events/s "
             f"= {tp['ratio']:.0%} of raw (goal ≥ 30%: {'met' if tp['ratio'] >= 0.3 else 'NOT met'})"

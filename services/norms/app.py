@@ -43,7 +43,7 @@ from services.norms.settings import NormsSettings
 
 MIGRATIONS = REPO_ROOT / "services" / "norms" / "migrations"
 # Records decoded between two chances for the transaction in flight to go on.
-_YIELD_EVERY = 200
+_YIELD_EVERY = 50
 # Seconds the consumer waits after a batch failed before it reads the batch again.
 _RETRY_PAUSE = 1.0
 _BREACHED = "nl.servicepuls.norm.breached.v1"
@@ -263,7 +263,7 @@ def bootstrap(
                     caught_up = {
                         p: read and last_record.get(p, -1) < end for p, read in ends.items()
                     }
-                prepared = repository.prepare(events, caught_up)
+                prepared = await repository.prepare_in_steps(events, caught_up)
                 if prepared.ahead_of_wall:
                     log.warning(
                         "events dated beyond the wall clock's tolerance do not move the watermark",
@@ -301,6 +301,7 @@ def bootstrap(
             max_records=settings.max_batch,
             batch_timeout_ms=settings.batch_timeout_ms,
             auto_offset_reset=settings.auto_offset_reset,
+            max_partition_fetch_bytes=settings.max_partition_fetch_bytes,
             parser=first_record_only,
             decoder=records_only,
             # Offsets are committed by the handler once the batch committed in PostgreSQL.

@@ -198,6 +198,19 @@ class Plan:
     instant_outcomes: list[tuple[str, str, int, DecisionKind]]  # municipality, norm, at, kind
     unknown_municipalities: set[str]
 
+    def extend(self, later: Plan) -> None:
+        """Add the plan of the events that follow this plan's: the same as planning all of
+        them at once."""
+        for cid, (blank, new) in later.transitions.items():
+            entry = self.transitions.get(cid)
+            if entry is None:
+                self.transitions[cid] = (blank, new)
+            else:
+                entry[1].extend(new)
+        self.instant_events += later.instant_events
+        self.instant_outcomes += later.instant_outcomes
+        self.unknown_municipalities |= later.unknown_municipalities
+
 
 def _context(data: Any) -> dict[str, str]:
     """Channel, case type and party role of an event (kept with a clock's start). The same few
