@@ -187,11 +187,9 @@ def bootstrap(
         even if no further batch comes to notice the error."""
         try:
             account(await repository_of().commit(prepared))
-        except Exception as exc:
-            log.warning("intake events not applied; delivered again", error=repr(exc))
-            rewind(consumer)
-            raise
-        except BaseException:
+        except BaseException as exc:
+            if isinstance(exc, Exception):  # (not a cancellation)
+                log.warning("intake events not applied; delivered again", error=repr(exc))
             rewind(consumer)
             raise
         if offsets:
@@ -263,7 +261,7 @@ def bootstrap(
                     caught_up = {
                         p: read and last_record.get(p, -1) < end for p, read in ends.items()
                     }
-                prepared = await repository.prepare_in_steps(events, caught_up)
+                prepared = await repository.prepare(events, caught_up)
                 if prepared.ahead_of_wall:
                     log.warning(
                         "events dated beyond the wall clock's tolerance do not move the watermark",

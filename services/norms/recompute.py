@@ -45,9 +45,7 @@ async def read_topic(
 ) -> list[tuple[int, Envelope[Any]]]:
     """Every decodable event of `municipality` on `topic`, up to the end as it is now."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=4 << 20,
+        bootstrap_servers=bootstrap, enable_auto_commit=False, max_partition_fetch_bytes=4 << 20
     )
     await consumer.start()
     try:

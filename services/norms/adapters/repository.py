@@ -158,47 +158,20 @@ class ClockRepository:
         caught_up: dict[int, bool] | None = None,
     ) -> BatchResult:
         """Apply consumed intake events (with their partition) in one transaction."""
-        return await self.commit(self.prepare(events, caught_up))
+        return await self.commit(await self.prepare(events, caught_up))
 
-    def prepare(
-        self,
-        events: list[tuple[int, Envelope[Any]]],
-        caught_up: dict[int, bool] | None = None,
-    ) -> PreparedBatch:
-        """What a batch asks, worked out before its transaction (no I/O): the consumer prepares
-        the next batch while PostgreSQL applies the previous one. `caught_up`: per partition,
-        whether the consumer will have read it to its end once these events are applied."""
-        batch, unique, times = self._indexed(events, caught_up)
-        batch.plan = plan_events(unique, self.catalogs, times=times, keys=list(batch.by_key))
-        return batch
-
-    async def prepare_in_steps(
+    async def prepare(
         self,
         events: list[tuple[int, Envelope[Any]]],
         caught_up: dict[int, bool] | None = None,
         step: int = 250,
     ) -> PreparedBatch:
-        """`prepare`, planning `step` events at a time and letting other tasks run in between:
-        the transaction in flight sends its next statement as soon as PostgreSQL answered the
-        last, instead of after the whole batch is planned."""
-        batch, unique, times = self._indexed(events, caught_up)
-        keys = list(batch.by_key)
-        plan = batch.plan
-        for start in range(0, len(unique), step):
-            end = start + step
-            plan.extend(
-                plan_events(
-                    unique[start:end], self.catalogs, times=times[start:end], keys=keys[start:end]
-                )
-            )
-            await asyncio.sleep(0)
-        return batch
-
-    def _indexed(
-        self, events: list[tuple[int, Envelope[Any]]], caught_up: dict[int, bool] | None
-    ) -> tuple[PreparedBatch, list[Envelope[Any]], list[int]]:
-        """The batch with its distinct events and partition progress (its plan still empty),
-        the distinct events and their times."""
+        """What a batch asks, worked out before its transaction (no I/O): the consumer prepares
+        the next batch while PostgreSQL applies the previous one. `caught_up`: per partition,
+        whether the consumer will have read it to its end once these events are applied.
+        Plans `step` events at a time and lets other tasks run in between: the transaction in
+        flight sends its next statement as soon as PostgreSQL answered the last, instead of
+        after the whole batch is planned."""
         # An event may move its partition's progress (and so the watermark) up to the wall
         # clock plus a tolerance, no further: one event from a far future (a test posting a
         # 2090 event, a channel system with a wrong clock) would otherwise decide every clock
@@ -221,9 +194,20 @@ class ClockRepository:
                 ahead += 1
             if at > progress.get(partition, -(1 << 62)):
                 progress[partition] = at
-        empty = Plan({}, [], [], set())
-        batch = PreparedBatch(len(events), by_key, progress, empty, ahead, dict(caught_up or {}))
-        return batch, unique, times
+        keys = list(by_key)
+        plan = Plan({}, [], [], set())
+        for first in range(0, len(unique), step):
+            last = first + step
+            plan.extend(
+                plan_events(
+                    unique[first:last],
+                    self.catalogs,
+                    times=times[first:last],
+                    keys=keys[first:last],
+                )
+            )
+            await asyncio.sleep(0)
+        return PreparedBatch(len(events), by_key, progress, plan, ahead, dict(caught_up or {}))
 
     async def commit(self, batch: PreparedBatch) -> BatchResult:
         """Apply a prepared batch in one transaction (again, if another replica created one of

@@ -1,5 +1,5 @@
-"""The consumer plans a batch in steps (`ClockRepository.prepare_in_steps`), letting the
-transaction in flight go on in between: the plan must be the one `prepare` makes at once."""
+"""The consumer plans a batch in steps (`ClockRepository.prepare`), letting the transaction in
+flight go on in between: the plan must be the one made in a single step."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from schemas.events import (
     ContactReceived,
 )
 from services.norms.adapters.repository import PreparedBatch
-from tests.unit.norms.test_watermark import WALL, catalogs, repository  # noqa: F401 (fixture)
+from tests.unit.norms.test_watermark import WALL, repository
 
 
 def _event(data: Any, time: datetime, municipality: str = "GM0383") -> Envelope[Any]:
@@ -100,12 +100,12 @@ def form(batch: PreparedBatch) -> Any:
 
 @pytest.mark.parametrize("step", [1, 3, 7, 250])
 async def test_planning_in_steps_plans_what_planning_at_once_plans(
-    catalogs: Any,  # noqa: F811 (the fixture)
+    catalogs: Any,
     step: int,
 ) -> None:
     events = traffic(random.Random(step))
-    at_once = repository(catalogs).prepare(events, {0: True})
-    in_steps = await repository(catalogs).prepare_in_steps(events, {0: True}, step=step)
+    at_once = await repository(catalogs).prepare(events, {0: True}, step=len(events))
+    in_steps = await repository(catalogs).prepare(events, {0: True}, step=step)
     assert form(in_steps) == form(at_once)
     assert at_once.plan.instant_events and at_once.plan.unknown_municipalities  # all kinds seen
     assert any(len(new) > 1 for _, new in at_once.plan.transitions.values())

@@ -8,24 +8,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from schemas.common import Channel
 from schemas.envelope import Envelope, new_event
 from schemas.events import ContactReceived
 from services.norms.adapters.repository import ClockRepository
-from services.norms.config import load_catalogs
 from services.norms.domain.calendar import to_us
 from services.norms.domain.catalog import NormCatalog
 
 CONFIG = Path(__file__).resolve().parents[3] / "deploy" / "config"
 WALL = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 TOLERANCE = 3600.0
-
-
-@pytest.fixture(scope="module")
-def catalogs() -> dict[str, NormCatalog]:
-    return load_catalogs(CONFIG)
 
 
 def repository(catalogs: dict[str, NormCatalog], tolerance: float = TOLERANCE) -> ClockRepository:
@@ -49,13 +41,13 @@ def mail(time: datetime) -> tuple[str, Envelope[Any]]:
     return contact, new_event(data, source="/buch/unit", municipality="GM0383", time=time)
 
 
-def test_a_far_future_event_does_not_move_the_watermark_past_wall_time_plus_tolerance(
+async def test_a_far_future_event_does_not_move_the_watermark_past_wall_time_plus_tolerance(
     catalogs: dict[str, NormCatalog],
 ) -> None:
     _, past = mail(WALL - timedelta(hours=1))
     _, soon = mail(WALL + timedelta(minutes=10))  # within the tolerance: counts as it is
     future_contact, future = mail(datetime(2090, 1, 1, tzinfo=UTC))
-    prepared = repository(catalogs).prepare([(0, past), (1, soon), (2, future)])
+    prepared = await repository(catalogs).prepare([(0, past), (1, soon), (2, future)])
     assert prepared.progress == {
         0: to_us(WALL - timedelta(hours=1)),
         1: to_us(WALL + timedelta(minutes=10)),
@@ -69,12 +61,14 @@ def test_a_far_future_event_does_not_move_the_watermark_past_wall_time_plus_tole
     assert [t.at for t, _ in transitions] == [to_us(datetime(2090, 1, 1, tzinfo=UTC))]
 
 
-def test_a_partition_keeps_the_highest_progress_of_its_events(
+async def test_a_partition_keeps_the_highest_progress_of_its_events(
     catalogs: dict[str, NormCatalog],
 ) -> None:
     _, earlier = mail(WALL - timedelta(hours=3))
     _, later = mail(WALL - timedelta(hours=2))
     _, future = mail(WALL + timedelta(days=30))
-    prepared = repository(catalogs, tolerance=0).prepare([(0, later), (0, future), (0, earlier)])
+    prepared = await repository(catalogs, tolerance=0).prepare(
+        [(0, later), (0, future), (0, earlier)]
+    )
     assert prepared.progress == {0: to_us(WALL)}
     assert prepared.ahead_of_wall == 1
