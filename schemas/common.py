@@ -6,11 +6,12 @@ complaint verdicts) the Dutch term is the value; elsewhere the code is English.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import TzInfo
 
 # A short lower-case code such as a topic ("afval"), a queue or a case type. Bounded in length
 # and alphabet so it is safe as a metric label and can never carry free text.
@@ -24,9 +25,24 @@ MunicipalityCode = Annotated[str, Field(pattern=r"^GM[0-9]{4}$")]
 
 
 def _require_timezone(value: datetime) -> datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
+    offset = value.utcoffset()
+    if offset is None:
         raise ValueError("must carry a timezone offset, e.g. 2026-03-02T09:15:00+01:00")
+    if type(value.tzinfo) is TzInfo:
+        # pydantic gives every datetime it parses a tzinfo object of its own, which the cycle
+        # collector tracks: a consumer holding a batch of events walked two per event on every
+        # collection. The same offset as a shared `datetime.timezone` (untracked; the same
+        # instant, offset, name and serialization).
+        zone = _ZONES.get(offset)
+        if zone is None:
+            zone = timezone.utc if not offset else timezone(offset, value.tzname())
+            if len(_ZONES) < 1000:  # (offsets come from outside: bounded)
+                _ZONES[offset] = zone
+        value = value.replace(tzinfo=zone)
     return value
+
+
+_ZONES: dict[timedelta, timezone] = {}
 
 
 AwareDatetime = Annotated[datetime, AfterValidator(_require_timezone)]

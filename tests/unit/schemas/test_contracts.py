@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 from cloudevents.core.bindings.kafka import KafkaMessage, from_binary_event
@@ -105,6 +107,37 @@ def test_naive_times_are_refused():
         ContactCompleted(
             contact_id="T", channel="phone", topic="x", started_at=datetime(2026, 1, 1)
         )
+
+
+@pytest.mark.parametrize(
+    "text", ["2026-03-02T09:15:00+01:00", "2026-07-01T09:15:00.5Z", "2026-07-01T23:00:00-03:30"]
+)
+def test_parsed_times_share_one_untracked_zone_per_offset(text):
+    """A consumer holds thousands of decoded events: their times must not each carry a zone
+    object the cycle collector walks. The shared zone keeps instant, offset, name and JSON."""
+    parsed = [
+        ContactCompleted(contact_id="T", channel="phone", topic="x", started_at=text)
+        for _ in range(2)
+    ]
+    first, second = (p.started_at for p in parsed)
+    reference = datetime.fromisoformat(text)
+    assert first == reference and first.utcoffset() == reference.utcoffset()
+    assert first.isoformat() == reference.isoformat()
+    assert first.tzname() == (text[-6:] if text[-1] != "Z" else "UTC")
+    assert first.tzinfo is second.tzinfo and not gc.is_tracked(first.tzinfo)
+    assert parsed[0].model_dump_json() == parsed[1].model_dump_json()
+    assert f'"started_at":"{text[:-6] if text[-1] != "Z" else text[:-1]}' in (
+        parsed[0].model_dump_json()
+    )
+
+
+def test_a_given_zone_is_kept():
+    """Only the zones pydantic makes while parsing are swapped: a named zone (with its
+    daylight-saving rules) given as a datetime stays."""
+    amsterdam = ZoneInfo("Europe/Amsterdam")
+    started = datetime(2026, 3, 28, 9, tzinfo=amsterdam)
+    data = ContactCompleted(contact_id="T", channel="phone", topic="x", started_at=started)
+    assert data.started_at.tzinfo is amsterdam
 
 
 def test_every_type_is_versioned_and_routed_to_a_topic():
