@@ -404,6 +404,7 @@ async def consumer_throughput(
                     began, cpu = time.perf_counter(), [cpu_seconds(pid) for pid in pids]
                     machine = {name: cpu_of(name) for name in ("postgres", "java")}
                     first = await processed_so_far(client)
+                    collections = await collector_pauses(client)
                     spy = None
                     if profile is not None:  # sampled from outside (--nonblocking: no pauses)
                         spy = await asyncio.create_subprocess_exec(
@@ -430,6 +431,8 @@ async def consumer_throughput(
                             mark = (now, processed, norms_cpu, pg_cpu)
                     elapsed = time.perf_counter() - began
                     used = [cpu_seconds(pid) - c for pid, c in zip(pids, cpu, strict=True)]
+                    runs, paused = await collector_pauses(client)
+                    collections = (runs - collections[0], paused - collections[1])
                     machine = {name: cpu_of(name) - c for name, c in machine.items()}
                     if spy is not None:
                         spy.send_signal(signal.SIGINT)
@@ -496,7 +499,20 @@ async def consumer_throughput(
         "drained": drained,
         "settled": settled,
         "final_outcomes": outcomes,
+        "gc_runs": collections[0],
+        "gc_us": collections[1] / consumed * 1e6,
     }
+
+
+async def collector_pauses(client: httpx.AsyncClient) -> tuple[float, float]:
+    """Runs of the service's cycle collector so far, and the seconds they held it."""
+    runs = paused = 0.0
+    for line in (await client.get("/metrics")).text.splitlines():
+        if line.startswith("python_gc_pause_seconds_count"):
+            runs += float(line.split()[-1])
+        elif line.startswith("python_gc_pause_seconds_sum"):
+            paused += float(line.split()[-1])
+    return runs, paused
 
 
 async def print_table_stats(conn: asyncpg.Connection, schema: str) -> None:
@@ -631,6 +647,10 @@ async def main(argv: list[str] | None = None) -> int:
         print(
             f"   CPU per intake event: norms {tp['norms_us']:.0f} µs (all its processes), "
             f"PostgreSQL {tp['postgres_us']:.0f} µs, Kafka broker {tp['kafka_us']:.0f} µs"
+        )
+        print(
+            f"   cycle collector in the consumer's process: {tp['gc_runs']:.0f} runs, "
+            f"{tp['gc_us']:.1f} µs per event"
         )
         print(
             f"   consumed in {tp['elapsed']:.1f} s; every outcome taken by then published after "

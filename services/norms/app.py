@@ -34,7 +34,7 @@ from schemas.envelope import Envelope, KafkaRecord, attributes_from_headers, dec
 from services.common.kafka import RenewingProducer
 from services.common.logging import configure_logging
 from services.common.migrations import migrate
-from services.common.process import quiet_cycle_collector
+from services.common.process import observe_collections, quiet_cycle_collector
 from services.common.settings import REPO_ROOT, InfraSettings
 from services.norms.adapters.relay import OutboxRelay
 from services.norms.adapters.repository import BatchResult, ClockRepository
@@ -73,6 +73,7 @@ class Runtime:
     relay: OutboxRelay | None = None
     producer: Any = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    forget_collections: Any = None  # stops timing the cycle collector's runs
     partitions: set[int] = field(default_factory=set)
     # The consumer's transaction being applied, and per partition the oldest offset not yet
     # committed to Kafka (where to rewind to on an error).
@@ -354,7 +355,8 @@ def bootstrap(
         for catalog in catalogs.values():  # load the holiday tables now, not in the first batch
             catalog.calendar.is_working_day(date.today())
         # With the default thresholds, each full pass would walk every remembered timeline.
-        quiet_cycle_collector(settings.gc_thresholds)
+        quiet_cycle_collector(settings.gc_thresholds_for_batches())
+        runtime.forget_collections = observe_collections(registry)
         runtime.pool = await asyncpg.create_pool(infra.database_url, min_size=2, max_size=6)
         async with runtime.pool.acquire() as conn:
             applied = await migrate(conn, settings.db_schema, MIGRATIONS)
@@ -400,6 +402,8 @@ def bootstrap(
 
     async def stop() -> None:
         await drain()
+        if runtime.forget_collections is not None:
+            runtime.forget_collections()
         for task in runtime.tasks:
             task.cancel()
         for task in runtime.tasks:
