@@ -6,7 +6,7 @@ complaint verdicts) the Dutch term is the value; elsewhere the code is English.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
 from typing import Annotated
 
@@ -35,7 +35,7 @@ def _require_timezone(value: datetime) -> datetime:
         # instant, offset, name and serialization).
         zone = _ZONES.get(offset)
         if zone is None:
-            zone = timezone.utc if not offset else timezone(offset, value.tzname())
+            zone = UTC if not offset else timezone(offset, value.tzname())
             if len(_ZONES) < 1000:  # (offsets come from outside: bounded)
                 _ZONES[offset] = zone
         value = value.replace(tzinfo=zone)
