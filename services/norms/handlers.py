@@ -43,7 +43,7 @@ from schemas.events import (
     NormWarning,
 )
 from services.norms.domain.calendar import US, to_us
-from services.norms.domain.catalog import UNIT_SECONDS, Norm, NormCatalog, clock_id
+from services.norms.domain.catalog import UNIT_SECONDS, Norm, NormCatalog
 from services.norms.domain.clock import (
     Decision,
     DecisionKind,
@@ -276,19 +276,19 @@ def plan_events(
                     )
                 )
         for judged in judgements:
+            norm = judged.norm
             decision = judge_instant(
                 started_at=judged.started_at,
                 waited=judged.waited,
                 answered=judged.answered,
-                target=judged.norm.rule.target,
+                target=norm.rule.target,
             )
-            cid = clock_id(municipality, judged.norm.id, judged.subject_id)
+            norm_id = norm.definition.id
+            cid = f"{municipality}/{norm_id}/{judged.subject_id}"  # clock_id()
             instant_events.append(
-                outcome_record(
-                    catalog, judged.norm, cid, judged.subject_id, _context(data), decision, at
-                )
+                outcome_record(catalog, norm, cid, judged.subject_id, _context(data), decision, at)
             )
-            instant_outcomes.append((municipality, judged.norm.id, decision.at, decision.kind))
+            instant_outcomes.append((municipality, norm_id, decision.at, decision.kind))
     return Plan(transitions, instant_events, instant_outcomes, unknown)
 
 

@@ -390,8 +390,11 @@ _PRECEDENCE = (
 )
 
 
-_Rule = tuple[Norm, TransitionKind, Selector, Callable[[dict[str, Any]], bool]]
-_Judge = tuple[Norm, Selector, Callable[[dict[str, Any]], bool]]
+# (norm, its id, kind, selector, test, the field naming the subject, the cancel reason): what
+# `match` needs of a rule for every event, worked out once.
+_Rule = tuple[Norm, str, TransitionKind, Selector, Callable[[dict[str, Any]], bool], str, str]
+# (norm, selector, test, the field naming the subject)
+_Judge = tuple[Norm, Selector, Callable[[dict[str, Any]], bool], str]
 
 
 class NormCatalog:
@@ -416,7 +419,7 @@ class NormCatalog:
             d = norm.definition
             if d.judge is not None:
                 self._judges.setdefault(d.judge.event_type, []).append(
-                    (norm, d.judge, d.judge.compile())
+                    (norm, d.judge, d.judge.compile(), d.judge.key_field)
                 )
                 continue
             scope = _case_types_started(d)
@@ -426,7 +429,15 @@ class NormCatalog:
                     if scope is not None and kind is not TransitionKind.START:
                         test = _within(scope, selector.key_field, test)
                     self._rules.setdefault(selector.event_type, []).append(
-                        (norm, kind, selector, test)
+                        (
+                            norm,
+                            d.id,
+                            kind,
+                            selector,
+                            test,
+                            selector.key_field,
+                            selector.as_reason or "",
+                        )
                     )
         # The rules (and judges) an event can match, by its type and channel: most rules name
         # a channel, so an event is tested against few. Order (precedence) is kept.
@@ -440,7 +451,7 @@ class NormCatalog:
             rules = self._by_channel[key] = [
                 rule
                 for rule in self._rules.get(event_type, ())
-                if rule[2].channel is None or (channel is not None and channel in rule[2].channel)
+                if rule[3].channel is None or (channel is not None and channel in rule[3].channel)
             ]
         return rules
 
@@ -458,24 +469,25 @@ class NormCatalog:
     def match(self, event_type: str, data: Any) -> list[Match]:
         """The transitions this event causes: at most one per norm."""
         fields = data.__dict__
-        rules = self._rules_for(event_type, fields.get("channel"))
-        if not rules:
-            return []
+        channel = fields.get("channel")
+        rules = self._by_channel.get((event_type, channel))
+        if rules is None:
+            rules = self._rules_for(event_type, channel)
         matches: list[Match] = []
+        if not rules:
+            return matches
         seen: set[str] = set()
-        for norm, kind, selector, selected in rules:
-            norm_id = norm.definition.id
+        for norm, norm_id, kind, _, selected, key_field, reason in rules:
             if norm_id in seen or not selected(fields):
                 continue
-            subject = fields.get(selector.key_field)
+            subject = fields.get(key_field)
             if not subject:
                 continue
             seen.add(norm_id)
             extension = 0
             if kind is TransitionKind.EXTEND:
                 extension = duration_us(data.extension)
-            reason = selector.as_reason or ""
-            if kind is TransitionKind.CANCEL and not reason:
+            elif kind is TransitionKind.CANCEL and not reason:
                 outcome = fields.get("outcome")
                 reason = str(outcome.value) if outcome is not None else "cancelled"
             matches.append(Match(norm, kind, subject, extension, reason))
@@ -484,11 +496,12 @@ class NormCatalog:
     def judge(self, event_type: str, data: Any) -> list[InstantMatch]:
         """Instant norms this contact is judged against (needs started_at and wait_seconds)."""
         fields = data.__dict__
-        judges = self._judges_for(event_type, fields.get("channel"))
-        if not judges:
-            return []
-        judged = []
-        for norm, selector, selected in judges:
+        channel = fields.get("channel")
+        judges = self._judges_by_channel.get((event_type, channel))
+        if judges is None:
+            judges = self._judges_for(event_type, channel)
+        judged: list[InstantMatch] = []
+        for norm, _, selected, key_field in judges:
             if not selected(fields):
                 continue
             started: datetime | None = fields.get("started_at")
@@ -497,11 +510,11 @@ class NormCatalog:
                 continue
             judged.append(
                 InstantMatch(
-                    norm=norm,
-                    subject_id=fields[selector.key_field],
-                    started_at=to_us(started),
-                    waited=round(waited * US),
-                    answered=bool(fields.get("answered", True)),
+                    norm,
+                    fields[key_field],
+                    to_us(started),
+                    round(waited * US),
+                    bool(fields.get("answered", True)),
                 )
             )
         return judged
