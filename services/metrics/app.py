@@ -40,6 +40,11 @@ from services.common.health import (
 )
 from services.common.logging import configure_logging
 from services.common.migrations import migrate
+from services.common.process import (
+    batch_gc_thresholds,
+    observe_collections,
+    quiet_cycle_collector,
+)
 from services.common.settings import REPO_ROOT, InfraSettings
 from services.metrics.adapters.exposition import AggregateView
 from services.metrics.adapters.lag import ConsumerLag
@@ -52,6 +57,11 @@ from services.norms.domain.catalog import CalendarFile
 MIGRATIONS = REPO_ROOT / "services" / "metrics" / "migrations"
 
 
+# Objects the cycle collector tracks per event of a batch (decoded events and what the store
+# derives from them), with margin: see services.common.process.batch_gc_thresholds.
+_TRACKED_PER_EVENT = 70
+
+
 @dataclass
 class Runtime:
     """What the handlers share once the service started."""
@@ -62,6 +72,7 @@ class Runtime:
     # Serialises "commit + add to view" against "reload view from store" within this process.
     view_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     gauges_dirty: bool = False
+    forget_collections: Any = None  # stops timing the cycle collector's runs
 
 
 def build_app(
@@ -209,6 +220,10 @@ def build_app(
     background = BackgroundTasks(log)
 
     async def start() -> None:
+        # Above what a batch keeps alive: the collector then runs when something is left over,
+        # not several times for every batch (see services.common.process).
+        quiet_cycle_collector(batch_gc_thresholds(settings.max_batch, _TRACKED_PER_EVENT))
+        runtime.forget_collections = observe_collections(registry)
         runtime.pool = await asyncpg.create_pool(infra.database_url, min_size=1, max_size=4)
         async with runtime.pool.acquire() as conn:
             applied = await migrate(conn, "metrics", MIGRATIONS)
@@ -225,6 +240,8 @@ def build_app(
         log.info("metrics service started", exporting=view.exporting)
 
     async def stop() -> None:
+        if runtime.forget_collections is not None:
+            runtime.forget_collections()
         await background.stop()
         await lag.stop()
         if runtime.lock_conn is not None:
