@@ -504,17 +504,6 @@ async def consumer_throughput(
     }
 
 
-async def collector_pauses(client: httpx.AsyncClient) -> tuple[float, float]:
-    """Runs of the service's cycle collector so far, and the seconds they held it."""
-    runs = paused = 0.0
-    for line in (await client.get("/metrics")).text.splitlines():
-        if line.startswith("python_gc_pause_seconds_count"):
-            runs += float(line.split()[-1])
-        elif line.startswith("python_gc_pause_seconds_sum"):
-            paused += float(line.split()[-1])
-    return runs, paused
-
-
 async def print_table_stats(conn: asyncpg.Connection, schema: str) -> None:
     """Sizes, row versions and vacuums of the norms tables after the replay."""
     await conn.execute("SELECT pg_stat_force_next_flush()")
@@ -535,11 +524,26 @@ async def print_table_stats(conn: asyncpg.Connection, schema: str) -> None:
         )
 
 
-async def processed_so_far(client: httpx.AsyncClient) -> float:
+async def scraped(client: httpx.AsyncClient, *names: str) -> list[float]:
+    """Per metric name, the sum of its samples (over all labels) in the service's /metrics."""
+    sums = dict.fromkeys(names, 0.0)
     for line in (await client.get("/metrics")).text.splitlines():
-        if line.startswith("servicepuls_norms_events_processed_total"):
-            return float(line.split()[-1])
-    return 0.0
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name in sums:
+            sums[name] += float(line.split()[-1])
+    return list(sums.values())
+
+
+async def processed_so_far(client: httpx.AsyncClient) -> float:
+    return (await scraped(client, "servicepuls_norms_events_processed_total"))[0]
+
+
+async def collector_pauses(client: httpx.AsyncClient) -> tuple[float, float]:
+    """Runs of the service's cycle collector so far, and the seconds they held it."""
+    runs, paused = await scraped(
+        client, "python_gc_pause_seconds_count", "python_gc_pause_seconds_sum"
+    )
+    return runs, paused
 
 
 async def main(argv: list[str] | None = None) -> int:

@@ -15,7 +15,16 @@ from prometheus_client import CollectorRegistry, Histogram
 BATCH_GC_THRESHOLDS = (50_000, 20, 20)
 
 
-def batch_gc_thresholds(batch: int, objects_per_event: int) -> tuple[int, int, int]:
+# Objects the cycle collector tracks that a batch consumer keeps alive per event of its largest
+# batch, with margin. Measured in the norms consumer: ~12 for the prepared batch being applied,
+# as many for the one being prepared, ~10 for its records as aiokafka hands them out; twice
+# that. (The metrics consumer keeps fewer.)
+TRACKED_PER_EVENT = 70
+
+
+def batch_gc_thresholds(
+    batch: int, objects_per_event: int = TRACKED_PER_EVENT
+) -> tuple[int, int, int]:
     """Thresholds for a consumer that keeps batches of up to `batch` events alive, each event
     with about `objects_per_event` objects the cycle collector tracks. The young generation's
     count is allocations minus deallocations, so with a threshold above what the batches keep

@@ -57,11 +57,6 @@ from services.norms.domain.catalog import CalendarFile
 MIGRATIONS = REPO_ROOT / "services" / "metrics" / "migrations"
 
 
-# Objects the cycle collector tracks per event of a batch (decoded events and what the store
-# derives from them), with margin: see services.common.process.batch_gc_thresholds.
-_TRACKED_PER_EVENT = 70
-
-
 @dataclass
 class Runtime:
     """What the handlers share once the service started."""
@@ -222,7 +217,7 @@ def build_app(
     async def start() -> None:
         # Above what a batch keeps alive: the collector then runs when something is left over,
         # not several times for every batch (see services.common.process).
-        quiet_cycle_collector(batch_gc_thresholds(settings.max_batch, _TRACKED_PER_EVENT))
+        quiet_cycle_collector(batch_gc_thresholds(settings.max_batch))
         runtime.forget_collections = observe_collections(registry)
         runtime.pool = await asyncpg.create_pool(infra.database_url, min_size=1, max_size=4)
         async with runtime.pool.acquire() as conn:

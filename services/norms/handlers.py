@@ -43,7 +43,7 @@ from schemas.events import (
     NormWarning,
 )
 from services.norms.domain.calendar import US, to_us
-from services.norms.domain.catalog import UNIT_SECONDS, Norm, NormCatalog
+from services.norms.domain.catalog import UNIT_SECONDS, Norm, NormCatalog, clock_id
 from services.norms.domain.clock import (
     Decision,
     DecisionKind,
@@ -284,7 +284,7 @@ def plan_events(
                 target=norm.rule.target,
             )
             norm_id = norm.definition.id
-            cid = f"{municipality}/{norm_id}/{judged.subject_id}"  # clock_id()
+            cid = clock_id(municipality, norm_id, judged.subject_id)
             instant_events.append(
                 outcome_record(catalog, norm, cid, judged.subject_id, _context(data), decision, at)
             )

@@ -10,11 +10,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from schemas.events import TOPICS, Family
 from services.common.process import batch_gc_thresholds
 
-# Objects the cycle collector tracks that the consumer keeps alive per event of `max_batch`:
-# ~12 for the prepared batch being applied (measured), as many for the one being prepared,
-# ~10 for its records as aiokafka hands them out; twice that, for margin.
-_TRACKED_PER_EVENT = 70
-
 
 class NormsSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SERVICEPULS_NORMS_", extra="ignore")
@@ -84,4 +79,4 @@ class NormsSettings(BaseSettings):
         return 0.1 if self.clock == "wall" else 1.0
 
     def gc_thresholds_for_batches(self) -> tuple[int, int, int]:
-        return self.gc_thresholds or batch_gc_thresholds(self.max_batch, _TRACKED_PER_EVENT)
+        return self.gc_thresholds or batch_gc_thresholds(self.max_batch)
