@@ -124,11 +124,21 @@ def attributes_from_headers(headers: Any) -> dict[str, str]:
     attributes: dict[str, str] = {}
     for name, raw in items:
         if name[:3] == "ce_":
-            attributes[name[3:]] = raw.decode() if type(raw) is bytes else _text(raw)
+            attributes[name[3:]] = raw.decode() if type(raw) is bytes else _text(raw, name[3:])
     return attributes
 
 
-def _text(raw: Any) -> str:
+class NullHeader(ValueError):
+    """A `ce_*` header present without a value: never read as the text "None"."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"header ce_{name} has no value")
+        self.header = f"ce_{name}"
+
+
+def _text(raw: Any, name: str = "") -> str:
+    if raw is None:
+        raise NullHeader(name)
     return raw.decode() if isinstance(raw, bytes | bytearray) else str(raw)
 
 
@@ -181,6 +191,7 @@ __all__ = [
     "SPECVERSION",
     "Envelope",
     "KafkaRecord",
+    "NullHeader",
     "UnknownEventType",
     "ValidationError",
     "attributes_from_headers",

@@ -25,8 +25,11 @@ TOPICS = {
     "servicepuls.intake.v1": 6,
     "servicepuls.norms.v1": 6,
     "servicepuls.feedback.v1": 6,
+    # Records a consumer set aside (services/common/deadletters.py); kept 90 days.
+    "servicepuls.deadletter.v1": 3,
 }
 TOPIC_CONFIG = {"min.insync.replicas": "1"}
+CONFIG_OF = {"servicepuls.deadletter.v1": {"retention.ms": str(90 * 24 * 3600 * 1000)}}
 
 
 async def _metadata_once(timeout: float) -> list[str]:
@@ -65,7 +68,10 @@ async def ensure_topics(timeout: float) -> int:
         existing = set(await admin.list_topics())
         missing = [
             NewTopic(
-                name, num_partitions=partitions, replication_factor=1, topic_configs=TOPIC_CONFIG
+                name,
+                num_partitions=partitions,
+                replication_factor=1,
+                topic_configs={**TOPIC_CONFIG, **CONFIG_OF.get(name, {})},
             )
             for name, partitions in TOPICS.items()
             if name not in existing

@@ -5,7 +5,8 @@ check returns a problem (a short word, never data) or None, and any problem make
 the list. `BackgroundTasks` runs periodic jobs that log a failure and try again next round, and
 stops them all at once on shutdown.
 
-Used by services/metrics/app.py; services/norms/app.py has the same endpoints and can adopt it.
+Used by the norms and metrics services (feedback's /ready, a FastAPI route, uses
+`readiness_problems` too).
 """
 
 from __future__ import annotations
@@ -61,13 +62,23 @@ def partitions_assigned_check(broker: KafkaBroker, what: str) -> ReadinessCheck:
     return check
 
 
+# However a part misbehaves (a broker that accepts connections and never answers), /ready
+# answers within this many seconds per check.
+CHECK_TIMEOUT = 3.0
+
+
 async def readiness_problems(checks: Sequence[ReadinessCheck]) -> list[str]:
-    problems = []
-    for check in checks:
-        problem = await check()
-        if problem is not None:
-            problems.append(problem)
-    return problems
+    """Every check's problem; all run at once, each bounded in time (a check that hangs is a
+    problem, named by the check's function)."""
+
+    async def bounded(check: ReadinessCheck) -> str | None:
+        try:
+            return await asyncio.wait_for(check(), CHECK_TIMEOUT)
+        except Exception:
+            return getattr(check, "__qualname__", "check").split(".")[0].removesuffix("_check")
+
+    found = await asyncio.gather(*(bounded(check) for check in checks))
+    return [problem for problem in found if problem is not None]
 
 
 def health_routes(*checks: ReadinessCheck) -> list[tuple[str, Any]]:

@@ -16,9 +16,12 @@ import structlog
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 
+from services.common.consumer import BatchConsumer
+from services.common.deadletters import DeadLetters
 from services.common.kafka import RenewingProducer
 from services.common.migrations import migrate_url
 from services.common.sealing import Keys, load_keys
+from services.feedback import metrics
 from services.feedback.adapters import outbox
 from services.feedback.adapters import postgres as db
 from services.feedback.adapters.sms import SmsGateway
@@ -64,8 +67,13 @@ class Feedback:
             settings.infra.kafka_bootstrap, client_id="feedback", logger=log, graceful_timeout=15
         )
         self.dispatcher: Dispatcher | None = None
+        self.dead_letters = DeadLetters(
+            settings.infra.kafka_bootstrap, "feedback", metrics.DEAD_LETTERS, log=log
+        )
+        self.consumer = BatchConsumer(self.dead_letters, log)
         register_handlers(
             self.broker,
+            consumer=self.consumer,
             pool_ref=lambda: self.pool,
             book=self.book,
             is_holiday=is_public_holiday,
@@ -94,7 +102,7 @@ class Feedback:
     async def readiness_problems(self) -> list[str]:
         problems = []
         try:
-            async with self.pool.acquire(timeout=2) as conn:
+            async with asyncio.timeout(3), self.pool.acquire(timeout=2) as conn:
                 await conn.fetchval("SELECT 1")
         except Exception:
             problems.append("database unreachable")
@@ -115,6 +123,7 @@ class Feedback:
         self._pool = await db.create_pool(s.infra.database_url, schema=s.db_schema, max_size=12)
         self.producer = RenewingProducer(s.infra.kafka_bootstrap, "feedback")
         await self.producer.start()
+        await self.dead_letters.start()
         sms = SmsGateway(s.sms_gateway_url, s.sms_gateway_token)
         mailer = SmtpMailer(s.smtp, size=s.dispatch_concurrency)
         self.dispatcher = Dispatcher(
@@ -151,6 +160,7 @@ class Feedback:
             await sms.close()
             await mailer.close()
             await self.producer.stop()
+            await self.dead_letters.stop()
             await self.pool.close()
             log.info("feedback stopped")
 

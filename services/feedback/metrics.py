@@ -3,7 +3,9 @@ decision, reason, result, route. Never a survey, case or resident."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+
+from services.common.deadletters import dead_letter_counter
 
 DECISIONS = Counter(
     "servicepuls_feedback_decisions_total",
@@ -33,3 +35,4 @@ CLOCK_AHEAD = Counter(
     "servicepuls_feedback_events_ahead_of_clock_total",
     "Intake events timed further ahead of the wall clock than the event clock may move",
 )
+DEAD_LETTERS = dead_letter_counter(REGISTRY)

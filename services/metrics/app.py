@@ -30,8 +30,10 @@ from prometheus_client import (
     make_asgi_app,
 )
 
-from schemas.envelope import Envelope, decode
+from schemas.envelope import Envelope
 from services.common.config import load_municipalities, load_yaml_model
+from services.common.consumer import BatchConsumer, no_decoder, raw_batch_parser, records_of
+from services.common.deadletters import DeadLetters, dead_letter_counter
 from services.common.health import (
     BackgroundTasks,
     database_check,
@@ -108,12 +110,10 @@ def build_app(
         "Events delivered again (redelivery after a crash or rebalance) and not counted again.",
         registry=registry,
     )
-    undecodable = Counter(
-        "servicepuls_metrics_undecodable_records",
-        "Records skipped because they are not a known CloudEvent of the catalog.",
-        ["topic"],
-        registry=registry,
+    dead_letters = DeadLetters(
+        infra.kafka_bootstrap, "metrics", dead_letter_counter(registry), log=log
     )
+    consumer = BatchConsumer(dead_letters, log)
     batch_seconds = Histogram(
         "servicepuls_metrics_batch_duration_seconds",
         "Time to apply one consumed batch to the durable aggregates.",
@@ -139,27 +139,19 @@ def build_app(
         max_records=settings.max_batch,
         batch_timeout_ms=settings.batch_timeout_ms,
         auto_offset_reset=settings.auto_offset_reset,
+        # Records are decoded by the project's codec; a bad one is dead-lettered, never blocks.
+        parser=raw_batch_parser,
+        decoder=no_decoder,
         # Commit offsets only after the batch committed in PostgreSQL; on an error rewind.
         ack_policy=AckPolicy.NACK_ON_ERROR,
     )
     async def apply_batch(msg: KafkaMessage) -> None:
-        records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
-        events: list[Envelope[Any]] = []
+        records = records_of(msg)
         for record in records:
             events_seen.labels(record.topic).inc()
-            try:
-                events.append(decode(record.headers, record.value))
-            except ValueError as exc:  # unknown type or invalid data: skip, never block
-                undecodable.labels(record.topic).inc()
-                log.warning(
-                    "record skipped",
-                    topic=record.topic,
-                    partition=record.partition,
-                    offset=record.offset,
-                    error=type(exc).__name__,
-                )
-        if not events:
-            return
+        await consumer.handle(records, apply_events)
+
+    async def apply_events(events: list[Envelope[Any]]) -> None:
         assert runtime.store is not None
         started = time.perf_counter()
         async with runtime.view_lock:
@@ -219,6 +211,7 @@ def build_app(
         # not several times for every batch (see services.common.process).
         quiet_cycle_collector(batch_gc_thresholds(settings.max_batch))
         runtime.forget_collections = observe_collections(registry)
+        await dead_letters.start()
         runtime.pool = await asyncpg.create_pool(infra.database_url, min_size=1, max_size=4)
         async with runtime.pool.acquire() as conn:
             applied = await migrate(conn, "metrics", MIGRATIONS)
@@ -239,6 +232,7 @@ def build_app(
             runtime.forget_collections()
         await background.stop()
         await lag.stop()
+        await dead_letters.stop()
         if runtime.lock_conn is not None:
             await runtime.lock_conn.close()
         if runtime.pool is not None:

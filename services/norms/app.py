@@ -15,7 +15,6 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -30,7 +29,21 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_asgi_app
 
-from schemas.envelope import Envelope, KafkaRecord, attributes_from_headers, decode
+from schemas.envelope import Envelope, KafkaRecord, attributes_from_headers
+from services.common.consumer import (
+    BatchConsumer,
+    is_transient,
+    no_decoder,
+    raw_batch_parser,
+    records_of,
+)
+from services.common.deadletters import DeadLetters, Problem, Reason, dead_letter_counter
+from services.common.health import (
+    database_check,
+    health_routes,
+    kafka_check,
+    partitions_assigned_check,
+)
 from services.common.kafka import RenewingProducer
 from services.common.logging import configure_logging
 from services.common.migrations import migrate
@@ -44,8 +57,6 @@ from services.norms.settings import NormsSettings
 MIGRATIONS = REPO_ROOT / "services" / "norms" / "migrations"
 # Records decoded between two chances for the transaction in flight to go on.
 _YIELD_EVERY = 50
-# Seconds the consumer waits after a batch failed before it reads the batch again.
-_RETRY_PAUSE = 1.0
 _BREACHED = "nl.servicepuls.norm.breached.v1"
 
 
@@ -79,6 +90,9 @@ class Runtime:
     # committed to Kafka (where to rewind to on an error).
     in_flight: asyncio.Task[None] | None = None
     uncommitted: dict[TopicPartition, int] = field(default_factory=dict)
+    # Set after a failure that is not transient: the records from the rewind point on are then
+    # applied one by one, and the one that fails on its own is dead-lettered.
+    isolate: bool = False
 
 
 def bootstrap(
@@ -100,11 +114,10 @@ def bootstrap(
         "Intake events delivered again and not applied again.",
         registry=registry,
     )
-    undecodable = Counter(
-        "servicepuls_norms_undecodable_records",
-        "Intake records skipped because they are no known CloudEvent.",
-        registry=registry,
+    dead_letters = DeadLetters(
+        infra.kafka_bootstrap, "norms", dead_letter_counter(registry), log=log
     )
+    batch_consumer = BatchConsumer(dead_letters, log)
     decisions = Counter(
         "servicepuls_norms_decisions",
         "Norm decisions taken (started, warning, breached, met, missed, cancelled).",
@@ -139,37 +152,9 @@ def bootstrap(
         infra.kafka_bootstrap, client_id="servicepuls-norms", logger=log, log_level=logging.DEBUG
     )
 
-    async def first_record_only(records: tuple[Any, ...], parse: Any) -> Any:
-        """FastStream's batch parser turns every record's headers into a dict (for its log
-        context); the handler decodes the records itself, so only the first is parsed and the
-        message keeps all records raw (a nack still rewinds to the first of each partition)."""
-        message = await parse(records[:1])
-        message.raw_message = records
-        return message
-
-    async def records_only(message: Any) -> None:
-        """The handler reads the raw records itself (`decode` below, the one codec): FastStream
-        need not parse every value as JSON first."""
-        return None
-
     def count(result: Any) -> None:
         for (municipality, norm, kind), n in collections.Counter(result.decisions).items():
             decisions.labels(municipality, norm, kind).inc(n)
-
-    def decoded(records: Sequence[Any]) -> list[tuple[int, Envelope[Any]]]:
-        events: list[tuple[int, Envelope[Any]]] = []
-        for record in records:
-            try:
-                events.append((record.partition, decode(record.headers, record.value)))
-            except ValueError as exc:  # unknown type or invalid data: skip, never block
-                undecodable.inc()
-                log.warning(
-                    "record skipped",
-                    partition=record.partition,
-                    offset=record.offset,
-                    error=type(exc).__name__,
-                )
-        return events
 
     def account(result: BatchResult) -> None:
         processed.inc(result.applied)
@@ -222,7 +207,7 @@ def bootstrap(
         meanwhile. Offsets are committed once a batch's last transaction is (manually, for
         that batch's records only); on an error the consumer rewinds to the oldest offsets not
         committed, so the events are delivered again."""
-        records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
+        records = records_of(msg)
         consumer = msg.consumer
         repository = repository_of()
         event_clock = settings.clock == "event"
@@ -239,19 +224,29 @@ def bootstrap(
             tp = TopicPartition(records[index].topic, partition)
             runtime.uncommitted.setdefault(tp, records[first_record[partition]].offset)
             offsets[tp] = records[index].offset + 1
-        if event_clock:
-            assigned = {tp.partition for tp in assignment}
-            if assigned - runtime.partitions:
-                await repository.register_partitions(sorted(assigned))
-                runtime.partitions = assigned
         step = settings.commit_batch
         try:
+            if event_clock:
+                assigned = {tp.partition for tp in assignment}
+                if assigned - runtime.partitions:
+                    await repository.register_partitions(sorted(assigned))
+                    runtime.partitions = assigned
+            if runtime.isolate:
+                await apply_one_by_one(records, consumer, offsets)
+                return
             for start in range(0, len(records), step):
                 end = min(start + step, len(records))
                 events: list[tuple[int, Envelope[Any]]] = []
+                bad: list[tuple[Any, Problem]] = []
                 for part in range(start, end, _YIELD_EVERY):
-                    events += decoded(records[part : min(part + _YIELD_EVERY, end)])
+                    good, problems = batch_consumer.sort(
+                        records[part : min(part + _YIELD_EVERY, end)]
+                    )
+                    events += [(record.partition, event) for record, event in good]
+                    bad += problems
                     await asyncio.sleep(0)  # let the transaction in flight go on
+                if bad:  # durable before any offset past them is committed
+                    await dead_letters.send(bad)
                 if not events and end < len(records):
                     continue  # (the last transaction reports the partitions' ends regardless)
                 caught_up: dict[int, bool] = {}
@@ -283,8 +278,50 @@ def bootstrap(
             runtime.in_flight = None
             rewind(consumer)
             if isinstance(exc, Exception):
-                await asyncio.sleep(_RETRY_PAUSE)  # a database that fails: not at full speed
+                if not is_transient(exc):
+                    runtime.isolate = True  # find the event that fails, set it aside
+                pause = batch_consumer.backoff.next_pause()
+                log.warning(
+                    "intake batch not applied; read again after a pause",
+                    error=repr(exc)[:300],
+                    transient=is_transient(exc),
+                    pause_seconds=pause,
+                )
+                await asyncio.sleep(pause)  # a database that fails: not at full speed
             raise
+        batch_consumer.backoff.reset()
+
+    async def apply_one_by_one(
+        records: tuple[Any, ...], consumer: Any, offsets: dict[TopicPartition, int]
+    ) -> None:
+        """After a failure that is not transient: each record in a transaction of its own
+        (after what is in flight); one that fails on its own is dead-lettered, the others take
+        effect. Then the batch's offsets are committed and the fast path resumes."""
+        if runtime.in_flight is not None:
+            await runtime.in_flight
+            runtime.in_flight = None
+        repository = repository_of()
+        for record in records:
+            good, bad = batch_consumer.sort((record,))
+            if bad:
+                await dead_letters.send(bad)
+                continue
+            event = good[0][1]
+            try:
+                account(await repository.apply_batch([(record.partition, event)], {}))
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                log.error(
+                    "intake event could not be applied; dead-lettered",
+                    event_id=event.id,
+                    error=type(exc).__name__,
+                )
+                problem = Problem.of(Reason.APPLY_FAILED, f"{type(exc).__name__}: {exc}")
+                await dead_letters.send([(record, problem)])
+        await consumer.commit(offsets)
+        runtime.uncommitted.update(offsets)
+        runtime.isolate = False
 
     async def drain() -> None:
         """Before the consumer stops: let the last transaction finish and its offsets commit."""
@@ -301,8 +338,9 @@ def bootstrap(
             batch_timeout_ms=settings.batch_timeout_ms,
             auto_offset_reset=settings.auto_offset_reset,
             max_partition_fetch_bytes=settings.max_partition_fetch_bytes,
-            parser=first_record_only,
-            decoder=records_only,
+            # Records are decoded by the project's codec; a bad one is dead-lettered.
+            parser=raw_batch_parser,
+            decoder=no_decoder,
             # Offsets are committed by the handler once the batch committed in PostgreSQL.
             ack_policy=AckPolicy.MANUAL,
         )(apply_intake)
@@ -357,6 +395,7 @@ def bootstrap(
         # With the default thresholds, each full pass would walk every remembered timeline.
         quiet_cycle_collector(settings.gc_thresholds_for_batches())
         runtime.forget_collections = observe_collections(registry)
+        await dead_letters.start()
         runtime.pool = await asyncpg.create_pool(infra.database_url, min_size=2, max_size=6)
         async with runtime.pool.acquire() as conn:
             applied = await migrate(conn, settings.db_schema, MIGRATIONS)
@@ -411,31 +450,9 @@ def bootstrap(
                 await task
         if runtime.producer is not None:
             await runtime.producer.stop()
+        await dead_letters.stop()
         if runtime.pool is not None:
             await runtime.pool.close()
-
-    @get
-    async def health(scope: Any) -> AsgiResponse:
-        return AsgiResponse(b"ok", 200)
-
-    @get
-    async def ready(scope: Any) -> AsgiResponse:
-        problems = []
-        try:
-            assert runtime.pool is not None
-            async with runtime.pool.acquire(timeout=2) as conn:
-                await conn.fetchval("SELECT 1")
-        except Exception:
-            problems.append("database")
-        if not await broker.ping(timeout=2):
-            problems.append("kafka")
-        subscriber = broker.subscribers[0] if broker.subscribers else None
-        consumer = getattr(subscriber, "consumer", None)
-        if settings.consumer_enabled and (consumer is None or not consumer.assignment()):
-            problems.append("no intake partitions assigned yet")
-        if problems:
-            return AsgiResponse(("not ready: " + ", ".join(problems)).encode(), 503)
-        return AsgiResponse(b"ready", 200)
 
     @get
     async def compliance(scope: Any) -> AsgiResponse:
@@ -459,8 +476,15 @@ def bootstrap(
     return AsgiFastStream(
         broker,
         asgi_routes=[
-            ("/health", health),
-            ("/ready", ready),
+            *health_routes(
+                database_check(lambda: runtime.pool),
+                kafka_check(broker),
+                *(
+                    [partitions_assigned_check(broker, "intake")]
+                    if settings.consumer_enabled
+                    else []
+                ),
+            ),
             ("/metrics", make_asgi_app(registry)),
             ("/v1/compliance", compliance),
         ],

@@ -1,9 +1,10 @@
 """The intake consumer: a FastStream batch subscriber in consumer group "feedback".
 
 At least once: the batch is committed only after every event in it was applied and its
-transaction committed (NACK_ON_ERROR rewinds the partitions on a failure, e.g. the database is
-down, and the batch comes again). Exactly once in effect: each event's dedupe key is stored in the
-same transaction as its effect.
+transaction committed, or set aside on the dead-letter topic (services.common.consumer: a record
+that is no event, or an event that fails to apply on its own, is dead-lettered; a transient
+failure such as the database being down rewinds the batch after a pause and it comes again).
+Exactly once in effect: each event's dedupe key is stored in the same transaction as its effect.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from typing import Any, Literal
 
 import asyncpg
 import structlog
+from aiokafka import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
-from schemas.envelope import decode
+from schemas.envelope import Envelope
 from schemas.events import TOPICS, Family
+from services.common.consumer import BatchConsumer, no_decoder, raw_batch_parser, records_of
 from services.feedback import metrics
 from services.feedback import service as svc
 from services.feedback.adapters import postgres as db
@@ -28,22 +31,16 @@ from services.feedback.clock import DEFAULT_MAX_AHEAD, advance_for
 from services.feedback.config import PolicyBook
 
 log = structlog.get_logger("feedback.consumer")
-_INFRASTRUCTURE = (
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.InsufficientResourcesError,
-    asyncpg.OperatorInterventionError,
-    asyncpg.SyntaxOrAccessError,  # e.g. tables gone: a deployment problem, not the event
-    OSError,
-    TimeoutError,
-)
 GROUP = "feedback"
+# An event whose transaction lost to a concurrent one is tried this often before the batch is
+# retried as a whole (a transient failure).
+_CONFLICT_TRIES = 3
 
 
 def register_handlers(
     broker: KafkaBroker,
     *,
+    consumer: BatchConsumer,
     pool_ref: Callable[[], asyncpg.Pool],
     book: PolicyBook,
     is_holiday: Callable[[date], bool],
@@ -62,24 +59,26 @@ def register_handlers(
         max_records=max_records,
         auto_offset_reset=start_from,
         ack_policy=AckPolicy.NACK_ON_ERROR,
-        decoder=_raw,
+        parser=raw_batch_parser,
+        decoder=no_decoder,
     )
     async def on_intake_batch(_: Any, message: KafkaMessage) -> None:
-        records = message.raw_message
-        records = records if isinstance(records, tuple) else (records,)
         await apply_records(
-            pool_ref(), records, book, is_holiday, event_clock, clock_max_ahead=clock_max_ahead
+            consumer,
+            pool_ref(),
+            records_of(message),
+            book,
+            is_holiday,
+            event_clock,
+            clock_max_ahead=clock_max_ahead,
         )
         wake()
 
 
-async def _raw(message: Any) -> Any:
-    return None  # records are decoded by our own codec, one by one, in `apply_records`
-
-
 async def apply_records(
+    consumer: BatchConsumer,
     pool: asyncpg.Pool,
-    records: tuple[Any, ...],
+    records: tuple[ConsumerRecord[Any, Any], ...],
     book: PolicyBook,
     is_holiday: Callable[[date], bool],
     event_clock: bool,
@@ -87,35 +86,22 @@ async def apply_records(
     clock_max_ahead: timedelta = DEFAULT_MAX_AHEAD,
 ) -> None:
     event_times: list[datetime] = []
-    for record in records:
-        try:
-            envelope = decode(record.headers, record.value)
-        except Exception:
-            # Not ours to fix: intake validates what it accepts. Skip, counted, without content.
-            metrics.CONSUMED.labels("undecodable").inc()
-            log.warning(
-                "undecodable record skipped", partition=record.partition, offset=record.offset
-            )
-            continue
-        event_times.append(envelope.time)
-        for attempt in range(3):
-            try:
-                async with pool.acquire() as conn, conn.transaction():
-                    await svc.apply_intake_event(conn, envelope, book, is_holiday)
-                metrics.CONSUMED.labels("applied").inc()
-                break
-            except (asyncpg.SerializationError, asyncpg.DeadlockDetectedError):
-                await asyncio.sleep(0.05 * (attempt + 1))
-            except _INFRASTRUCTURE:
-                raise  # the batch is rewound and comes again once the database is back
-            except Exception:
-                # A deterministic failure would block the partition forever: skip the event,
-                # counted and logged by its id only.
-                metrics.CONSUMED.labels("failed").inc()
-                log.exception("event could not be applied; skipped", event_id=envelope.id)
-                break
-        else:
-            raise RuntimeError("could not apply an event after retries")
+
+    async def apply(events: list[Envelope[Any]]) -> None:
+        for envelope in events:
+            for attempt in range(_CONFLICT_TRIES):
+                try:
+                    async with pool.acquire() as conn, conn.transaction():
+                        await svc.apply_intake_event(conn, envelope, book, is_holiday)
+                    break
+                except (asyncpg.SerializationError, asyncpg.DeadlockDetectedError):
+                    if attempt == _CONFLICT_TRIES - 1:
+                        raise  # transient: the batch comes again after a pause
+                    await asyncio.sleep(0.05 * (attempt + 1))
+            metrics.CONSUMED.labels("applied").inc()
+            event_times.append(envelope.time)
+
+    await consumer.handle(records, apply)
     if not event_clock:
         return
     advance = advance_for(event_times, datetime.now(UTC), clock_max_ahead)
