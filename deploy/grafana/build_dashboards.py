@@ -260,6 +260,19 @@ def kcc_live() -> dict[str, Any]:
                 ],
                 width=12,
             ),
+            Panel(
+                "Dead letters (apart gezet)",
+                "Records a consumer could not decode or apply, set aside on the dead-letter topic "
+                "in the last hour, by service and reason. They had no effect until re-driven "
+                "(`servicepuls deadletters list`).",
+                [
+                    (
+                        "sum by (service, reason) (increase(servicepuls_dead_letters_total[1h]))",
+                        "{{service}}: {{reason}}",
+                    )
+                ],
+                width=12,
+            ),
         ],
     )
 

@@ -219,10 +219,11 @@ def read_dead_letter(record: ConsumerRecord[Any, Any]) -> DeadLetter:
 
 
 async def read_all(
-    bootstrap: str, topic: str = DEADLETTER_TOPIC, timeout: float = 30.0
+    bootstrap: str, topic: str = DEADLETTER_TOPIC, timeout: float = 30.0, *, distinct: bool = True
 ) -> list[DeadLetter]:
     """Every dead letter on the topic now, oldest first per partition; a record set aside twice
-    by one service (a crash between its dead letter and its commit) is listed once."""
+    by one service (a crash between its dead letter and its commit) is listed once, unless
+    `distinct` is False."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, client_id="servicepuls-deadletters"
     )
@@ -235,7 +236,7 @@ async def read_all(
         await seek_to_start(consumer, partitions)
         ends = await consumer.end_offsets(partitions)
         deadline = time.monotonic() + timeout
-        while any(await consumer.position(tp) < ends[tp] for tp in partitions):
+        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{topic}: not read to its end within {timeout:.0f} s")
             batches = await consumer.getmany(timeout_ms=500)
@@ -245,7 +246,7 @@ async def read_all(
                         continue
                     letter = read_dead_letter(record)
                     identity = (letter.service, letter.origin)
-                    if identity not in seen:
+                    if identity not in seen or not distinct:
                         seen.add(identity)
                         letters.append(letter)
     finally:
