@@ -24,10 +24,19 @@ Reference = Annotated[
 MunicipalityCode = Annotated[str, Field(pattern=r"^GM[0-9]{4}$")]
 
 
+# Instants Servicepuls can hold. Norms keeps instants as microseconds since 1970 and its
+# business calendar loads a holiday table per year (1.7 s for the year 1): an instant outside
+# this range is a mistake at the source, refused rather than computed with.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+
+
 def _require_timezone(value: datetime) -> datetime:
     offset = value.utcoffset()
     if offset is None:
         raise ValueError("must carry a timezone offset, e.g. 2026-03-02T09:15:00+01:00")
+    if not EARLIEST <= value < LATEST:
+        raise ValueError("must lie between 1970-01-01 and 2100-01-01")
     if type(value.tzinfo) is TzInfo:
         # pydantic gives every datetime it parses a tzinfo object of its own, which the cycle
         # collector tracks: a consumer holding a batch of events walked two per event on every

@@ -136,6 +136,12 @@ def bootstrap(
         registry=registry,
         buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 60.0),
     )
+    scheduler_failures = Counter(
+        "servicepuls_norms_scheduler_failures",
+        "Scheduler rounds that failed (transient: database away; other: a fault to look at).",
+        ["kind"],
+        registry=registry,
+    )
     backlog = Gauge(
         "servicepuls_norms_outbox_backlog",
         "Norm events committed but not yet published to Kafka.",
@@ -351,8 +357,14 @@ def bootstrap(
         while True:
             try:
                 result, now = await runtime.repository.fire_due(settings.scheduler_batch)
-            except (OSError, asyncpg.PostgresError) as exc:
-                log.warning("scheduler round failed", error=repr(exc))
+            except Exception as exc:
+                # Never the end of the scheduler: a database away comes back; anything else is
+                # logged with its traceback, counted and tried again, not at full speed.
+                scheduler_failures.labels("transient" if is_transient(exc) else "other").inc()
+                if is_transient(exc):
+                    log.warning("scheduler round failed", error=repr(exc))
+                else:
+                    log.exception("scheduler round failed")
                 await asyncio.sleep(1.0)
                 continue
             if now is not None:

@@ -74,6 +74,19 @@ GOOD_VALUE = encode(closed()).value
         (GOOD_VALUE, with_header("ce_source", b"\xff\xfe"), Reason.BAD_HEADER, "UTF-8"),
         (GOOD_VALUE, with_header("ce_time", b"yesterday"), Reason.BAD_HEADER, "ce_time"),
         (GOOD_VALUE, with_header("ce_municipality", b"XX"), Reason.BAD_HEADER, "ce_municipality"),
+        # Instants norms cannot hold (its clock gave a case of the year 1 a due date in 1970).
+        (
+            GOOD_VALUE,
+            with_header("ce_time", b"0001-01-02T00:00:00+00:00"),
+            Reason.BAD_HEADER,
+            "1970",
+        ),
+        (
+            GOOD_VALUE,
+            with_header("ce_time", b"9999-12-30T00:00:00+00:00"),
+            Reason.BAD_HEADER,
+            "2100",
+        ),
     ],
 )
 def test_every_bad_record_has_its_reason(
