@@ -109,11 +109,13 @@ class Limits:
             address = ipaddress.ip_address(host)
         except ValueError:
             return host or "unknown"
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
         if any(address in network for network in self.exempt):
             return None
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is None:
+        if isinstance(address, ipaddress.IPv6Address):
             return str(ipaddress.IPv6Network((address, 64), strict=False))
-        return str(address.ipv4_mapped or address)
+        return str(address)
 
     def check_page(self, request: Request) -> None:
         """A survey page request: refused when the address is over the page limit, or spent its
