@@ -48,19 +48,19 @@ async def apply_retention(
     async with pool.acquire() as conn, conn.transaction():
         for code in book.municipalities:
             period = book.retention(code) or RetentionConfig()
-            purged["remarks"] += await db.purge_remarks(
-                conn, [code], now - months(period.remark_months)
-            )
             purged["surveys"] += await db.purge_surveys(
                 conn, [code], now - months(period.survey_months)
             )
+            purged["remarks"] += await db.purge_remarks(
+                conn, [code], now - months(period.remark_months)
+            )
         served = list(book.municipalities)
         default = RetentionConfig()
-        purged["remarks"] += await db.purge_remarks(
-            conn, served, now - months(default.remark_months), others=True
-        )
         purged["surveys"] += await db.purge_surveys(
             conn, served, now - months(default.survey_months), others=True
+        )
+        purged["remarks"] += await db.purge_remarks(
+            conn, served, now - months(default.remark_months), others=True
         )
         purged["case_residents"] += await db.forget_old_case_residents(
             conn, now - case_resident_retention

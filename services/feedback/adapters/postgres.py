@@ -466,15 +466,24 @@ async def erase_resident(
 # --- retention --------------------------------------------------------------------------------
 
 
+def _municipalities(others: bool) -> str:
+    """The municipalities named ($1), or (others) every municipality not named."""
+    return "NOT (municipality = ANY($1::text[]))" if others else "municipality = ANY($1::text[])"
+
+
 async def purge_surveys(
-    conn: asyncpg.Connection, municipality: str, closed_before: datetime
+    conn: asyncpg.Connection,
+    municipalities: list[str],
+    closed_before: datetime,
+    *,
+    others: bool = False,
 ) -> int:
     """Survey rows of closures older than the retention period, unless still open."""
     return _count(
         await conn.execute(
-            "DELETE FROM surveys WHERE municipality = $1 AND closed_at < $2"
+            f"DELETE FROM surveys WHERE {_municipalities(others)} AND closed_at < $2"
             " AND NOT (status = ANY($3::text[]))",
-            municipality,
+            municipalities,
             closed_before,
             OPEN_STATUSES,
         )
@@ -482,13 +491,18 @@ async def purge_surveys(
 
 
 async def purge_remarks(
-    conn: asyncpg.Connection, municipality: str, answered_before: datetime
+    conn: asyncpg.Connection,
+    municipalities: list[str],
+    answered_before: datetime,
+    *,
+    others: bool = False,
 ) -> int:
+    """Free-text remarks older than their retention period are blanked; the score stays."""
     return _count(
         await conn.execute(
-            "UPDATE surveys SET comment = NULL WHERE municipality = $1 AND comment IS NOT NULL"
-            " AND answered_at < $2",
-            municipality,
+            f"UPDATE surveys SET comment = NULL WHERE {_municipalities(others)}"
+            " AND comment IS NOT NULL AND answered_at < $2",
+            municipalities,
             answered_before,
         )
     )
