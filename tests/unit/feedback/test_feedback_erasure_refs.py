@@ -47,9 +47,7 @@ def test_an_other_identifier_finds_no_one() -> None:
 
 def test_the_identifiers_as_given_are_what_an_opt_out_is_kept_under() -> None:
     refs = resident_refs(KEY, email="a@example.org", phone="06-12345678")
-    assert refs.as_given == sorted(
-        {pseudonym(KEY, "a@example.org"), pseudonym(KEY, "06-12345678")}
-    )
+    assert refs.as_given == sorted({pseudonym(KEY, "a@example.org"), pseudonym(KEY, "06-12345678")})
     assert set(refs.as_given) <= set(refs.searched)
 
 
