@@ -147,6 +147,9 @@ class Feedback:
                 apply_retention,
                 self.pool,
                 self.book,
+                # Soon after a start too: a service restarted more often than the interval
+                # must still purge.
+                first_after=min(60.0, s.retention_interval_seconds),
                 dedupe_retention=timedelta(days=s.dedupe_retention_days),
                 case_resident_retention=timedelta(days=s.case_resident_retention_days),
             )
@@ -175,10 +178,13 @@ class Feedback:
             log.info("feedback stopped")
 
 
-async def _every(seconds: float, job: Any, *args: Any, **kwargs: Any) -> None:
+async def _every(
+    seconds: float, job: Any, *args: Any, first_after: float | None = None, **kwargs: Any
+) -> None:
+    await asyncio.sleep(seconds if first_after is None else first_after)
     while True:
-        await asyncio.sleep(seconds)
         try:
             await job(*args, **kwargs)
         except Exception as error:  # the next round tries again
             log.warning("periodic job failed", job=job.__name__, error=type(error).__name__)
+        await asyncio.sleep(seconds)
