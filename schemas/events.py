@@ -381,6 +381,25 @@ class SurveyFollowUpRequested(SurveyEvent):
     score: int = Field(ge=1, le=10)
 
 
+class ResidentErased(EventData):
+    """A resident was erased on request (AVG art. 17): the record that it happened, how much went
+    and on whose authority (the staff token's name). Never who: no identifier, no pseudonym."""
+
+    event_type: ClassVar[str] = f"{PREFIX}.resident.erased.v1"
+    family: ClassVar[Family] = Family.FEEDBACK
+
+    erasure_id: Reference
+    requested_by: str = Field(pattern=r"^[A-Za-z0-9._\-]{1,80}$")
+    surveys_erased: int = Field(ge=0)
+    open_surveys_cancelled: int = Field(ge=0)
+    case_residents_erased: int = Field(ge=0)
+    resident_record_erased: bool
+    opt_out_kept: bool = False
+
+    def subject(self) -> str:
+        return self.erasure_id
+
+
 CATALOG: dict[str, type[EventData]] = {
     model.event_type: model
     for model in (
@@ -407,6 +426,7 @@ CATALOG: dict[str, type[EventData]] = {
         SurveyExpired,
         SurveySuppressed,
         SurveyFollowUpRequested,
+        ResidentErased,
     )
 }
 

@@ -30,6 +30,8 @@ from services.feedback.clock import Clock
 from services.feedback.config import PolicyBook, StaffTokens, load_policy_book, load_staff_tokens
 from services.feedback.dispatcher import Dispatcher
 from services.feedback.entrypoints.consumer import register_handlers
+from services.feedback.ratelimit import Limits
+from services.feedback.retention import apply_retention
 from services.feedback.settings import FeedbackSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -57,7 +59,15 @@ class Feedback:
             if settings.link_valid_seconds
             else None,
         )
-        self.staff_tokens: StaffTokens = load_staff_tokens(settings.staff_tokens_path())
+        self.staff_tokens: StaffTokens = load_staff_tokens(
+            settings.staff_tokens_path(), served=self.book.municipalities
+        )
+        self.limits = Limits.build(
+            page_per_minute=settings.page_requests_per_minute,
+            failed_lookups_per_hour=settings.failed_lookups_per_hour,
+            staff_per_minute=settings.staff_requests_per_minute,
+            exempt=settings.rate_limit_exempt,
+        )
         self.keys: Keys = load_keys(settings.infra.state_dir)
         self.link_key = settings.link_key_bytes()
         self.outbox_wake = asyncio.Event()
@@ -140,6 +150,19 @@ class Feedback:
         relay = asyncio.create_task(outbox.run_relay(self.pool, self.producer, self.outbox_wake))
         dispatching = asyncio.create_task(self.dispatcher.run())
         purge = asyncio.create_task(_every(3600, outbox.purge_sent, self.pool))
+        retention = asyncio.create_task(
+            _every(
+                s.retention_interval_seconds,
+                apply_retention,
+                self.pool,
+                self.book,
+                # Soon after a start too: a service restarted more often than the interval
+                # must still purge.
+                first_after=min(60.0, s.retention_interval_seconds),
+                dedupe_retention=timedelta(days=s.dedupe_retention_days),
+                case_resident_retention=timedelta(days=s.case_resident_retention_days),
+            )
+        )
         await self.broker.start()
         log.info("feedback started", clock=s.clock, port=s.port)
         try:
@@ -152,9 +175,9 @@ class Feedback:
                 await asyncio.wait_for(dispatching, s.smtp.timeout_seconds + 5)
             with suppress(Exception):
                 await outbox.relay_once(self.pool, self.producer)
-            for task in (relay, purge, dispatching):
+            for task in (relay, purge, retention, dispatching):
                 task.cancel()
-            for task in (relay, purge, dispatching):
+            for task in (relay, purge, retention, dispatching):
                 with suppress(asyncio.CancelledError, Exception):
                     await task
             await sms.close()
@@ -165,8 +188,13 @@ class Feedback:
             log.info("feedback stopped")
 
 
-async def _every(seconds: float, job: Any, *args: Any) -> None:
+async def _every(
+    seconds: float, job: Any, *args: Any, first_after: float | None = None, **kwargs: Any
+) -> None:
+    await asyncio.sleep(seconds if first_after is None else first_after)
     while True:
+        try:
+            await job(*args, **kwargs)
+        except Exception as error:  # the next round tries again
+            log.warning("periodic job failed", job=job.__name__, error=type(error).__name__)
         await asyncio.sleep(seconds)
-        with suppress(Exception):
-            await job(*args)

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import time, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from schemas.common import Channel, Code
+from schemas.common import Channel, Code, MunicipalityCode
 from schemas.events import CaseOutcome, DeliveryChannel
 from services.common.config import ConfigError, Municipality, load_municipalities, load_yaml_model
 from services.feedback.domain.policy import SendingHours, SurveyPolicy
@@ -61,6 +63,24 @@ class CaseTypeOverride(_Strict):
     sampling_rate: float | None = Field(default=None, ge=0, le=1)
 
 
+class RetentionConfig(_Strict):
+    """How long feedback keeps what it holds of this municipality's residents (docs/security.md).
+    Contact details are erased long before: when the survey is answered, expires or fails."""
+
+    # Survey rows (subject, score, dates, pseudonym) are deleted this long after the closure.
+    survey_months: int = Field(default=24, ge=1, le=120)
+    # Free-text remarks are blanked earlier: they are the part most likely to name someone.
+    remark_months: int = Field(default=12, ge=1, le=120)
+    # A resident's "never ask me again" is remembered this long after they said it.
+    opt_out_months: int = Field(default=60, ge=1, le=240)
+
+    @model_validator(mode="after")
+    def _remarks_go_first(self) -> RetentionConfig:
+        if self.remark_months > self.survey_months:
+            raise ValueError("remark_months cannot be longer than survey_months")
+        return self
+
+
 class SurveyPolicyFile(_Strict):
     delay_hours: float = Field(default=4, ge=0, le=24 * 60)
     sending_hours: SendingHoursConfig = SendingHoursConfig()
@@ -86,6 +106,7 @@ class SurveyPolicyFile(_Strict):
     ]
     contacts: ContactsConfig = ContactsConfig()
     case_types: dict[Code, CaseTypeOverride] = {}
+    retention: RetentionConfig = RetentionConfig()
 
     @field_validator("delivery_channels")
     @classmethod
@@ -116,6 +137,19 @@ class PolicyBook:
     def municipality_name(self, code: str) -> str:
         found = self.municipalities.get(code)
         return found.name if found else code
+
+    def retention(self, municipality: str) -> RetentionConfig | None:
+        found = self.municipalities.get(municipality)
+        return self._files[found.survey_policy].retention if found else None
+
+    def resident_record_horizon(self) -> tuple[timedelta, timedelta]:
+        """How long a resident record must outlive its last survey (the longest throttle window
+        of any municipality: the record is shared by all of them) and its opt-out."""
+        files = [self._files[m.survey_policy] for m in self.municipalities.values()]
+        return (
+            timedelta(days=max(f.resident_interval_days for f in files)),
+            timedelta(days=31 * max(f.retention.opt_out_months for f in files)),
+        )
 
     def for_case(self, municipality: str, case_type: str | None) -> SurveyPolicy | None:
         base = self._base(municipality)
@@ -188,31 +222,80 @@ def load_policy_book(
     )
 
 
+class Capability(StrEnum):
+    """What a staff token may do. Each route needs one; a token lists the ones its holder needs."""
+
+    RECORD_ANSWERS = "record_answers"  # answers given at the counter or on the phone
+    READ_CONTACT_LIST = "read_contact_list"  # the day's letter/phone list (names, addresses)
+    ERASE = "erase"  # erase a resident on request (AVG art. 17)
+
+
 class StaffToken(_Strict):
-    name: str = Field(min_length=1, max_length=80)
+    name: str = Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9._\-]+$")
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    # The municipalities whose residents and surveys this token's holder serves.
+    municipalities: list[MunicipalityCode] = Field(min_length=1)
+    capabilities: list[Capability] = Field(min_length=1)
+
+    def serves(self, municipality: str) -> bool:
+        return municipality in self.municipalities
+
+    def may(self, capability: Capability) -> bool:
+        return capability in self.capabilities
 
 
 class StaffTokensFile(_Strict):
     tokens: list[StaffToken] = Field(min_length=1)
 
+    @field_validator("tokens")
+    @classmethod
+    def _unique(cls, value: list[StaffToken]) -> list[StaffToken]:
+        for field in ("name", "sha256"):
+            seen = [getattr(t, field) for t in value]
+            twice = sorted({v for v in seen if seen.count(v) > 1})
+            if twice:
+                raise ValueError(f"two tokens with the same {field}: {', '.join(twice)}")
+        return value
+
 
 class StaffTokens:
     def __init__(self, tokens: list[StaffToken]) -> None:
-        self._by_hash = {t.sha256: t.name for t in tokens}
+        self._by_hash = {t.sha256: t for t in tokens}
 
-    def who(self, presented: str) -> str | None:
-        """The name of the token holder, or None. Compares hashes in constant time."""
+    def who(self, presented: str) -> StaffToken | None:
+        """The token presented, with its scope, or None. Compares hashes in constant time."""
         digest = hashlib.sha256(presented.encode()).hexdigest()
         found = None
-        for known, name in self._by_hash.items():
+        for known, token in self._by_hash.items():
             if hmac.compare_digest(known, digest):
-                found = name
+                found = token
         return found
 
 
-def load_staff_tokens(path: Path) -> StaffTokens:
-    return StaffTokens(load_yaml_model(path, StaffTokensFile).tokens)
+def load_staff_tokens(path: Path, served: Iterable[str] | None = None) -> StaffTokens:
+    """The staff tokens; with `served` (the municipalities of this deployment), a token naming
+    any other municipality is refused: a token file must not reach beyond the deployment."""
+    tokens = load_yaml_model(path, StaffTokensFile).tokens
+    if served is not None:
+        allowed = set(served)
+        problems = [
+            f"tokens.{i}.municipalities.{j}: {code} is not served by this deployment"
+            f" (municipalities.yaml lists {', '.join(sorted(allowed))})"
+            for i, token in enumerate(tokens)
+            for j, code in enumerate(token.municipalities)
+            if code not in allowed
+        ]
+        if problems:
+            raise ConfigError(f"{path}: {'; '.join(problems)}")
+    return StaffTokens(tokens)
 
 
-__all__ = ["ConfigError", "PolicyBook", "StaffTokens", "load_policy_book", "load_staff_tokens"]
+__all__ = [
+    "Capability",
+    "ConfigError",
+    "PolicyBook",
+    "StaffToken",
+    "StaffTokens",
+    "load_policy_book",
+    "load_staff_tokens",
+]

@@ -200,7 +200,7 @@ class Dispatcher:
         self.outbox_wake.set()
 
     async def housekeeping(self) -> None:
-        """Expire unanswered surveys, report abandoned sends, forget old case residents."""
+        """Expire unanswered surveys, report abandoned sends (old data: services/feedback/retention.py)."""
         async with self.pool.acquire() as conn, conn.transaction():
             now = await self.clock.now(conn)
             expired = await db.expire_due(conn, now, 500)
@@ -208,9 +208,6 @@ class Dispatcher:
             events: list[Any] = [svc.expired_event(r) for r in expired]
             events += [svc.delivery_failed_event(r, now, "outcome_unknown") for r in abandoned]
             await db.enqueue(conn, events)
-            await db.forget_old_case_residents(
-                conn, now - timedelta(days=self.settings.case_resident_retention_days)
-            )
         if expired:
             metrics.EXPIRED.inc(len(expired))
         for row in abandoned:

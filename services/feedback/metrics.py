@@ -36,3 +36,25 @@ CLOCK_AHEAD = Counter(
     "Intake events timed further ahead of the wall clock than the event clock may move",
 )
 DEAD_LETTERS = dead_letter_counter(REGISTRY)
+STAFF_REFUSED = Counter(
+    "servicepuls_feedback_staff_refused_total",
+    "Staff API requests refused: no or unknown token (unauthenticated), a municipality outside"
+    " the token's scope (municipality), a capability the token lacks (capability)",
+    ["reason"],
+)
+RATE_LIMITED = Counter(
+    "servicepuls_feedback_rate_limited_total",
+    "Requests answered 429, by limit: survey_page, failed_lookups, staff",
+    ["limit"],
+)
+ERASURES = Counter(
+    "servicepuls_feedback_erasures_total",
+    "Residents erased on request (AVG art. 17)",
+    ["municipality"],
+)
+PURGED = Counter(
+    "servicepuls_feedback_purged_total",
+    "Rows removed or blanked by the retention job: surveys, remarks, residents, case_residents,"
+    " dedupe_keys",
+    ["what"],
+)

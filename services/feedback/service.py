@@ -20,6 +20,7 @@ from schemas.events import (
     CaseOpened,
     ContactCompleted,
     DeliveryChannel,
+    ResidentErased,
     SuppressionReason,
     SurveyDeliveryFailed,
     SurveyEvent,
@@ -34,6 +35,7 @@ from services.feedback import metrics
 from services.feedback.adapters import postgres as db
 from services.feedback.config import PolicyBook
 from services.feedback.domain.answers import Answer
+from services.feedback.domain.erasure import ResidentRefs
 from services.feedback.domain.policy import (
     CASE,
     CONTACT,
@@ -401,3 +403,33 @@ async def record_supplement(
     if answer.may_contact and survey["score"] <= survey["low_score"]:
         await db.enqueue(conn, [follow_up_event(survey, now, survey["score"])])
     return survey
+
+
+# --- erasure on request -----------------------------------------------------------------------
+
+
+async def erase_resident(
+    conn: asyncpg.Connection,
+    municipality: str,
+    refs: ResidentRefs,
+    *,
+    opt_out: bool,
+    requested_by: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """Erase a resident (AVG art. 17) and record that it happened: an event with the counts and
+    the token's name, never the identifier or the pseudonym."""
+    counts = await db.erase_resident(
+        conn, municipality, refs.searched, opt_out_refs=refs.as_given, opt_out=opt_out, at=now
+    )
+    erasure_id = str(uuid.uuid4())
+    event = new_event(
+        ResidentErased(erasure_id=erasure_id, requested_by=requested_by, **counts),
+        source=SOURCE,
+        municipality=municipality,
+        time=now,
+        id=erasure_id,
+    )
+    await db.enqueue(conn, [event])
+    metrics.ERASURES.labels(municipality).inc()
+    return {"erasure_id": erasure_id, **counts}

@@ -68,6 +68,20 @@ class FeedbackSettings(BaseSettings):
     sending_lease_seconds: float = Field(default=300, gt=0)
     # Opened cases whose resident is kept for a survey at close are forgotten after this.
     case_resident_retention_days: int = Field(default=400, gt=0)
+    # Rate limits (per replica; docs/security.md). Per client address: requests to the survey
+    # page per minute (also the burst), and look-ups that found nothing (forged or unknown survey
+    # links, unknown staff tokens) per hour; per staff token: staff API requests per minute.
+    page_requests_per_minute: float = Field(default=120, gt=0)
+    failed_lookups_per_hour: float = Field(default=30, gt=0)
+    staff_requests_per_minute: float = Field(default=600, gt=0)
+    # Client addresses never limited (JSON list of networks). Loopback by default: the local
+    # simulator and tests answer from there, and a reverse proxy on the same host must pass the
+    # resident's address in X-Forwarded-For (uvicorn's forwarded_allow_ips), or nobody is limited.
+    rate_limit_exempt: list[str] = ["127.0.0.0/8", "::1/128"]
+    # Retention job (docs/security.md): how often it runs, and how long a dedupe key is kept:
+    # at least as long as an input event can be delivered again (the intake topic's retention).
+    retention_interval_seconds: float = Field(default=3600, gt=0)
+    dedupe_retention_days: int = Field(default=30, ge=1)
     # SMS gateway adapter (HTTP); without a URL, SMS surveys fail as "sms_not_configured".
     sms_gateway_url: str | None = None
     sms_gateway_token: str | None = None

@@ -353,3 +353,182 @@ async def day_list(
 
 def backoff(attempt: int, base_seconds: float, max_seconds: float) -> timedelta:
     return timedelta(seconds=min(max_seconds, base_seconds * 2 ** max(0, attempt - 1)))
+
+
+# --- erasure on request (AVG art. 17) ----------------------------------------------------------
+
+OPEN_STATUSES = ["scheduled", "sending", "sent"]
+
+
+def _count(result: str) -> int:
+    return int(result.split()[-1])
+
+
+async def erase_resident(
+    conn: asyncpg.Connection,
+    municipality: str,
+    refs: list[str],
+    *,
+    opt_out_refs: list[str],
+    opt_out: bool,
+    at: datetime,
+) -> dict[str, Any]:
+    """Erase what feedback holds of the resident known by any of `refs`, in one municipality.
+
+    Survey rows stay as anonymous aggregates (municipality, case type, channel, status, score,
+    dates), under a fresh id and without subject, pseudonym, contact details, remark or
+    permission to contact: the survey link stops working, the case cannot be traced back. A
+    survey still open is cancelled. The kept case resident goes. The resident record goes unless
+    another municipality's surveys still refer to it, or the resident also asked never to be
+    surveyed again (then only the opt-out is kept). Outbox events not yet published lose the
+    pseudonym; published ones that carry it are deleted."""
+    locked = await conn.fetch(
+        "SELECT survey_id, status FROM surveys WHERE municipality = $1"
+        " AND resident_ref = ANY($2::text[]) FOR UPDATE",
+        municipality,
+        refs,
+    )
+    await conn.execute(
+        "WITH fresh AS (SELECT survey_id AS old, gen_random_uuid() AS new FROM surveys"
+        "  WHERE municipality = $1 AND resident_ref = ANY($2::text[]))"
+        " UPDATE surveys s SET survey_id = fresh.new, subject_id = 'erased-' || fresh.new,"
+        "  resident_ref = NULL, sealed_contact = NULL, comment = NULL, may_contact = NULL,"
+        "  last_error = NULL, list_date = NULL, lease_until = NULL, next_attempt_at = NULL,"
+        "  status = CASE WHEN s.status = ANY($3::text[]) THEN 'cancelled' ELSE s.status END,"
+        "  suppression = CASE WHEN s.status = ANY($3::text[]) THEN 'erased' ELSE s.suppression END"
+        " FROM fresh WHERE s.survey_id = fresh.old",
+        municipality,
+        refs,
+        OPEN_STATUSES,
+    )
+    case_residents = _count(
+        await conn.execute(
+            "DELETE FROM case_residents WHERE municipality = $1 AND resident_ref = ANY($2::text[])",
+            municipality,
+            refs,
+        )
+    )
+    # Still needed by another municipality served here (its throttle, its open surveys)?
+    elsewhere = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM surveys WHERE resident_ref = ANY($1::text[]))"
+        " OR EXISTS (SELECT 1 FROM case_residents WHERE resident_ref = ANY($1::text[]))",
+        refs,
+    )
+    resident_erased = False
+    if opt_out:
+        # Only the opt-out stays (and the throttle, when another municipality still needs it).
+        kept = _count(
+            await conn.execute(
+                "UPDATE residents SET opted_out_at = coalesce(opted_out_at, $2)"
+                + ("" if elsewhere else ", last_surveyed_at = NULL")
+                + " WHERE resident_ref = ANY($1::text[])",
+                refs,
+                at,
+            )
+        )
+        if not kept:
+            await conn.executemany(
+                "INSERT INTO residents (resident_ref, opted_out_at) VALUES ($1, $2)"
+                " ON CONFLICT DO NOTHING",
+                [(ref, at) for ref in opt_out_refs],
+            )
+    elif not elsewhere:
+        resident_erased = (
+            _count(
+                await conn.execute(
+                    "DELETE FROM residents WHERE resident_ref = ANY($1::text[])", refs
+                )
+            )
+            > 0
+        )
+    await conn.execute(
+        "DELETE FROM outbox WHERE sent_at IS NOT NULL AND event->>'municipality' = $1"
+        " AND event->'data'->>'resident_ref' = ANY($2::text[])",
+        municipality,
+        refs,
+    )
+    await conn.execute(
+        "UPDATE outbox SET event = jsonb_set(event, '{data,resident_ref}', 'null')"
+        " WHERE sent_at IS NULL AND event->>'municipality' = $1"
+        " AND event->'data'->>'resident_ref' = ANY($2::text[])",
+        municipality,
+        refs,
+    )
+    return {
+        "surveys_erased": len(locked),
+        "open_surveys_cancelled": sum(1 for r in locked if r["status"] in OPEN_STATUSES),
+        "case_residents_erased": case_residents,
+        "resident_record_erased": resident_erased,
+        "opt_out_kept": opt_out,
+    }
+
+
+# --- retention --------------------------------------------------------------------------------
+
+
+def _municipalities(others: bool) -> str:
+    """The municipalities named ($1), or (others) every municipality not named."""
+    return "NOT (municipality = ANY($1::text[]))" if others else "municipality = ANY($1::text[])"
+
+
+async def purge_surveys(
+    conn: asyncpg.Connection,
+    municipalities: list[str],
+    closed_before: datetime,
+    *,
+    others: bool = False,
+) -> int:
+    """Survey rows of closures older than the retention period, unless still open."""
+    return _count(
+        await conn.execute(
+            f"DELETE FROM surveys WHERE {_municipalities(others)} AND closed_at < $2"
+            " AND NOT (status = ANY($3::text[]))",
+            municipalities,
+            closed_before,
+            OPEN_STATUSES,
+        )
+    )
+
+
+async def purge_remarks(
+    conn: asyncpg.Connection,
+    municipalities: list[str],
+    answered_before: datetime,
+    *,
+    others: bool = False,
+) -> int:
+    """Free-text remarks older than their retention period are blanked; the score stays."""
+    return _count(
+        await conn.execute(
+            f"UPDATE surveys SET comment = NULL WHERE {_municipalities(others)}"
+            " AND comment IS NOT NULL AND answered_at < $2",
+            municipalities,
+            answered_before,
+        )
+    )
+
+
+async def purge_residents(
+    conn: asyncpg.Connection, surveyed_before: datetime, opted_out_before: datetime
+) -> int:
+    """Resident records no longer needed: the throttle window since their last survey has passed
+    (or they were never surveyed), any opt-out is older than its retention, and no survey or kept
+    case resident still refers to them."""
+    return _count(
+        await conn.execute(
+            "DELETE FROM residents r WHERE (r.last_surveyed_at IS NULL OR r.last_surveyed_at < $1)"
+            " AND (r.opted_out_at IS NULL OR r.opted_out_at < $2)"
+            " AND NOT EXISTS (SELECT 1 FROM surveys s WHERE s.resident_ref = r.resident_ref"
+            "  AND s.status = ANY($3::text[]))"
+            " AND NOT EXISTS (SELECT 1 FROM case_residents c WHERE c.resident_ref = r.resident_ref)",
+            surveyed_before,
+            opted_out_before,
+            OPEN_STATUSES,
+        )
+    )
+
+
+async def purge_dedupe_keys(conn: asyncpg.Connection, processed_before: datetime) -> int:
+    return _count(
+        await conn.execute("DELETE FROM processed_events WHERE processed_at < $1", processed_before)
+    )

@@ -14,29 +14,42 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, NoReturn
 from urllib.parse import urlsplit
 
 import asyncpg
+import structlog
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
-from fastapi.responses import HTMLResponse, PlainTextResponse, Response
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from schemas.common import Channel, Code, MunicipalityCode, PartyRole, Reference
+from schemas.common import (
+    Channel,
+    Code,
+    MunicipalityCode,
+    PartyRole,
+    Reference,
+    is_valid_bsn,
+)
 from schemas.events import AnsweredVia, DeliveryChannel
 from schemas.resident import ContactDetails
 from services.common.sealing import SealError, open_sealed
 from services.feedback import metrics
 from services.feedback import service as svc
 from services.feedback.adapters import postgres as db
+from services.feedback.config import Capability, StaffToken
 from services.feedback.domain.answers import MAX_COMMENT_CHARS, InvalidAnswer, parse_answer
+from services.feedback.domain.erasure import resident_refs
 from services.feedback.domain.policy import CASE, CONTACT
 from services.feedback.domain.tokens import (
     ForgedLink,
@@ -46,8 +59,10 @@ from services.feedback.domain.tokens import (
     verify_link,
 )
 from services.feedback.messages import templates
+from services.feedback.ratelimit import Limits, RateLimited
 from services.feedback.texts import TEXTS
 
+log = structlog.get_logger("feedback")
 STATIC = Path(__file__).resolve().parents[1] / "static"
 MAX_FORM_BYTES = 16 * 1024
 OPEN = ("sent", "sending")  # statuses in which a survey link takes an answer
@@ -88,6 +103,45 @@ class InPersonAnswer(StaffAnswer):
     party_role: PartyRole = PartyRole.INWONER
 
 
+DUTCH_PHONE = re.compile(r"(\+31|0031|0)[1-9][0-9]{8}")
+
+
+class ErasureRequest(BaseModel):
+    """Erase a resident on request (AVG art. 17) by any identifier staff hold. The identifiers
+    are turned into pseudonyms at once; they are never stored, logged or echoed back."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    municipality: MunicipalityCode
+    bsn: str | None = None
+    identifier: str | None = Field(default=None, min_length=1, max_length=64)
+    email: str | None = Field(default=None, min_length=3, max_length=254)
+    # As staff wrote it down: spaces and hyphens anywhere (services/feedback/domain/erasure.py).
+    phone: str | None = Field(default=None, max_length=32)
+    # The resident also objects to being surveyed again (AVG art. 21): keep only that.
+    opt_out: bool = False
+
+    @field_validator("bsn")
+    @classmethod
+    def _elfproef(cls, value: str | None) -> str | None:
+        if value is not None and not is_valid_bsn(value):
+            raise ValueError("not a valid BSN (9 digits passing the elfproef)")
+        return value
+
+    @field_validator("phone")
+    @classmethod
+    def _dutch_number(cls, value: str | None) -> str | None:
+        if value is not None and not DUTCH_PHONE.fullmatch(re.sub(r"[\s\-]", "", value)):
+            raise ValueError("not a Dutch phone number (0, +31 or 0031 and 9 digits)")
+        return value
+
+    @model_validator(mode="after")
+    def _someone(self) -> ErasureRequest:
+        if not (self.bsn or self.identifier or self.email or self.phone):
+            raise ValueError("give at least one of bsn, identifier, email or phone")
+        return self
+
+
 def create_web_app(ctx: Any) -> FastAPI:
     """`ctx` is the composition root (`services.feedback.bootstrap.Feedback`)."""
     app = FastAPI(title="Servicepuls feedback", version="1", lifespan=ctx.lifespan)
@@ -120,6 +174,30 @@ def create_web_app(ctx: Any) -> FastAPI:
     async def prometheus_metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        # Which field and why, never the value sent: it may be a BSN, an address or a remark.
+        problems = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        return JSONResponse({"detail": problems}, 422)
+
+    @app.exception_handler(RateLimited)
+    async def too_many_requests(request: Request, exc: RateLimited) -> Response:
+        # Refused before anything was read or written: the request can be sent again as it was.
+        metrics.RATE_LIMITED.labels(exc.face).inc()
+        headers = {"Retry-After": str(exc.retry_after)}
+        if request.url.path.startswith("/api/"):
+            return JSONResponse(
+                {"detail": f"too many requests; retry after {exc.retry_after} s"},
+                429,
+                headers=headers,
+            )
+        return PlainTextResponse(
+            "Too Many Requests / Te veel verzoeken\n", 429, headers=SECURITY_HEADERS | headers
+        )
+
     app.include_router(survey_pages(ctx))
     app.include_router(staff_api(ctx))
     return app
@@ -129,7 +207,12 @@ def create_web_app(ctx: Any) -> FastAPI:
 
 
 def survey_pages(ctx: Any) -> APIRouter:
-    router = APIRouter(include_in_schema=False)
+    limits: Limits = ctx.limits
+
+    def within_limits(request: Request) -> None:
+        limits.check_page(request)
+
+    router = APIRouter(include_in_schema=False, dependencies=[Depends(within_limits)])
     key: bytes = ctx.link_key
 
     def language(request: Request, survey: Any, posted: str | None = None) -> str:
@@ -160,14 +243,18 @@ def survey_pages(ctx: Any) -> APIRouter:
             "error_fields": {},
         }
 
-    async def resolve(token: str) -> tuple[LinkClaim, Any] | None:
+    async def resolve(request: Request, token: str) -> tuple[LinkClaim, Any] | None:
         try:
             claim = verify_link(key, token)
         except ForgedLink:
+            limits.failed_lookup(request)
             return None
         async with ctx.pool.acquire() as conn:
             survey = await db.get_survey(conn, claim.survey_id)
-        return (claim, survey) if survey is not None else None
+        if survey is None:  # a genuine link whose survey was erased or purged
+            limits.failed_lookup(request)
+            return None
+        return claim, survey
 
     def message(
         request: Request, token: str, survey: Any, lang: str, which: str, status: int
@@ -255,7 +342,7 @@ def survey_pages(ctx: Any) -> APIRouter:
 
     @router.api_route("/s/{token}", methods=["GET", "HEAD"])
     async def open_survey(request: Request, token: str) -> Response:
-        found = await resolve(token)
+        found = await resolve(request, token)
         if found is None:
             return not_found()
         claim, survey = found
@@ -278,7 +365,7 @@ def survey_pages(ctx: Any) -> APIRouter:
 
     @router.post("/s/{token}")
     async def answer_survey(request: Request, token: str) -> Response:
-        found = await resolve(token)
+        found = await resolve(request, token)
         if found is None:
             return not_found()
         claim, survey = found
@@ -329,7 +416,7 @@ def survey_pages(ctx: Any) -> APIRouter:
 
     @router.post("/s/{token}/more")
     async def add_remark(request: Request, token: str) -> Response:
-        found = await resolve(token)
+        found = await resolve(request, token)
         if found is None:
             return not_found()
         claim, survey = found
@@ -359,7 +446,7 @@ def survey_pages(ctx: Any) -> APIRouter:
 
     @router.post("/s/{token}/opt-out")
     async def opt_out(request: Request, token: str) -> Response:
-        found = await resolve(token)
+        found = await resolve(request, token)
         if found is None:
             return not_found()
         _, survey = found
@@ -400,28 +487,80 @@ def _origin(url: str) -> str:
 
 
 def staff_api(ctx: Any) -> APIRouter:
-    def staff(request: Request) -> str:
+    limits: Limits = ctx.limits
+
+    def staff(request: Request) -> StaffToken:
+        # A caller who keeps presenting unknown tokens is stopped before guessing further.
+        limits.check_failed_lookups(request)
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         who = ctx.staff_tokens.who(token.strip()) if scheme.lower() == "bearer" else None
         if who is None:
+            limits.failed_lookup(request)
+            metrics.STAFF_REFUSED.labels("unauthenticated").inc()
             raise HTTPException(
                 401,
                 "send Authorization: Bearer <staff token>",
                 headers={"WWW-Authenticate": "Bearer"},
             )
+        limits.check_staff(who.name)
         return who
 
     # Authentication first: an unauthenticated caller learns nothing about the body's shape.
     router = APIRouter(prefix="/api/v1", tags=["staff"], dependencies=[Depends(staff)])
 
+    def refuse(
+        token: StaffToken,
+        request: Request,
+        capability: Capability,
+        municipality: str | None,
+        reason: str,
+    ) -> NoReturn:
+        """403, logged with the token's name, the route and the municipality code: never what
+        the request was about (a subject, an identifier, an address)."""
+        metrics.STAFF_REFUSED.labels(reason).inc()
+        route = request.scope.get("route")
+        log.warning(
+            "staff request outside the token's scope",
+            token=token.name,
+            route=getattr(route, "path", "other"),
+            method=request.method,
+            municipality=municipality,
+            capability=capability.value,
+            reason=reason,
+        )
+        if reason == "capability":
+            raise HTTPException(403, f"token {token.name} may not {capability.value}")
+        raise HTTPException(403, f"token {token.name} does not serve municipality {municipality}")
+
+    def allow(
+        token: StaffToken,
+        request: Request,
+        capability: Capability,
+        municipality: str | None = None,
+    ) -> None:
+        """403 unless the token has the capability and (when given) serves the municipality."""
+        if not token.may(capability):
+            refuse(token, request, capability, municipality, "capability")
+        if municipality is not None and not token.serves(municipality):
+            refuse(token, request, capability, municipality, "municipality")
+
     @router.post("/surveys/{survey_id}/responses", status_code=201)
     async def record_for_survey(
-        survey_id: uuid.UUID, body: StaffAnswer, request: Request
+        survey_id: uuid.UUID,
+        body: StaffAnswer,
+        request: Request,
+        token: StaffToken = Depends(staff),  # noqa: B008
     ) -> dict[str, Any]:
         """Record an answer given to staff (phone list call, counter) for a survey."""
+        allow(token, request, Capability.RECORD_ANSWERS)
         answer = _answer(body)
         async with ctx.pool.acquire() as conn, conn.transaction():
+            survey = await db.get_survey(conn, survey_id)
+            if survey is None:
+                raise HTTPException(404, "no such survey")
+            # Before anything is written: another municipality's survey is not this token's.
+            allow(token, request, Capability.RECORD_ANSWERS, survey["municipality"])
             now = await ctx.clock.now(conn)
             answered = await svc.record_answer(
                 conn,
@@ -443,8 +582,15 @@ def staff_api(ctx: Any) -> APIRouter:
         return {"survey_id": str(survey_id), "status": "answered"}
 
     @router.post("/responses", status_code=201)
-    async def record_in_person(body: InPersonAnswer, request: Request) -> dict[str, Any]:
+    async def record_in_person(
+        body: InPersonAnswer,
+        request: Request,
+        token: StaffToken = Depends(staff),  # noqa: B008
+    ) -> dict[str, Any]:
         """An answer given in person about a contact or case that had no survey yet."""
+        allow(token, request, Capability.RECORD_ANSWERS, body.municipality)
+        if ctx.book.for_contact(body.municipality) is None:  # not served by this deployment
+            refuse(token, request, Capability.RECORD_ANSWERS, body.municipality, "municipality")
         answer = _answer(body)
         survey_id = svc.survey_id_for(body.municipality, body.subject_kind, body.subject_id)
         async with ctx.pool.acquire() as conn, conn.transaction():
@@ -482,10 +628,47 @@ def staff_api(ctx: Any) -> APIRouter:
         ctx.outbox_wake.set()
         return {"survey_id": str(survey_id), "status": "answered"}
 
+    @router.post("/erasures")
+    async def erase(
+        body: ErasureRequest,
+        request: Request,
+        token: StaffToken = Depends(staff),  # noqa: B008
+    ) -> dict[str, Any]:
+        """Erase a resident on request (AVG art. 17): their surveys in this municipality become
+        anonymous aggregates, contact details, remarks and resident record go."""
+        allow(token, request, Capability.ERASE, body.municipality)
+        refs = resident_refs(
+            ctx.keys.pseudonym,
+            bsn=body.bsn,
+            identifier=body.identifier,
+            email=body.email,
+            phone=body.phone,
+        )
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            now = await ctx.clock.now(conn)
+            result = await svc.erase_resident(
+                conn,
+                body.municipality,
+                refs,
+                opt_out=body.opt_out,
+                requested_by=token.name,
+                now=now,
+            )
+        ctx.outbox_wake.set()
+        log.info("resident erased", token=token.name, municipality=body.municipality, **result)
+        return result
+
     @router.get("/lists/{municipality}/{day}/{kind}.csv")
-    async def day_list(municipality: str, day: date, kind: str, request: Request) -> Response:
+    async def day_list(
+        municipality: Annotated[str, PathParam(pattern=r"^GM[0-9]{4}$")],
+        day: date,
+        kind: str,
+        request: Request,
+        token: StaffToken = Depends(staff),  # noqa: B008
+    ) -> Response:
         """Today's letter or phone list: residents without a digital address, to survey them
         personally. Contains personal data: staff only, never stored by Servicepuls as a file."""
+        allow(token, request, Capability.READ_CONTACT_LIST, municipality)
         if kind not in (DeliveryChannel.LETTER_LIST.value, DeliveryChannel.PHONE_LIST.value):
             raise HTTPException(404, "kind is letter_list or phone_list")
         async with ctx.pool.acquire() as conn:
