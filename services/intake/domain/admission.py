@@ -16,7 +16,15 @@ from datetime import UTC, datetime, timedelta
 from types import UnionType
 from typing import Annotated, Any, Generic, Literal, TypeVar, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    create_model,
+)
 
 from schemas.common import AwareDatetime, MunicipalityCode, ResidentRef
 from schemas.envelope import (
@@ -32,6 +40,7 @@ from schemas.resident import ResidentIn
 from services.common.pii import PersonalIdentifier, find_personal_identifier, redact
 from services.common.sealing import Keys, Sealer, pseudonym
 from services.intake.domain.channel_systems import ChannelSystem
+from services.intake.domain.sources import source_form_problem
 
 # Event time may run ahead of our clock by this much (channel systems' clocks drift a little).
 FUTURE_TOLERANCE = timedelta(minutes=5)
@@ -75,6 +84,14 @@ POSTED_MODELS: dict[str, type[EventData]] = {
 D = TypeVar("D", bound=EventData)
 
 
+def _plain_source(source: str) -> str:
+    """A source in plain form, so that a grant's pattern cannot be escaped (`/kcc/../zaken`)."""
+    problem = source_form_problem(source)
+    if problem:
+        raise ValueError(problem)
+    return source
+
+
 class PostedEvent(BaseModel, Generic[D]):
     """A CloudEvent in structured JSON mode, as posted to intake."""
 
@@ -82,7 +99,22 @@ class PostedEvent(BaseModel, Generic[D]):
 
     specversion: str = Field(pattern=r"^1\.0$", examples=[SPECVERSION])
     id: str = Field(min_length=1, max_length=128, description="Unique per source")
-    source: str = Field(min_length=1, max_length=256, pattern=r"^\S+$", examples=["/gm0383/kcc"])
+    source: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=256,
+            examples=["/gm0383/kcc"],
+            # in the schema only: `_plain_source` checks it with a message that says why
+            json_schema_extra={"pattern": "^[!-~]+$"},
+            description=(
+                "A URI reference in plain form: printable ASCII, segments separated by '/', "
+                "none empty, '.' or '..', no backslash, no percent-encoded '.', '/', '\\' "
+                "or '%'"
+            ),
+        ),
+        AfterValidator(_plain_source),
+    ]
     type: str = Field(
         description="One of the intake event types, e.g. nl.servicepuls.case.opened.v1"
     )
