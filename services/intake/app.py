@@ -33,12 +33,14 @@ from services.common.kafka import PRODUCER_STATE_ERRORS, SharedBatches, durable_
 from services.common.process import quiet_cycle_collector
 from services.common.sealing import Keys, Sealer, load_keys
 from services.intake.domain.admission import (
+    MAX_NESTING_DEPTH,
     POSTED_MODELS,
     Admitted,
     FieldProblem,
     NotAdmitted,
     admit,
     admit_json,
+    nesting_problem,
 )
 from services.intake.domain.channel_systems import ChannelSystem, Gatekeeper
 from services.intake.openapi import (
@@ -368,6 +370,14 @@ def create_app(
             return orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             intake().metrics.rejected.labels("invalid").inc()
+            if "depth limit" in exc.msg:  # JSON, but nested beyond what the parser follows
+                return problem(
+                    422,
+                    "invalid-event",
+                    "The event is not valid",
+                    f"nested deeper than {MAX_NESTING_DEPTH} levels",
+                    errors=[nesting_problem(())],
+                )
             return problem(
                 400, "malformed-json", "The body is not JSON", f"{exc.msg} at position {exc.pos}"
             )
