@@ -43,6 +43,7 @@ from services.intake.domain.admission import (
     nesting_problem,
 )
 from services.intake.domain.channel_systems import ChannelSystem, Gatekeeper
+from services.intake.domain.rate_limits import RateLimiter, retry_after
 from services.intake.openapi import (
     batch_request_body,
     component_schemas,
@@ -83,6 +84,18 @@ class IntakeMetrics:
             "servicepuls_intake_events_rejected",
             "Events refused, by reason (invalid, forbidden, too_large)",
             ["reason"],
+            registry=self.registry,
+        )
+        self.rate_limited_requests = Counter(
+            "servicepuls_intake_rate_limited_requests",
+            "Requests answered 429 because the channel system was over its rate limit",
+            ["channel_system"],
+            registry=self.registry,
+        )
+        self.rate_limited_events = Counter(
+            "servicepuls_intake_rate_limited_events",
+            "Events in requests answered 429 (where the request was read far enough to count)",
+            ["channel_system"],
             registry=self.registry,
         )
         self.publish_failures = Counter(
@@ -129,6 +142,7 @@ class Intake:
     gatekeeper: Gatekeeper
     keys: Keys
     metrics: IntakeMetrics
+    limiter: RateLimiter
     # The producer, through which concurrent requests' records share record batches; None
     # until connected to Kafka (and while a broken producer is being replaced).
     kafka: SharedBatches | None = None
@@ -219,6 +233,7 @@ def create_app(
             gatekeeper=gatekeeper,
             keys=keys,
             metrics=IntakeMetrics(),
+            limiter=RateLimiter((s.name, s.rate_limit) for s in gatekeeper.systems),
         )
         # Kafka may not be up yet (or be restarting): serve anyway, answer 503 until connected.
         tasks["connect"] = asyncio.create_task(_connect())
@@ -355,11 +370,55 @@ def create_app(
             413, "too-large", "Request too large", f"the body may be at most {limit} bytes"
         )
 
+    def _rate_limited(system: ChannelSystem, events: int | None, wait: float) -> JSONResponse:
+        metrics = intake().metrics
+        metrics.rate_limited_requests.labels(system.name).inc()
+        if events is not None:
+            metrics.rate_limited_events.labels(system.name).inc(events)
+        limit = system.rate_limit
+        seconds = retry_after(wait)
+        return problem(
+            429,
+            "rate-limited",
+            "Too many events from this channel system",
+            f"channel system {system.name!r} may post {limit.events_per_second:g} events per "
+            f"second, {limit.burst} at once; nothing of this request was accepted. Retry the "
+            f"same request after {seconds} s (Retry-After).",
+            headers={"Retry-After": str(seconds)},
+        )
+
+    def _charge(system: ChannelSystem, events: int) -> JSONResponse | None:
+        """Take a token per event, all or none: None when taken, else the 413 or 429 problem."""
+        bucket = intake().limiter.bucket(system.name)
+        if events > bucket.burst:
+            intake().metrics.rejected.labels("too_large").inc(events)
+            return problem(
+                413,
+                "too-large",
+                "Too many events in one request for this channel system",
+                f"channel system {system.name!r} may post at most {bucket.burst} events at "
+                f"once (its burst); got {events}. Split the batch.",
+            )
+        wait = bucket.take(events)
+        return _rate_limited(system, events, wait) if wait else None
+
+    def _debit_refused(system: ChannelSystem, response: Response) -> Response:
+        """A refused request costs its system a token too, so that a flood of bad requests is
+        limited like one of good ones (accepted and rate-limited ones were charged already)."""
+        if response.status_code in (400, 403, 413, 422):
+            intake().limiter.bucket(system.name).debit(1)
+        return response
+
     async def _receive(request: Request, limit: int) -> tuple[ChannelSystem, bytes] | Response:
         """The channel system posting and the body, or the problem with either."""
         system = _authenticate(request)
         if isinstance(system, JSONResponse):
             return system
+        # Out of tokens already: refused before the body is read or checked (a flood costs
+        # intake next to nothing). Whether a request fits is decided once its events are known.
+        wait = intake().limiter.bucket(system.name).wait_for(1)
+        if wait:
+            return _rate_limited(system, None, wait)
         body = await _read_body(request, limit)
         if body is None:
             return _too_large(limit)
@@ -393,10 +452,12 @@ def create_app(
         received = await _receive(request, intake().settings.max_event_bytes)
         if isinstance(received, Response):
             return received
-        system, body = received
+        return _debit_refused(received[0], await _post_event(*received))
+
+    async def _post_event(system: ChannelSystem, body: bytes) -> Response:
         fast = admit_json(body, system=system, keys=intake().keys, many=False, sealer=sealer)
         if fast is not None:
-            return await _publish(fast, system) or _accepted(fast)
+            return _charge(system, 1) or await _publish(fast, system) or _accepted(fast)
         document = _parse_json(body)
         if isinstance(document, JSONResponse):
             return document
@@ -407,7 +468,7 @@ def create_app(
                 "forbidden" if error.status == 403 else "invalid"
             ).inc()
             return _not_admitted(error)
-        return await _publish([event], system) or _accepted([event])
+        return _charge(system, 1) or await _publish([event], system) or _accepted([event])
 
     @app.post(
         "/v1/events:batch",
@@ -417,14 +478,16 @@ def create_app(
         responses=problem_responses(single=False),
     )
     async def post_batch(request: Request) -> Response:
-        ctx = intake()
-        received = await _receive(request, ctx.settings.max_batch_bytes)
+        received = await _receive(request, intake().settings.max_batch_bytes)
         if isinstance(received, Response):
             return received
-        system, body = received
+        return _debit_refused(received[0], await _post_batch(*received))
+
+    async def _post_batch(system: ChannelSystem, body: bytes) -> Response:
+        ctx = intake()
         fast = admit_json(body, system=system, keys=ctx.keys, many=True, sealer=sealer)
         if fast is not None and len(fast) <= ctx.settings.max_batch_events:
-            return await _publish(fast, system) or _accepted(fast)
+            return _charge(system, len(fast)) or await _publish(fast, system) or _accepted(fast)
         # Something is wrong with the batch: find out what, document by document.
         documents = _parse_json(body)
         if isinstance(documents, JSONResponse):
@@ -476,7 +539,7 @@ def create_app(
                 "Each item names the event by index, the field and why.",
                 items=failed,
             )
-        return await _publish(events, system) or _accepted(events)
+        return _charge(system, len(events)) or await _publish(events, system) or _accepted(events)
 
     @app.get("/v1/event-types", summary="The event types intake accepts")
     async def event_types() -> dict[str, list[str]]:

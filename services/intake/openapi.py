@@ -93,10 +93,19 @@ def problem_responses(*, single: bool) -> dict[int | str, dict[str, Any]]:
             "content": problem,
         },
         413: {
-            "description": "Body too large" + ("" if single else " or too many events"),
+            "description": "Body too large"
+            + ("" if single else " or too many events (at most 1000, and the system's burst)"),
             "content": problem,
         },
         422: {"description": "Invalid event(s): each problem names the field", "content": problem},
+        429: {
+            "description": (
+                "The channel system is over its rate limit (events per second, burst); nothing "
+                "of the request was accepted. Retry the same request after Retry-After seconds."
+            ),
+            "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}},
+            "content": problem,
+        },
         503: {
             "description": "Kafka unavailable; retry after Retry-After seconds",
             "content": problem,

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from schemas.common import MunicipalityCode
 from services.common.config import load_yaml_model
+from services.intake.domain.rate_limits import RateLimit
 from services.intake.domain.sources import SourcePattern
 
 VERDICT_MEMO_SIZE = 10_000
@@ -33,6 +34,8 @@ class ChannelSystem(BaseModel):
     sources: list[str] = Field(min_length=1)
     event_types: list[str] = Field(min_length=1)
     municipalities: list[MunicipalityCode] = Field(min_length=1)
+    # Events per second and burst; the defaults where the file gives none (docs/intake.md).
+    rate_limit: RateLimit = Field(default_factory=RateLimit)
 
     @field_validator("sources")
     @classmethod
@@ -101,6 +104,10 @@ class Gatekeeper:
     @classmethod
     def from_file(cls, path: Path) -> Gatekeeper:
         return cls(load_yaml_model(path, ChannelSystems))
+
+    @property
+    def systems(self) -> list[ChannelSystem]:
+        return list(self._by_digest.values())
 
     def authenticate(self, authorization: str | None) -> ChannelSystem | None:
         if not authorization:

@@ -24,9 +24,11 @@ DEPLOYED_SYSTEMS = REPO / "deploy" / "config" / "intake" / "channel_systems.yaml
 class Builder:
     def __init__(self) -> None:
         self.records: list[bytes] = []
+        self.ids: list[str] = []
 
     def append(self, *, timestamp: None, key: bytes, value: bytes, headers: list) -> object:
         self.records.append(value)
+        self.ids.append(dict(headers)["ce_id"].decode())
         return object()
 
 
@@ -36,6 +38,7 @@ class FakeProducer:
 
     def __init__(self) -> None:
         self.written: list[bytes] = []
+        self.written_ids: list[str] = []
         self.ack: Callable[[Builder], BaseException | None] = lambda batch: None
         self.hand_over: BaseException | None = None
         self.never_acknowledge = False
@@ -64,6 +67,7 @@ class FakeProducer:
         failure = self.ack(builder)
         if failure is None:
             self.written.extend(builder.records)
+            self.written_ids.extend(builder.ids)
             acked.set_result(None)
         else:
             acked.set_exception(failure)
