@@ -50,6 +50,7 @@ from services.intake.openapi import (
     event_request_body,
     problem_responses,
 )
+from services.intake.publishing import PublishOutcome, failure_answer, publish_outcome
 from services.intake.settings import IntakeSettings
 
 log = structlog.get_logger("intake")
@@ -101,6 +102,11 @@ class IntakeMetrics:
         self.publish_failures = Counter(
             "servicepuls_intake_publish_failures",
             "Requests answered 503 because Kafka did not acknowledge in time",
+            registry=self.registry,
+        )
+        self.publish_unknown_outcomes = Counter(
+            "servicepuls_intake_publish_unknown_outcomes",
+            "Of those, the requests whose events may still be written (answered: outcome unknown)",
             registry=self.registry,
         )
 
@@ -156,6 +162,7 @@ def problem(
     *,
     errors: list[FieldProblem] | None = None,
     items: list[dict[str, Any]] | None = None,
+    extra: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     """An RFC 9457 problem details response."""
@@ -169,6 +176,8 @@ def problem(
         body["errors"] = [{"pointer": e.pointer, "detail": e.detail} for e in errors]
     if items:
         body["items"] = items
+    if extra:
+        body.update(extra)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -285,7 +294,11 @@ def create_app(
             "nothing) as CloudEvents 1.0 in structured JSON. A `202 Accepted` means every event "
             "is durably written to Kafka (acknowledged by all in-sync replicas). Posting the "
             "same event again (same `source` and `id`) is safe: it has no second effect. Errors "
-            "are RFC 9457 problem details naming each bad field by JSON Pointer."
+            "are RFC 9457 problem details naming each bad field by JSON Pointer. A `503` says "
+            "in `outcome` whether nothing was written (`not-written`) or the events may still "
+            "be written (`unknown`: Kafka's producer had them and did not confirm in time); "
+            "retry the same request after `Retry-After` either way. A `429` means the channel "
+            "system is over its rate limit; nothing was accepted; retry after `Retry-After`."
         ),
         lifespan=lifespan,
     )
@@ -342,27 +355,62 @@ def create_app(
         """Write to Kafka and wait for the acknowledgement; a 503 problem when that fails."""
         ctx = intake()
         kafka = ctx.kafka  # the producer this request writes with, whatever happens meanwhile
+        acks: list[asyncio.Future[None]] | None = None  # set once the records are in batches
         try:
             if kafka is None:
                 raise TimeoutError("not connected to kafka yet")
             async with asyncio.timeout(ctx.settings.publish_timeout_seconds):
-                await kafka.send((e.record for e in events), topic=ctx.settings.topic)
+                acks = await kafka.hand_over((e.record for e in events), topic=ctx.settings.topic)
+                if acks:
+                    await asyncio.wait(acks)  # every batch acknowledged or failed (not cancelled)
         except (TimeoutError, KafkaError) as exc:
-            ctx.metrics.publish_failures.inc()
-            log.warning("kafka did not acknowledge", error=type(exc).__name__, events=len(events))
-            if isinstance(exc, PRODUCER_STATE_ERRORS) and kafka is not None:
-                _renew_producer(kafka)
-            return problem(
-                503,
-                "kafka-unavailable",
-                "Events could not be stored now",
-                "Kafka did not acknowledge the write; nothing was accepted. Retry the same "
-                "request later: posting an event again has no second effect.",
-                headers={"Retry-After": str(ctx.settings.retry_after_seconds)},
-            )
+            failure: BaseException | None = exc
+        else:
+            failure = next((a.exception() for a in acks or [] if a.exception()), None)
+        if failure is not None:
+            refused = _publish_failed(failure, kafka, acks, len(events))
+            if refused is not None:
+                return refused
         for municipality, count in Tally(e.municipality for e in events).items():
             ctx.metrics.accepted.labels(municipality, system.name).inc(count)
         return None
+
+    def _publish_failed(
+        exc: BaseException,
+        kafka: SharedBatches | None,
+        acks: list[asyncio.Future[None]] | None,
+        events: int,
+    ) -> JSONResponse | None:
+        """The 503 for a write that did not succeed, saying truly whether anything may still be
+        written (services/intake/publishing.py); None if every batch was acknowledged after all."""
+        ctx = intake()
+        outcome = publish_outcome(handed_over=acks is not None, batches=acks or [])
+        if outcome is PublishOutcome.WRITTEN:  # acknowledged just as the time ran out
+            return None
+        ctx.metrics.publish_failures.inc()
+        if outcome is PublishOutcome.UNKNOWN:
+            ctx.metrics.publish_unknown_outcomes.inc()
+        log.warning(
+            "kafka did not acknowledge",
+            error=type(exc).__name__,
+            cause=type(exc.__cause__).__name__ if exc.__cause__ else None,
+            outcome=str(outcome),
+            events=events,
+        )
+        if kafka is not None and (
+            isinstance(exc, PRODUCER_STATE_ERRORS)
+            or isinstance(exc.__cause__, PRODUCER_STATE_ERRORS)
+        ):
+            _renew_producer(kafka)
+        title, detail = failure_answer(outcome)
+        return problem(
+            503,
+            "kafka-unavailable",
+            title,
+            detail,
+            extra={"outcome": str(outcome), "retry_safe": True},
+            headers={"Retry-After": str(ctx.settings.retry_after_seconds)},
+        )
 
     def _too_large(limit: int) -> JSONResponse:
         intake().metrics.rejected.labels("too_large").inc()

@@ -25,6 +25,12 @@ PROBLEM_SCHEMA: dict[str, Any] = {
             },
         },
         "items": {"type": "array", "items": {"type": "object"}},
+        "outcome": {
+            "type": "string",
+            "enum": ["not-written", "unknown"],
+            "description": "503 only: whether the events may still be written",
+        },
+        "retry_safe": {"type": "boolean", "description": "503 only: retrying is safe"},
     },
     "required": ["type", "title", "status"],
 }
@@ -107,7 +113,15 @@ def problem_responses(*, single: bool) -> dict[int | str, dict[str, Any]]:
             "content": problem,
         },
         503: {
-            "description": "Kafka unavailable; retry after Retry-After seconds",
+            "description": (
+                "Kafka did not acknowledge the write. The problem's `outcome` says what is "
+                "known: `not-written` when no event of the request reached Kafka's producer "
+                "(nothing was accepted), `unknown` when the events may or may not be stored "
+                "(the producer may still write them). Either way, retrying the same request "
+                "after Retry-After seconds is safe (`retry_safe`): an event with the same "
+                "source and id has no second effect."
+            ),
+            "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}},
             "content": problem,
         },
     }

@@ -34,13 +34,16 @@ class Builder:
 
 class FakeProducer:
     """Acknowledges every batch at once, or answers as `ack` says: `ack(batch)` returns None to
-    acknowledge or an exception to fail the batch with; `hand_over` fails before any batch."""
+    acknowledge or an exception to fail the batch with. `hand_over` fails the partitioning
+    (before any batch), `refuse_batches` fails `send_batch` (the producer does not take the
+    batch), `never_acknowledge` leaves every batch unanswered."""
 
     def __init__(self) -> None:
         self.written: list[bytes] = []
         self.written_ids: list[str] = []
         self.ack: Callable[[Builder], BaseException | None] = lambda batch: None
         self.hand_over: BaseException | None = None
+        self.refuse_batches: BaseException | None = None  # raised by send_batch itself
         self.never_acknowledge = False
 
     async def start(self) -> None:
@@ -61,6 +64,8 @@ class FakeProducer:
         return Builder()
 
     async def send_batch(self, builder: Builder, topic: str, *, partition: int) -> asyncio.Future:
+        if self.refuse_batches is not None:
+            raise self.refuse_batches
         acked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if self.never_acknowledge:
             return acked
