@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
-
 import pytest
 import yaml
 
@@ -125,7 +122,9 @@ def metric(text: str, name: str) -> float:
 
 
 async def test_over_the_limit_429_with_retry_after_and_nothing_written(tmp_path):
-    limits = systems_with_limits(zaaksysteem={"events_per_second": 5, "burst": 20})
+    # A slow refill (one token per 100 s), so that a slow machine adds none during the test;
+    # that a client honouring Retry-After then gets in: test_poster_rate_limits.
+    limits = systems_with_limits(zaaksysteem={"events_per_second": 0.01, "burst": 20})
     async with serving(tmp_path, channel_systems=limits) as (client, producer):
         assert (
             await client.post("/v1/events:batch", json=batch(15), headers=AUTH)
@@ -135,7 +134,7 @@ async def test_over_the_limit_429_with_retry_after_and_nothing_written(tmp_path)
         over = await client.post("/v1/events:batch", json=batch(10), headers=AUTH)
         assert over.status_code == 429, over.text
         assert over.headers["content-type"] == "application/problem+json"
-        assert int(over.headers["retry-after"]) == 1  # 5 missing at 5 a second
+        assert int(over.headers["retry-after"]) == 500  # 5 missing at 0.01 a second
         assert "zaaksysteem" in over.json()["detail"] and "nothing" in over.json()["detail"]
         assert len(producer.written) == written  # the batch was not half written
         # another system has a bucket of its own
@@ -160,13 +159,7 @@ async def test_over_the_limit_429_with_retry_after_and_nothing_written(tmp_path)
             in metrics
         )
         assert metric(metrics, "servicepuls_intake_rate_limited_events_total") == 10
-        # the client that honours Retry-After gets its batch in
-        await asyncio.sleep(int(over.headers["retry-after"]) + 1)
-        again = await client.post(
-            "/v1/events:batch", json=json.loads(over.request.content), headers=AUTH
-        )
-        assert again.status_code == 202
-        assert len(producer.written) == 15 + 1 + 5 + 10
+        assert len(producer.written) == 15 + 1 + 5
 
 
 async def test_a_batch_larger_than_the_burst_is_413(tmp_path):
@@ -179,7 +172,7 @@ async def test_a_batch_larger_than_the_burst_is_413(tmp_path):
 
 
 async def test_refused_requests_cost_a_token_so_a_flood_of_bad_ones_is_limited(tmp_path):
-    limits = systems_with_limits(zaaksysteem={"events_per_second": 1, "burst": 3})
+    limits = systems_with_limits(zaaksysteem={"events_per_second": 0.01, "burst": 3})
     async with serving(tmp_path, channel_systems=limits) as (client, _):
         answers = [
             (await client.post("/v1/events", content=b"{nope", headers=AUTH)).status_code

@@ -15,7 +15,7 @@ from tests.unit.intake.harness import serving
 from tests.unit.intake.test_rate_limits import systems_with_limits
 from tests.unit.simulator.test_poster_and_run import PLAN
 
-TIGHT = {"events_per_second": 10, "burst": 10}
+TIGHT = {"events_per_second": 4, "burst": 10}
 SYSTEMS = ("telefonie", "balie", "kcc", "zaaksysteem", "meldingen")
 
 
