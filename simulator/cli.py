@@ -267,6 +267,7 @@ def final_summary(
         "posted": poster.stats.accepted,
         "rejected": poster.stats.rejected,
         "retries": poster.stats.retries,
+        "rate_limited": poster.stats.rate_limited,
         "channel_mix": dict(channel_mix),
         "open_cases": {code: len(cases) for code, cases in progress.open_cases.items()},
         "work_in_progress_after_end": progress.pending_at_end,

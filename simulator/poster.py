@@ -2,9 +2,12 @@
 
 Each channel system has its own bearer token (development tokens are `dev-<name>`, see
 docs/intake.md), so events are grouped by the system behind their source. A batch is
-all-or-nothing at intake: a 202 means every event is on Kafka. A 503 (Kafka not acknowledging)
-is retried after the Retry-After the server gives; a 4xx is a bug in the simulator and is
-recorded in the ledger as rejected, never silently dropped.
+all-or-nothing at intake: a 202 means every event is on Kafka. A 429 (the channel system is
+over its rate limit; nothing of the batch was taken) and a 503 (Kafka not acknowledging, or the
+outcome unknown) are retried with the same batch after the Retry-After the server gives (each
+wait at most `max_retry_wait`, all of them together at most `give_up_after`): repeating an
+event is harmless, so nothing is lost. Any other 4xx is a bug in the simulator and is recorded
+in the ledger as rejected, never silently dropped.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ class PostingStats:
     rejected: int = 0
     batches: int = 0
     retries: int = 0
+    rate_limited: int = 0  # of the retries, those after a 429
     by_type: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     by_channel: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     problems: list[str] = field(default_factory=list)
@@ -53,6 +57,7 @@ class IntakePoster:
         token_for: Callable[[str], str] = dev_token,
         max_batch: int = 500,
         give_up_after: float = 120.0,
+        max_retry_wait: float = 30.0,
         client: httpx.AsyncClient | None = None,
     ) -> None:
         self.ledger = ledger
@@ -60,6 +65,7 @@ class IntakePoster:
         self.token_for = token_for
         self.max_batch = max_batch
         self.give_up_after = give_up_after
+        self.max_retry_wait = max_retry_wait
         self.client = client or httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0))
         self.stats = PostingStats()
 
@@ -97,7 +103,9 @@ class IntakePoster:
                     self._rejected(batch, response)
                     return
                 reason = f"intake answered {response.status_code}"
-                retry_after = _retry_after(response, delay)
+                retry_after = min(_retry_after(response, delay), self.max_retry_wait)
+                if response.status_code == 429:
+                    self.stats.rate_limited += 1
             if loop.time() + retry_after > deadline:
                 raise IntakeUnavailable(f"{reason}; gave up after {self.give_up_after:.0f}s")
             self.stats.retries += 1

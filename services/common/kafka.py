@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import (
     IllegalStateError,
     InvalidProducerEpoch,
+    KafkaError,
     OutOfOrderSequenceNumber,
     ProducerClosed,
     ProducerFenced,
@@ -148,6 +149,11 @@ async def send_records(
         await asyncio.gather(*pending)
 
 
+class NotHandedOver(KafkaError):
+    """A record batch failed before the producer took it (no metadata, no room in its queue,
+    the producer closed or failed): none of its records will be written. `__cause__` says why."""
+
+
 class _OpenBatch:
     """A record batch still taking records, and the callers waiting for its acknowledgement."""
 
@@ -177,7 +183,10 @@ class SharedBatches:
 
     `send` returns once Kafka acknowledged every record of the call (acks as the producer is
     configured) and raises if a batch holding any of them failed: then every caller sharing
-    that batch gets the error, and none of them may take its records as written.
+    that batch gets the error, and none of them may take its records as written. A batch that
+    failed before the producer took it fails with `NotHandedOver`: its records will certainly
+    not be written. Any other failure leaves them possibly written (the producer may still be
+    retrying them). `hand_over` and the acknowledgements it returns let a caller tell the two.
 
     Give the producer `PRODUCER_OPTIONS`: the gathering happens here, and a producer's linger
     would only hold each batch back (2 ms a batch: a third of the rate for single records).
@@ -193,6 +202,16 @@ class SharedBatches:
 
     async def send(self, records: Iterable[KafkaRecord], *, topic: str | None = None) -> None:
         """Send the records and wait for Kafka's acknowledgement (raises if any failed)."""
+        for acked in await self.hand_over(records, topic=topic):
+            await asyncio.shield(acked)  # a caller timing out leaves the shared batch alone
+
+    async def hand_over(
+        self, records: Iterable[KafkaRecord], *, topic: str | None = None
+    ) -> list[asyncio.Future[None]]:
+        """Put the records into the record batches on their way to Kafka and return the
+        acknowledgements of those batches (await them shielded, or with `asyncio.wait`: the
+        batches are shared). It either raises before any record is in a batch, or puts them all
+        in: from then on they will be written unless their batch fails."""
         waits: list[asyncio.Future[None]] = []
         for tp, group in (await _by_partition(self.producer, records, topic)).items():
             queue = self._waiting.setdefault(tp, [])
@@ -215,8 +234,7 @@ class SharedBatches:
             waits.append(batch.acked)
             if tp not in self._in_flight:
                 self._ship_next(tp)
-        for acked in waits:
-            await asyncio.shield(acked)  # a caller timing out leaves the shared batch alone
+        return waits
 
     def _ship_next(self, tp: tuple[str, int]) -> None:
         if not self._waiting.get(tp):
@@ -231,8 +249,10 @@ class SharedBatches:
         # Taken only now, when the task runs: what callers added since it was scheduled (while
         # the loop served them) goes along.
         batch = self._waiting[tp].pop(0)
+        taken = False  # by the producer: from then on the records may be written
         try:
             ack = await self.producer.send_batch(batch.builder, tp[0], partition=tp[1])
+            taken = True
             await ack
         except asyncio.CancelledError:  # shutting down: nobody gets an acknowledgement
             batch.fail(ProducerClosed())
@@ -240,11 +260,17 @@ class SharedBatches:
                 waiting.fail(ProducerClosed())
             raise
         except Exception as exc:  # every caller sharing the batch learns of it
-            batch.fail(exc)
+            batch.fail(exc if taken else _not_handed_over(exc))
         else:
             batch.acked.set_result(None)
         self._in_flight.discard(tp)
         self._ship_next(tp)
+
+
+def _not_handed_over(cause: Exception) -> NotHandedOver:
+    error = NotHandedOver(f"the producer did not take the batch: {type(cause).__name__}")
+    error.__cause__ = cause
+    return error
 
 
 async def topic_partitions(

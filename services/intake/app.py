@@ -33,20 +33,24 @@ from services.common.kafka import PRODUCER_STATE_ERRORS, SharedBatches, durable_
 from services.common.process import quiet_cycle_collector
 from services.common.sealing import Keys, Sealer, load_keys
 from services.intake.domain.admission import (
+    MAX_NESTING_DEPTH,
     POSTED_MODELS,
     Admitted,
     FieldProblem,
     NotAdmitted,
     admit,
     admit_json,
+    nesting_problem,
 )
 from services.intake.domain.channel_systems import ChannelSystem, Gatekeeper
+from services.intake.domain.rate_limits import RateLimiter, retry_after
 from services.intake.openapi import (
     batch_request_body,
     component_schemas,
     event_request_body,
     problem_responses,
 )
+from services.intake.publishing import PublishOutcome, failure_answer, publish_outcome
 from services.intake.settings import IntakeSettings
 
 log = structlog.get_logger("intake")
@@ -83,9 +87,26 @@ class IntakeMetrics:
             ["reason"],
             registry=self.registry,
         )
+        self.rate_limited_requests = Counter(
+            "servicepuls_intake_rate_limited_requests",
+            "Requests answered 429 because the channel system was over its rate limit",
+            ["channel_system"],
+            registry=self.registry,
+        )
+        self.rate_limited_events = Counter(
+            "servicepuls_intake_rate_limited_events",
+            "Events in requests answered 429 (where the request was read far enough to count)",
+            ["channel_system"],
+            registry=self.registry,
+        )
         self.publish_failures = Counter(
             "servicepuls_intake_publish_failures",
             "Requests answered 503 because Kafka did not acknowledge in time",
+            registry=self.registry,
+        )
+        self.publish_unknown_outcomes = Counter(
+            "servicepuls_intake_publish_unknown_outcomes",
+            "Of those, the requests whose events may still be written (answered: outcome unknown)",
             registry=self.registry,
         )
 
@@ -127,6 +148,7 @@ class Intake:
     gatekeeper: Gatekeeper
     keys: Keys
     metrics: IntakeMetrics
+    limiter: RateLimiter
     # The producer, through which concurrent requests' records share record batches; None
     # until connected to Kafka (and while a broken producer is being replaced).
     kafka: SharedBatches | None = None
@@ -140,6 +162,7 @@ def problem(
     *,
     errors: list[FieldProblem] | None = None,
     items: list[dict[str, Any]] | None = None,
+    extra: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     """An RFC 9457 problem details response."""
@@ -153,6 +176,8 @@ def problem(
         body["errors"] = [{"pointer": e.pointer, "detail": e.detail} for e in errors]
     if items:
         body["items"] = items
+    if extra:
+        body.update(extra)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -217,6 +242,7 @@ def create_app(
             gatekeeper=gatekeeper,
             keys=keys,
             metrics=IntakeMetrics(),
+            limiter=RateLimiter((s.name, s.rate_limit) for s in gatekeeper.systems),
         )
         # Kafka may not be up yet (or be restarting): serve anyway, answer 503 until connected.
         tasks["connect"] = asyncio.create_task(_connect())
@@ -268,7 +294,11 @@ def create_app(
             "nothing) as CloudEvents 1.0 in structured JSON. A `202 Accepted` means every event "
             "is durably written to Kafka (acknowledged by all in-sync replicas). Posting the "
             "same event again (same `source` and `id`) is safe: it has no second effect. Errors "
-            "are RFC 9457 problem details naming each bad field by JSON Pointer."
+            "are RFC 9457 problem details naming each bad field by JSON Pointer. A `503` says "
+            "in `outcome` whether nothing was written (`not-written`) or the events may still "
+            "be written (`unknown`: Kafka's producer had them and did not confirm in time); "
+            "retry the same request after `Retry-After` either way. A `429` means the channel "
+            "system is over its rate limit; nothing was accepted; retry after `Retry-After`."
         ),
         lifespan=lifespan,
     )
@@ -325,27 +355,62 @@ def create_app(
         """Write to Kafka and wait for the acknowledgement; a 503 problem when that fails."""
         ctx = intake()
         kafka = ctx.kafka  # the producer this request writes with, whatever happens meanwhile
+        acks: list[asyncio.Future[None]] | None = None  # set once the records are in batches
         try:
             if kafka is None:
                 raise TimeoutError("not connected to kafka yet")
             async with asyncio.timeout(ctx.settings.publish_timeout_seconds):
-                await kafka.send((e.record for e in events), topic=ctx.settings.topic)
+                acks = await kafka.hand_over((e.record for e in events), topic=ctx.settings.topic)
+                if acks:
+                    await asyncio.wait(acks)  # every batch acknowledged or failed (not cancelled)
         except (TimeoutError, KafkaError) as exc:
-            ctx.metrics.publish_failures.inc()
-            log.warning("kafka did not acknowledge", error=type(exc).__name__, events=len(events))
-            if isinstance(exc, PRODUCER_STATE_ERRORS) and kafka is not None:
-                _renew_producer(kafka)
-            return problem(
-                503,
-                "kafka-unavailable",
-                "Events could not be stored now",
-                "Kafka did not acknowledge the write; nothing was accepted. Retry the same "
-                "request later: posting an event again has no second effect.",
-                headers={"Retry-After": str(ctx.settings.retry_after_seconds)},
-            )
+            failure: BaseException | None = exc
+        else:
+            failure = next((a.exception() for a in acks or [] if a.exception()), None)
+        if failure is not None:
+            refused = _publish_failed(failure, kafka, acks, len(events))
+            if refused is not None:
+                return refused
         for municipality, count in Tally(e.municipality for e in events).items():
             ctx.metrics.accepted.labels(municipality, system.name).inc(count)
         return None
+
+    def _publish_failed(
+        exc: BaseException,
+        kafka: SharedBatches | None,
+        acks: list[asyncio.Future[None]] | None,
+        events: int,
+    ) -> JSONResponse | None:
+        """The 503 for a write that did not succeed, saying truly whether anything may still be
+        written (services/intake/publishing.py); None if every batch was acknowledged after all."""
+        ctx = intake()
+        outcome = publish_outcome(handed_over=acks is not None, batches=acks or [])
+        if outcome is PublishOutcome.WRITTEN:  # acknowledged just as the time ran out
+            return None
+        ctx.metrics.publish_failures.inc()
+        if outcome is PublishOutcome.UNKNOWN:
+            ctx.metrics.publish_unknown_outcomes.inc()
+        log.warning(
+            "kafka did not acknowledge",
+            error=type(exc).__name__,
+            cause=type(exc.__cause__).__name__ if exc.__cause__ else None,
+            outcome=str(outcome),
+            events=events,
+        )
+        if kafka is not None and (
+            isinstance(exc, PRODUCER_STATE_ERRORS)
+            or isinstance(exc.__cause__, PRODUCER_STATE_ERRORS)
+        ):
+            _renew_producer(kafka)
+        title, detail = failure_answer(outcome)
+        return problem(
+            503,
+            "kafka-unavailable",
+            title,
+            detail,
+            extra={"outcome": str(outcome), "retry_safe": True},
+            headers={"Retry-After": str(ctx.settings.retry_after_seconds)},
+        )
 
     def _too_large(limit: int) -> JSONResponse:
         intake().metrics.rejected.labels("too_large").inc()
@@ -353,11 +418,55 @@ def create_app(
             413, "too-large", "Request too large", f"the body may be at most {limit} bytes"
         )
 
+    def _rate_limited(system: ChannelSystem, events: int | None, wait: float) -> JSONResponse:
+        metrics = intake().metrics
+        metrics.rate_limited_requests.labels(system.name).inc()
+        if events is not None:
+            metrics.rate_limited_events.labels(system.name).inc(events)
+        limit = system.rate_limit
+        seconds = retry_after(wait)
+        return problem(
+            429,
+            "rate-limited",
+            "Too many events from this channel system",
+            f"channel system {system.name!r} may post {limit.events_per_second:g} events per "
+            f"second, {limit.burst} at once; nothing of this request was accepted. Retry the "
+            f"same request after {seconds} s (Retry-After).",
+            headers={"Retry-After": str(seconds)},
+        )
+
+    def _charge(system: ChannelSystem, events: int) -> JSONResponse | None:
+        """Take a token per event, all or none: None when taken, else the 413 or 429 problem."""
+        bucket = intake().limiter.bucket(system.name)
+        if events > bucket.burst:
+            intake().metrics.rejected.labels("too_large").inc(events)
+            return problem(
+                413,
+                "too-large",
+                "Too many events in one request for this channel system",
+                f"channel system {system.name!r} may post at most {bucket.burst} events at "
+                f"once (its burst); got {events}. Split the batch.",
+            )
+        wait = bucket.take(events)
+        return _rate_limited(system, events, wait) if wait else None
+
+    def _debit_refused(system: ChannelSystem, response: Response) -> Response:
+        """A refused request costs its system a token too, so that a flood of bad requests is
+        limited like one of good ones (accepted and rate-limited ones were charged already)."""
+        if response.status_code in (400, 403, 413, 422):
+            intake().limiter.bucket(system.name).debit(1)
+        return response
+
     async def _receive(request: Request, limit: int) -> tuple[ChannelSystem, bytes] | Response:
         """The channel system posting and the body, or the problem with either."""
         system = _authenticate(request)
         if isinstance(system, JSONResponse):
             return system
+        # Out of tokens already: refused before the body is read or checked (a flood costs
+        # intake next to nothing). Whether a request fits is decided once its events are known.
+        wait = intake().limiter.bucket(system.name).wait_for(1)
+        if wait:
+            return _rate_limited(system, None, wait)
         body = await _read_body(request, limit)
         if body is None:
             return _too_large(limit)
@@ -368,6 +477,14 @@ def create_app(
             return orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             intake().metrics.rejected.labels("invalid").inc()
+            if "depth limit" in exc.msg:  # JSON, but nested beyond what the parser follows
+                return problem(
+                    422,
+                    "invalid-event",
+                    "The event is not valid",
+                    f"nested deeper than {MAX_NESTING_DEPTH} levels",
+                    errors=[nesting_problem(())],
+                )
             return problem(
                 400, "malformed-json", "The body is not JSON", f"{exc.msg} at position {exc.pos}"
             )
@@ -383,10 +500,12 @@ def create_app(
         received = await _receive(request, intake().settings.max_event_bytes)
         if isinstance(received, Response):
             return received
-        system, body = received
+        return _debit_refused(received[0], await _post_event(*received))
+
+    async def _post_event(system: ChannelSystem, body: bytes) -> Response:
         fast = admit_json(body, system=system, keys=intake().keys, many=False, sealer=sealer)
         if fast is not None:
-            return await _publish(fast, system) or _accepted(fast)
+            return _charge(system, 1) or await _publish(fast, system) or _accepted(fast)
         document = _parse_json(body)
         if isinstance(document, JSONResponse):
             return document
@@ -397,7 +516,7 @@ def create_app(
                 "forbidden" if error.status == 403 else "invalid"
             ).inc()
             return _not_admitted(error)
-        return await _publish([event], system) or _accepted([event])
+        return _charge(system, 1) or await _publish([event], system) or _accepted([event])
 
     @app.post(
         "/v1/events:batch",
@@ -407,14 +526,16 @@ def create_app(
         responses=problem_responses(single=False),
     )
     async def post_batch(request: Request) -> Response:
-        ctx = intake()
-        received = await _receive(request, ctx.settings.max_batch_bytes)
+        received = await _receive(request, intake().settings.max_batch_bytes)
         if isinstance(received, Response):
             return received
-        system, body = received
+        return _debit_refused(received[0], await _post_batch(*received))
+
+    async def _post_batch(system: ChannelSystem, body: bytes) -> Response:
+        ctx = intake()
         fast = admit_json(body, system=system, keys=ctx.keys, many=True, sealer=sealer)
         if fast is not None and len(fast) <= ctx.settings.max_batch_events:
-            return await _publish(fast, system) or _accepted(fast)
+            return _charge(system, len(fast)) or await _publish(fast, system) or _accepted(fast)
         # Something is wrong with the batch: find out what, document by document.
         documents = _parse_json(body)
         if isinstance(documents, JSONResponse):
@@ -466,7 +587,7 @@ def create_app(
                 "Each item names the event by index, the field and why.",
                 items=failed,
             )
-        return await _publish(events, system) or _accepted(events)
+        return _charge(system, len(events)) or await _publish(events, system) or _accepted(events)
 
     @app.get("/v1/event-types", summary="The event types intake accepts")
     async def event_types() -> dict[str, list[str]]:

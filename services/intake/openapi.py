@@ -25,6 +25,12 @@ PROBLEM_SCHEMA: dict[str, Any] = {
             },
         },
         "items": {"type": "array", "items": {"type": "object"}},
+        "outcome": {
+            "type": "string",
+            "enum": ["not-written", "unknown"],
+            "description": "503 only: whether the events may still be written",
+        },
+        "retry_safe": {"type": "boolean", "description": "503 only: retrying is safe"},
     },
     "required": ["type", "title", "status"],
 }
@@ -93,12 +99,29 @@ def problem_responses(*, single: bool) -> dict[int | str, dict[str, Any]]:
             "content": problem,
         },
         413: {
-            "description": "Body too large" + ("" if single else " or too many events"),
+            "description": "Body too large"
+            + ("" if single else " or too many events (at most 1000, and the system's burst)"),
             "content": problem,
         },
         422: {"description": "Invalid event(s): each problem names the field", "content": problem},
+        429: {
+            "description": (
+                "The channel system is over its rate limit (events per second, burst); nothing "
+                "of the request was accepted. Retry the same request after Retry-After seconds."
+            ),
+            "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}},
+            "content": problem,
+        },
         503: {
-            "description": "Kafka unavailable; retry after Retry-After seconds",
+            "description": (
+                "Kafka did not acknowledge the write. The problem's `outcome` says what is "
+                "known: `not-written` when no event of the request reached Kafka's producer "
+                "(nothing was accepted), `unknown` when the events may or may not be stored "
+                "(the producer may still write them). Either way, retrying the same request "
+                "after Retry-After seconds is safe (`retry_safe`): an event with the same "
+                "source and id has no second effect."
+            ),
+            "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}},
             "content": problem,
         },
     }

@@ -16,7 +16,15 @@ from datetime import UTC, datetime, timedelta
 from types import UnionType
 from typing import Annotated, Any, Generic, Literal, TypeVar, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    create_model,
+)
 
 from schemas.common import AwareDatetime, MunicipalityCode, ResidentRef
 from schemas.envelope import (
@@ -32,9 +40,15 @@ from schemas.resident import ResidentIn
 from services.common.pii import PersonalIdentifier, find_personal_identifier, redact
 from services.common.sealing import Keys, Sealer, pseudonym
 from services.intake.domain.channel_systems import ChannelSystem
+from services.intake.domain.sources import source_form_problem
 
 # Event time may run ahead of our clock by this much (channel systems' clocks drift a little).
 FUTURE_TOLERANCE = timedelta(minutes=5)
+
+# How deeply a posted event may nest objects and arrays, the event itself counting as one level.
+# Events are shallow (the event, its data, the resident: 3); the bound keeps every check that
+# walks a document (the personal-data screening among them) within the stack on hostile input.
+MAX_NESTING_DEPTH = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +89,14 @@ POSTED_MODELS: dict[str, type[EventData]] = {
 D = TypeVar("D", bound=EventData)
 
 
+def _plain_source(source: str) -> str:
+    """A source in plain form, so that a grant's pattern cannot be escaped (`/kcc/../zaken`)."""
+    problem = source_form_problem(source)
+    if problem:
+        raise ValueError(problem)
+    return source
+
+
 class PostedEvent(BaseModel, Generic[D]):
     """A CloudEvent in structured JSON mode, as posted to intake."""
 
@@ -82,7 +104,22 @@ class PostedEvent(BaseModel, Generic[D]):
 
     specversion: str = Field(pattern=r"^1\.0$", examples=[SPECVERSION])
     id: str = Field(min_length=1, max_length=128, description="Unique per source")
-    source: str = Field(min_length=1, max_length=256, pattern=r"^\S+$", examples=["/gm0383/kcc"])
+    source: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=256,
+            examples=["/gm0383/kcc"],
+            # in the schema only: `_plain_source` checks it with a message that says why
+            json_schema_extra={"pattern": "^[!-~]+$"},
+            description=(
+                "A URI reference in plain form: printable ASCII, segments separated by '/', "
+                "none empty, '.' or '..', no backslash, no percent-encoded '.', '/', '\\' "
+                "or '%'"
+            ),
+        ),
+        AfterValidator(_plain_source),
+    ]
     type: str = Field(
         description="One of the intake event types, e.g. nl.servicepuls.case.opened.v1"
     )
@@ -134,6 +171,33 @@ def _problems_from(
         )
         problems.append(FieldProblem(_pointer(prefix + location), redact(item["msg"])))
     return problems
+
+
+def _too_deep(document: Any) -> tuple[int | str, ...] | None:
+    """The path of the first object or array nested deeper than `MAX_NESTING_DEPTH` levels (the
+    document itself being the first), or None. Iterative: the depth is not yet known to be safe."""
+    stack: list[tuple[Any, tuple[int | str, ...]]] = [(document, ())]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, dict):
+            children: Iterable[tuple[int | str, Any]] = value.items()
+        elif isinstance(value, list):
+            children = enumerate(value)
+        else:
+            continue
+        if len(path) >= MAX_NESTING_DEPTH:
+            return path
+        stack.extend((child, (*path, key)) for key, child in children)
+    return None
+
+
+def nesting_problem(path: tuple[int | str, ...]) -> FieldProblem:
+    """The problem with a document nested too deeply at `path`, named by its outer field."""
+    return FieldProblem(
+        _pointer(path[:2]),
+        f"nests objects and arrays deeper than {MAX_NESTING_DEPTH} levels; an event is at "
+        "most 3 deep (the event, its data, the resident)",
+    )
 
 
 def _raw_strings(
@@ -275,6 +339,9 @@ def admit(
     """The record to publish for one posted document, or `NotAdmitted` saying why not."""
     if not isinstance(document, dict):
         raise NotAdmitted(422, [FieldProblem("", "must be a JSON object (one CloudEvent)")])
+    too_deep = _too_deep(document)
+    if too_deep is not None:
+        raise NotAdmitted(422, [nesting_problem(too_deep)])
     event_type = document.get("type")
     if not isinstance(event_type, str) or event_type not in POSTED_MODELS:
         if isinstance(event_type, str) and event_type in CATALOG:

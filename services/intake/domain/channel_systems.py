@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from schemas.common import MunicipalityCode
 from services.common.config import load_yaml_model
+from services.intake.domain.rate_limits import RateLimit
+from services.intake.domain.sources import SourcePattern
 
 VERDICT_MEMO_SIZE = 10_000
 _UNSEEN = object()
@@ -19,7 +21,9 @@ _UNSEEN = object()
 class ChannelSystem(BaseModel):
     """A system that posts events, e.g. the phone platform or the case system of one municipality.
 
-    `sources` and `event_types` are glob patterns (`/gm0383/*`, `nl.servicepuls.case.*`).
+    `sources` are source patterns matched segment by segment (`/gm0383/kcc/*`: `*` is exactly
+    one segment, a final `**` one or more; see `services.intake.domain.sources`); `event_types`
+    are glob patterns (`nl.servicepuls.case.*`).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -30,6 +34,19 @@ class ChannelSystem(BaseModel):
     sources: list[str] = Field(min_length=1)
     event_types: list[str] = Field(min_length=1)
     municipalities: list[MunicipalityCode] = Field(min_length=1)
+    # Events per second and burst; the defaults where the file gives none (docs/intake.md).
+    rate_limit: RateLimit = Field(default_factory=RateLimit)
+
+    @field_validator("sources")
+    @classmethod
+    def _source_patterns_in_plain_form(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            SourcePattern.parse(pattern)  # ValueError names the pattern and what is wrong
+        return value
+
+    @cached_property
+    def _source_patterns(self) -> tuple[SourcePattern, ...]:
+        return tuple(SourcePattern.parse(pattern) for pattern in self.sources)
 
     @cached_property
     def _verdicts(self) -> dict[tuple[str, str, str], str | None]:
@@ -52,7 +69,7 @@ class ChannelSystem(BaseModel):
     def _judge(self, *, source: str, event_type: str, municipality: str) -> str | None:
         if municipality not in self.municipalities:
             return f"channel system {self.name!r} may not post for municipality {municipality}"
-        if not any(fnmatchcase(source, pattern) for pattern in self.sources):
+        if not any(pattern.matches(source) for pattern in self._source_patterns):
             return f"channel system {self.name!r} may not post with source {source!r}"
         if not any(fnmatchcase(event_type, pattern) for pattern in self.event_types):
             return f"channel system {self.name!r} may not post events of type {event_type!r}"
@@ -87,6 +104,10 @@ class Gatekeeper:
     @classmethod
     def from_file(cls, path: Path) -> Gatekeeper:
         return cls(load_yaml_model(path, ChannelSystems))
+
+    @property
+    def systems(self) -> list[ChannelSystem]:
+        return list(self._by_digest.values())
 
     def authenticate(self, authorization: str | None) -> ChannelSystem | None:
         if not authorization:

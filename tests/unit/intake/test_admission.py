@@ -295,7 +295,7 @@ def test_every_free_string_of_every_event_type_is_screened():
 
     documents = _one_of_each_type()
     assert set(documents) == set(POSTED_MODELS)
-    system = _bench_system().model_copy(update={"sources": ["*"]})
+    system = _bench_system().model_copy(update={"sources": ["**"]})
     screened = 0
     for document in documents.values():
         document["municipality"] = "GM0383"
