@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from contextlib import suppress
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -214,7 +213,3 @@ class Dispatcher:
             metrics.DELIVERIES.labels(row["delivery_channel"], "failed").inc()
         if events:
             self.outbox_wake.set()
-
-
-def survey_uuid(text: str) -> uuid.UUID:
-    return uuid.UUID(text)

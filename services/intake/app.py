@@ -28,7 +28,6 @@ from prometheus_client import (
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from schemas.events import CATALOG, Family
 from services.common.kafka import PRODUCER_STATE_ERRORS, SharedBatches, durable_producer
 from services.common.process import quiet_cycle_collector
 from services.common.sealing import Keys, Sealer, load_keys
@@ -614,6 +613,3 @@ def create_app(
         return Response(generate_latest(intake().metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
-
-
-INTAKE_TYPES = sorted(t for t, m in CATALOG.items() if m.family is Family.INTAKE)

@@ -12,7 +12,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 import asyncpg
@@ -509,10 +509,6 @@ class ClockRepository:
             await self._store(conn, updates, [], [], result, write_transitions=False)
         return result, now
 
-    async def next_due(self) -> datetime | None:
-        async with self.pool.acquire() as conn:
-            return await conn.fetchval(f"SELECT min(next_decision_at) FROM {self.s}.clock")
-
     # ---- reading ---------------------------------------------------------------------------
 
     async def compliance(self, municipality: str, first: date, last: date) -> list[dict[str, Any]]:
@@ -575,7 +571,3 @@ def _stored(row: Any) -> StoredClock:
         transitions=StoredClock.transitions_from_json(row["transitions"]),
         taken=set(filter(None, row["taken"].split("|"))),
     )
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)

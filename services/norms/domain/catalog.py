@@ -53,11 +53,6 @@ def duration_us(duration: Duration) -> int:
     return round(duration.amount * UNIT_SECONDS[duration.unit] * US)
 
 
-def duration_of(amount_us: int, unit: DurationUnit) -> Duration:
-    """Nominal microseconds back to a duration in `unit` (for the events' `target`)."""
-    return Duration(amount=amount_us / (UNIT_SECONDS[unit] * US), unit=unit)
-
-
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
