@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-
-import uvicorn
-
-from services.common.config import ConfigError
-from services.common.logging import configure_logging
+from services.common.serve import serve
 from services.feedback.bootstrap import Feedback
 from services.feedback.entrypoints.web import create_web_app
 from services.feedback.settings import FeedbackSettings
@@ -15,20 +10,11 @@ from services.feedback.settings import FeedbackSettings
 
 def main() -> None:
     settings = FeedbackSettings()
-    configure_logging("feedback", settings.infra.log_level, settings.infra.log_format)
-    try:
-        feedback = Feedback(settings)
-    except ConfigError as error:
-        sys.exit(f"feedback: configuration error: {error}")
-    uvicorn.run(
-        create_web_app(feedback),
+    serve(
+        "feedback",
+        lambda: create_web_app(Feedback(settings)),
         host=settings.host,
         port=settings.port,
-        log_config=None,
-        access_log=False,  # request lines carry survey links: never log them
-        loop="uvloop",
-        http="httptools",
-        timeout_graceful_shutdown=10,
     )
 
 

@@ -1,34 +1,15 @@
-"""`python -m services.intake`: the intake HTTP service."""
+"""`python -m services.intake`: the intake HTTP service (port 8080)."""
 
 from __future__ import annotations
 
-import sys
-
-import uvicorn
-
-from services.common.config import ConfigError
-from services.common.logging import configure_logging
+from services.common.serve import serve
 from services.intake.app import create_app
 from services.intake.settings import IntakeSettings
 
 
 def main() -> None:
     settings = IntakeSettings()
-    configure_logging("intake", settings.infra.log_level, settings.infra.log_format)
-    try:
-        app = create_app(settings)
-    except ConfigError as error:
-        sys.exit(f"intake: configuration error: {error}")
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        loop="uvloop",
-        http="httptools",
-        timeout_graceful_shutdown=10,
-    )
+    serve("intake", lambda: create_app(settings), host=settings.host, port=settings.port)
 
 
 if __name__ == "__main__":

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import uvicorn
-
+from services.common.serve import serve
 from services.norms.app import bootstrap
 from services.norms.settings import NormsSettings
 
 
 def main() -> None:
     settings = NormsSettings()
-    uvicorn.run(
-        bootstrap(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-    )
+    serve("norms", lambda: bootstrap(settings), host=settings.host, port=settings.port)
 
 
 if __name__ == "__main__":
