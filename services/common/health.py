@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -39,6 +40,7 @@ def database_check(pool: Callable[[], asyncpg.Pool | None], timeout: float = 2) 
             return "database"
         return None
 
+    check.what = "database"  # type: ignore[attr-defined]
     return check
 
 
@@ -46,6 +48,7 @@ def kafka_check(broker: KafkaBroker, timeout: float = 2) -> ReadinessCheck:
     async def check() -> str | None:
         return None if await broker.ping(timeout=timeout) else "kafka"
 
+    check.what = "kafka"  # type: ignore[attr-defined]
     return check
 
 
@@ -69,31 +72,42 @@ CHECK_TIMEOUT = 3.0
 
 async def readiness_problems(checks: Sequence[ReadinessCheck]) -> list[str]:
     """Every check's problem; all run at once, each bounded in time (a check that hangs is a
-    problem, named by the check's function)."""
+    problem, named by the check's `what`)."""
 
     async def bounded(check: ReadinessCheck) -> str | None:
         try:
             return await asyncio.wait_for(check(), CHECK_TIMEOUT)
         except Exception:
-            return getattr(check, "__qualname__", "check").split(".")[0].removesuffix("_check")
+            return getattr(check, "what", "a readiness check") + " (no answer)"
 
     found = await asyncio.gather(*(bounded(check) for check in checks))
     return [problem for problem in found if problem is not None]
 
 
+# The one shape of /health and /ready in every service (JSON).
+ALIVE: dict[str, Any] = {"status": "ok"}
+
+
+def readiness(problems: Sequence[str]) -> tuple[int, dict[str, Any]]:
+    """Status code and body of /ready: 200 `{"status": "ready"}`, or 503 `{"status": "not
+    ready", "problems": [...]}` (short words such as "database", "kafka", never data)."""
+    if problems:
+        return 503, {"status": "not ready", "problems": list(problems)}
+    return 200, {"status": "ready"}
+
+
 def health_routes(*checks: ReadinessCheck) -> list[tuple[str, Any]]:
     """`/health` and `/ready` as `asgi_routes` of an `AsgiFastStream`."""
+    json_type = {"content-type": "application/json"}
 
     @get
     async def health(scope: Any) -> AsgiResponse:
-        return AsgiResponse(b"ok", 200)
+        return AsgiResponse(json.dumps(ALIVE).encode(), 200, headers=json_type)
 
     @get
     async def ready(scope: Any) -> AsgiResponse:
-        problems = await readiness_problems(checks)
-        if problems:
-            return AsgiResponse(("not ready: " + ", ".join(problems)).encode(), 503)
-        return AsgiResponse(b"ready", 200)
+        status, body = readiness(await readiness_problems(checks))
+        return AsgiResponse(json.dumps(body).encode(), status, headers=json_type)
 
     return [("/health", health), ("/ready", ready)]
 

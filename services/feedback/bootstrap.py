@@ -115,12 +115,12 @@ class Feedback:
             async with asyncio.timeout(3), self.pool.acquire(timeout=2) as conn:
                 await conn.fetchval("SELECT 1")
         except Exception:
-            problems.append("database unreachable")
+            problems.append("database")
         try:
             assert self.producer is not None
             await asyncio.wait_for(self.producer.client.fetch_all_metadata(), 2)
         except Exception:
-            problems.append("kafka unreachable")
+            problems.append("kafka")
         consumer = getattr(self.broker.subscribers[0], "consumer", None)
         if consumer is None or not consumer.assignment():
             problems.append("no intake partitions assigned yet")

@@ -28,6 +28,7 @@ from prometheus_client import (
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.common.health import ALIVE, readiness
 from services.common.kafka import PRODUCER_STATE_ERRORS, SharedBatches, durable_producer
 from services.common.process import quiet_cycle_collector
 from services.common.sealing import Keys, Sealer, load_keys
@@ -593,20 +594,21 @@ def create_app(
         return {"event_types": sorted(POSTED_MODELS)}
 
     @app.get("/health", summary="Alive", include_in_schema=False)
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
+    async def health() -> dict[str, Any]:
+        return ALIVE
 
     @app.get("/ready", summary="Ready to accept events (Kafka reachable)", include_in_schema=False)
     async def ready() -> Response:
         kafka = intake().kafka if "intake" in state else None
-        if kafka is None:
-            return JSONResponse({"status": "connecting to kafka"}, status_code=503)
-        try:
-            async with asyncio.timeout(2):
-                await kafka.producer.client.fetch_all_metadata()
-        except (TimeoutError, KafkaError):
-            return JSONResponse({"status": "kafka unreachable"}, status_code=503)
-        return JSONResponse({"status": "ready"})
+        problems = [] if kafka is not None else ["kafka"]
+        if kafka is not None:
+            try:
+                async with asyncio.timeout(2):
+                    await kafka.producer.client.fetch_all_metadata()
+            except (TimeoutError, KafkaError):
+                problems.append("kafka")
+        status, body = readiness(problems)
+        return JSONResponse(body, status_code=status)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

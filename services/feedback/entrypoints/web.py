@@ -43,6 +43,7 @@ from schemas.common import (
 )
 from schemas.events import AnsweredVia, DeliveryChannel
 from schemas.resident import ContactDetails
+from services.common.health import ALIVE, readiness
 from services.common.sealing import SealError, open_sealed
 from services.feedback import metrics
 from services.feedback import service as svc
@@ -160,15 +161,13 @@ def create_web_app(ctx: Any) -> FastAPI:
         return response
 
     @app.get("/health", include_in_schema=False)
-    async def health() -> dict[str, str]:
-        return {"status": "alive"}
+    async def health() -> dict[str, Any]:
+        return ALIVE
 
     @app.get("/ready", include_in_schema=False)
     async def ready() -> Response:
-        problems = await ctx.readiness_problems()
-        if problems:
-            return Response(json.dumps({"ready": False, "problems": problems}), 503)
-        return Response(json.dumps({"ready": True}), 200, media_type="application/json")
+        status, body = readiness(await ctx.readiness_problems())
+        return JSONResponse(body, status)
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:

@@ -33,13 +33,35 @@ def _check(problem: str | None) -> Any:
 
 async def test_ready_lists_every_problem_and_health_stays_alive() -> None:
     routes = dict(health_routes(_check(None), _check("database"), _check("kafka")))
-    assert await _get(routes["/ready"], "/ready") == (503, b"not ready: database, kafka")
-    assert await _get(routes["/health"], "/health") == (200, b"ok")
+    assert await _get(routes["/ready"], "/ready") == (
+        503,
+        b'{"status": "not ready", "problems": ["database", "kafka"]}',
+    )
+    assert await _get(routes["/health"], "/health") == (200, b'{"status": "ok"}')
+
+
+async def test_a_check_that_hangs_is_a_problem_not_a_hang(monkeypatch: Any) -> None:
+    import asyncio
+
+    from services.common import health
+
+    monkeypatch.setattr(health, "CHECK_TIMEOUT", 0.05)
+
+    async def kafka_check() -> str | None:
+        await asyncio.sleep(10)
+        return None
+
+    kafka_check.what = "kafka"  # type: ignore[attr-defined]
+    routes = dict(health_routes(_check(None), kafka_check))
+    assert await _get(routes["/ready"], "/ready") == (
+        503,
+        b'{"status": "not ready", "problems": ["kafka (no answer)"]}',
+    )
 
 
 async def test_ready_when_no_check_has_a_problem() -> None:
     routes = dict(health_routes(_check(None), _check(None)))
-    assert await _get(routes["/ready"], "/ready") == (200, b"ready")
+    assert await _get(routes["/ready"], "/ready") == (200, b'{"status": "ready"}')
 
 
 class _Log:
