@@ -128,7 +128,7 @@ def iso_duration(text: str, days_unit: DurationUnit = DurationUnit.WORKING_DAYS)
     if not match or text.strip() in ("P", "PT"):
         raise NotADuration(f"{text!r} is not an ISO 8601 duration such as P8W or P42D")
     parts = {name: int(value) for name, value in match.groupdict().items() if value}
-    if not parts:
+    if not any(parts.values()):
         raise NotADuration(f"{text!r} is an empty duration")
     if set(parts) == {"weeks"}:
         return Duration(amount=parts["weeks"], unit=DurationUnit.WEEKS)
@@ -140,13 +140,15 @@ def iso_duration(text: str, days_unit: DurationUnit = DurationUnit.WORKING_DAYS)
             minutes=parts.get("minutes", 0),
             seconds=parts.get("seconds", 0),
         ).total_seconds()
+        if seconds % 60 == 0:
+            return Duration(amount=seconds // 60, unit=DurationUnit.MINUTES)
         return Duration(amount=seconds, unit=DurationUnit.SECONDS)
+    if set(parts) & {"hours", "minutes", "seconds"}:
+        raise NotADuration(f"{text!r} mixes days and hours; give whole days or weeks")
     days = (
         parts.get("years", 0) * 365
         + parts.get("months", 0) * 30
         + parts.get("weeks", 0) * 7
         + parts.get("days", 0)
     )
-    if days == 0:
-        raise NotADuration(f"{text!r}: mixes days and hours; give whole days or weeks")
     return Duration(amount=days, unit=DurationUnit.CALENDAR_DAYS)
