@@ -38,7 +38,7 @@ def configure(settings: ConnectorSettings) -> Configuration:
         raise ConfigError(
             f"{settings.sources_path()}: municipalities not in municipalities.yaml: {unknown}"
         )
-    zones = {s.municipality: municipalities[s.municipality].zone() for s in sources.sources}
+    zones = {s.municipality: municipalities[s.municipality].zone for s in sources.sources}
     return Configuration(sources, mappings, load_keys(settings.infra.state_dir), zones)
 
 

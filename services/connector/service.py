@@ -278,7 +278,9 @@ class Connector:
     async def _zaak_facts(self, source: Source, zaak_url: str) -> ZaakFacts:
         zaak = Zaak.model_validate(await self.api.get(source, zaak_url))
         zaaktype = await self._catalogus(source, zaak.zaaktype, ZaakType)
-        zaken_api = zaak_url.split("/zaken/")[0]
+        if source.zaken is None:
+            raise Permanent("unknown_api", f"no Zaken API configured for {source.municipality}")
+        zaken_api = source.zaken.base_url.rstrip("/")
         statuses = []
         for found in await self.api.all_pages(
             source, f"{zaken_api}/statussen", params={"zaak": zaak.url}

@@ -47,9 +47,10 @@ def create_app(
     state: dict[str, Connector] = {}
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         connector = await start()
         state["connector"] = connector
+        app.state.connector = connector
         halt = asyncio.Event()
         tasks = []
         if run_workers:
