@@ -574,7 +574,10 @@ class FakeZgw:
             return 200, {"count": len(found), "next": None, "previous": None, "results": found}
         if path == "/zaaktypen":
             found = [
-                r for r in self.resources.values() if r["url"].startswith(f"{CATALOGI}/zaaktypen/")
+                r
+                for r in self.resources.values()
+                if r["url"].startswith(f"{CATALOGI}/zaaktypen/")
+                and query.get("identificatie", r["identificatie"]) == r["identificatie"]
             ]
             return 200, {"count": len(found), "next": None, "previous": None, "results": found}
         resource = self.resources.get(url)
