@@ -22,6 +22,8 @@ from services.connector.entrypoints.worker import prune, work
 from services.connector.service import Connector
 
 PROBLEM_JSON = "application/problem+json"
+# A notification is a few hundred bytes of references; anything near this is not one.
+MAX_BODY_BYTES = 64 * 1024
 
 
 def _problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
@@ -94,6 +96,8 @@ def create_app(
                 "registered with",
             )
         body = await request.body()
+        if len(body) > MAX_BODY_BYTES:
+            return _problem(413, "Too large", f"a notification is at most {MAX_BODY_BYTES} bytes")
         try:
             notification = Notification.model_validate(orjson.loads(body))
         except orjson.JSONDecodeError as exc:
