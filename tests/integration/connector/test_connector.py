@@ -5,171 +5,31 @@ dead-letter topic)."""
 
 from __future__ import annotations
 
-import hashlib
-import shutil
-import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
-import yaml
 
-from services.connector.bootstrap import bootstrap, shutdown
-from services.connector.entrypoints.callback import create_app
-from services.connector.service import Connector
-from services.connector.settings import ConnectorSettings
-from tests.integration.norms.support import drop_schema
-from tests.support.kafka import private_topics, topic_tail
-from tests.support.zgw import (
-    CATALOGI,
-    JWT_SECRET,
-    KLANT_TOKEN,
-    KLANTINTERACTIES,
-    NOTIFICATIES,
-    NRC_SECRET,
-    ZAKEN,
-    FakeZgw,
-    notification,
+from tests.integration.connector.support import (
+    CALLBACK_AUTH,
+    Rig,
+    short,
+    zaak_message,
+    zaak_world,
 )
+from tests.support.kafka import topic_tail
+from tests.support.zgw import notification
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[3]
-CALLBACK_AUTH = "Bearer test-callback-gm0383"
 ZONE = ZoneInfo("Europe/Amsterdam")
-PREFIX = "nl.servicepuls."
-
-
-def write_config(tmp: Path) -> Path:
-    config = tmp / "config"
-    shutil.copytree(REPO / "deploy" / "config", config)
-    auth = {"kind": "jwt", "client_id": "servicepuls", "secret_env": "TEST_CONNECTOR_OZ_SECRET"}
-    sources = {
-        "sources": [
-            {
-                "municipality": "GM0383",
-                "source": "/buch/open-zaak",
-                "callback_url": "http://127.0.0.1:8084/v1/notificaties/GM0383",
-                "callback_auth_env": "TEST_CONNECTOR_CALLBACK",
-                "callback_auth_sha256": hashlib.sha256(CALLBACK_AUTH.encode()).hexdigest(),
-                "mapping": "GM0383",
-                "zaken": {"base_url": ZAKEN, "auth": auth},
-                "catalogi": {"base_url": CATALOGI, "auth": auth},
-                "klantinteracties": {
-                    "base_url": KLANTINTERACTIES,
-                    "auth": {"kind": "token", "token_env": "TEST_CONNECTOR_OK_TOKEN"},
-                },
-                "notificaties": {
-                    "base_url": NOTIFICATIES,
-                    "auth": {**auth, "secret_env": "TEST_CONNECTOR_NRC_SECRET"},
-                },
-            }
-        ]
-    }
-    (config / "connector" / "sources.yaml").write_text(yaml.safe_dump(sources))
-    return config
-
-
-@dataclass
-class Rig:
-    fake: FakeZgw
-    connector: Connector
-    http: httpx.AsyncClient
-    topic: str
-    dead_letters: str
-
-    async def post(self, message: dict[str, Any], *, auth: str | None = CALLBACK_AUTH) -> int:
-        headers = {"Authorization": auth} if auth else {}
-        response = await self.http.post("/v1/notificaties/GM0383", json=message, headers=headers)
-        return response.status_code
-
-    async def drain(self) -> int:
-        """Work off every due notification (the worker loop's job), how many were worked."""
-        worked = 0
-        while await self.connector.work_one():
-            worked += 1
-        return worked
-
-
-@pytest.fixture
-async def rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Rig]:
-    monkeypatch.setenv("TEST_CONNECTOR_OZ_SECRET", JWT_SECRET)
-    monkeypatch.setenv("TEST_CONNECTOR_OK_TOKEN", KLANT_TOKEN)
-    monkeypatch.setenv("TEST_CONNECTOR_NRC_SECRET", NRC_SECRET)
-    monkeypatch.setenv("TEST_CONNECTOR_CALLBACK", CALLBACK_AUTH)
-    suffix = uuid.uuid4().hex[:10]
-    topic, dead = f"test.connector.intake.{suffix}", f"test.connector.deadletter.{suffix}"
-    schema = f"connector_{suffix}"
-    config = write_config(tmp_path)
-    monkeypatch.setenv("SERVICEPULS_CONFIG_DIR", str(config))
-    settings = ConnectorSettings(
-        schema_name=schema,
-        topic=topic,
-        dead_letter_topic=dead,
-        fetch_tries=3,
-        fetch_backoff_seconds=0.01,
-        max_attempts=2,
-        retry_backoff_seconds=0,
-        workers=0,
-    )
-    fake = FakeZgw()
-    async with private_topics(topic, dead, partitions=3):
-        app = create_app(
-            lambda: bootstrap(settings, transport=fake.transport()), shutdown, run_workers=False
-        )
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://connector"
-            ) as http,
-        ):
-            yield Rig(fake, app.state.connector, http, topic, dead)
-    await drop_schema(schema)
-
-
-def _short(envelope: Any) -> str:
-    return envelope.type.removeprefix(PREFIX).removesuffix(".v1")
-
-
-def _zaak_world(fake: FakeZgw) -> tuple[dict[str, Any], dict[str, Any]]:
-    zaaktype = fake.zaaktype(
-        "ZT-OMGEVINGSVERGUNNING",
-        "Omgevingsvergunning",
-        statustypen=[("Ontvangen", False, True), ("Afgehandeld", True, False)],
-        resultaattypen=[("Verleend", "toegekend")],
-    )
-    zaak = fake.zaak(
-        zaaktype, registratiedatum=date(2026, 11, 2), bsn="111222333", email="aanvrager@example.nl"
-    )
-    return zaaktype, zaak
-
-
-def _zaak_message(
-    zaak: dict[str, Any], resource: str, url: str, actie: str, at: datetime
-) -> dict[str, Any]:
-    return notification(
-        "zaken",
-        zaak["url"],
-        resource,
-        url,
-        actie,
-        at,
-        bronorganisatie="002564440",
-        zaaktype=zaak["zaaktype"],
-        vertrouwelijkheidaanduiding="openbaar",
-    )
 
 
 async def test_a_zaak_opened_suspended_resumed_extended_and_closed(rig: Rig) -> None:
     fake = rig.fake
-    zaaktype, zaak = _zaak_world(fake)
+    zaaktype, zaak = zaak_world(fake)
     async with topic_tail(rig.topic) as tail:
-        created = _zaak_message(
+        created = zaak_message(
             zaak, "zaak", zaak["url"], "create", datetime(2026, 11, 2, 9, tzinfo=UTC)
         )
         assert await rig.post(created) == 204
@@ -179,7 +39,7 @@ async def test_a_zaak_opened_suspended_resumed_extended_and_closed(rig: Rig) -> 
         )
         assert (
             await rig.post(
-                _zaak_message(
+                zaak_message(
                     zaak, "status", status["url"], "create", datetime(2026, 11, 2, 9, 5, tzinfo=UTC)
                 )
             )
@@ -194,21 +54,21 @@ async def test_a_zaak_opened_suspended_resumed_extended_and_closed(rig: Rig) -> 
             "reden": "Aanvulling gevraagd",
         }
         assert (
-            await rig.post(_zaak_message(zaak, "zaak", zaak["url"], "partial_update", suspended_at))
+            await rig.post(zaak_message(zaak, "zaak", zaak["url"], "partial_update", suspended_at))
             == 204
         )
         await rig.drain()
         resumed_at = datetime(2026, 11, 12, 14, tzinfo=UTC)
         zaak["opschorting"] = {"indicatie": False, "eerdereOpschorting": True, "reden": ""}
         assert (
-            await rig.post(_zaak_message(zaak, "zaak", zaak["url"], "partial_update", resumed_at))
+            await rig.post(zaak_message(zaak, "zaak", zaak["url"], "partial_update", resumed_at))
             == 204
         )
         await rig.drain()
         extended_at = datetime(2026, 11, 13, 8, tzinfo=UTC)
         zaak["verlenging"] = {"reden": "Complexe aanvraag", "duur": "P6W"}
         assert (
-            await rig.post(_zaak_message(zaak, "zaak", zaak["url"], "partial_update", extended_at))
+            await rig.post(zaak_message(zaak, "zaak", zaak["url"], "partial_update", extended_at))
             == 204
         )
         await rig.drain()
@@ -218,8 +78,8 @@ async def test_a_zaak_opened_suspended_resumed_extended_and_closed(rig: Rig) -> 
         final = fake.set_status(zaak, fake.statustype(zaaktype, "Afgehandeld"), closed_at)
         # Out of order: the status is heard before the resultaat; both arrive twice.
         for message in (
-            _zaak_message(zaak, "status", final["url"], "create", closed_at),
-            _zaak_message(zaak, "resultaat", resultaat["url"], "create", closed_at),
+            zaak_message(zaak, "status", final["url"], "create", closed_at),
+            zaak_message(zaak, "resultaat", resultaat["url"], "create", closed_at),
         ):
             assert await rig.post(message) == 204
             assert await rig.post(message) == 204
@@ -229,8 +89,8 @@ async def test_a_zaak_opened_suspended_resumed_extended_and_closed(rig: Rig) -> 
         with pytest.raises(TimeoutError):  # and nothing more
             await tail.wait_for(lambda e: True, count=9, timeout=2)
 
-    by_type = {_short(e): e for e in seen}
-    assert [_short(e) for e in seen] == [
+    by_type = {short(e): e for e in seen}
+    assert [short(e) for e in seen] == [
         "case.opened",
         "case.status_changed",
         "case.responded",
@@ -260,17 +120,17 @@ async def test_a_zaak_opened_suspended_resumed_extended_and_closed(rig: Rig) -> 
 
 
 async def test_a_status_heard_before_its_zaak_opens_the_case_first(rig: Rig) -> None:
-    zaaktype, zaak = _zaak_world(rig.fake)
+    zaaktype, zaak = zaak_world(rig.fake)
     at = datetime(2026, 11, 2, 9, 5, tzinfo=UTC)
     status = rig.fake.set_status(zaak, rig.fake.statustype(zaaktype, "Ontvangen"), at)
     async with topic_tail(rig.topic) as tail:
-        await rig.post(_zaak_message(zaak, "status", status["url"], "create", at))
+        await rig.post(zaak_message(zaak, "status", status["url"], "create", at))
         await rig.post(
-            _zaak_message(zaak, "zaak", zaak["url"], "create", datetime(2026, 11, 2, 9, tzinfo=UTC))
+            zaak_message(zaak, "zaak", zaak["url"], "create", datetime(2026, 11, 2, 9, tzinfo=UTC))
         )
         await rig.drain()
         seen = await tail.wait_for(lambda e: True, count=3)
-    assert [_short(e) for e in seen] == ["case.opened", "case.status_changed", "case.responded"]
+    assert [short(e) for e in seen] == ["case.opened", "case.status_changed", "case.responded"]
 
 
 async def test_a_klantcontact_and_a_callback_from_open_klant(rig: Rig) -> None:
@@ -314,24 +174,24 @@ async def test_a_klantcontact_and_a_callback_from_open_klant(rig: Rig) -> None:
 
 
 async def test_a_fetch_failing_twice_is_retried_and_succeeds(rig: Rig) -> None:
-    _, zaak = _zaak_world(rig.fake)
+    _, zaak = zaak_world(rig.fake)
     rig.fake.fail[zaak["url"]] = 2
     async with topic_tail(rig.topic) as tail:
         await rig.post(
-            _zaak_message(zaak, "zaak", zaak["url"], "create", datetime(2026, 11, 2, 9, tzinfo=UTC))
+            zaak_message(zaak, "zaak", zaak["url"], "create", datetime(2026, 11, 2, 9, tzinfo=UTC))
         )
         assert await rig.drain() == 1
         [opened] = await tail.wait_for(lambda e: True)
-    assert _short(opened) == "case.opened"
+    assert short(opened) == "case.opened"
     assert sum(1 for m, url, _ in rig.fake.requests if url == zaak["url"]) == 3
 
 
 async def test_a_resource_that_cannot_be_fetched_is_dead_lettered_with_the_reason(rig: Rig) -> None:
-    _, zaak = _zaak_world(rig.fake)
+    _, zaak = zaak_world(rig.fake)
     rig.fake.fail[zaak["url"]] = 1000
     async with topic_tail(rig.dead_letters) as dead:
         await rig.post(
-            _zaak_message(zaak, "zaak", zaak["url"], "create", datetime(2026, 11, 2, 9, tzinfo=UTC))
+            zaak_message(zaak, "zaak", zaak["url"], "create", datetime(2026, 11, 2, 9, tzinfo=UTC))
         )
         await rig.drain()  # attempt 1 fails, scheduled again at once (backoff 0 in this test)
         await rig.drain()
@@ -356,15 +216,15 @@ async def test_an_unmapped_zaaktype_is_dead_lettered_at_once(rig: Rig) -> None:
     zaaktype = rig.fake.zaaktype("ZT-ONBEKEND", "Onbekend")
     zaak = rig.fake.zaak(zaaktype, registratiedatum=date(2026, 11, 2))
     await rig.post(
-        _zaak_message(zaak, "zaak", zaak["url"], "create", datetime(2026, 11, 2, 9, tzinfo=UTC))
+        zaak_message(zaak, "zaak", zaak["url"], "create", datetime(2026, 11, 2, 9, tzinfo=UTC))
     )
     assert await rig.drain() == 1
     assert (await rig.connector.store.backlog()).get("dead") == 1
 
 
 async def test_wrong_authorization_is_refused_and_nothing_is_queued(rig: Rig) -> None:
-    _, zaak = _zaak_world(rig.fake)
-    message = _zaak_message(
+    _, zaak = zaak_world(rig.fake)
+    message = zaak_message(
         zaak, "zaak", zaak["url"], "create", datetime(2026, 11, 2, 9, tzinfo=UTC)
     )
     assert await rig.post(message, auth="Bearer wrong") == 401
