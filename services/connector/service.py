@@ -4,6 +4,7 @@ publish them, remember the new state), retrying and dead-lettering what cannot b
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import time
 from dataclasses import dataclass, field
@@ -124,7 +125,8 @@ class Connector:
                         return False
                     drafts = await self._drafts(conn, queued)
                     admitted = self._admit(queued, drafts)
-                    await self.writer.publish(a.record for a in admitted)
+                    async with asyncio.timeout(30):
+                        await self.writer.publish(a.record for a in admitted)
                     # The state and the done mark commit only after Kafka has the events: a
                     # crash in between republishes the same ids, which is harmless.
                     await self.store.done(conn, queued)
@@ -160,30 +162,17 @@ class Connector:
     async def _failed(self, queued: Queued, failure: Exception) -> None:
         error = redact(str(failure))
         if isinstance(failure, (KafkaError, TimeoutError)):
-            # The broker, not the notification: try again soon, never dead-letter for it.
-            self.metrics.retries.labels("kafka").inc()
-            log.warning("kafka unavailable; notification kept", error=type(failure).__name__)
-            await self.store.failed(queued, error, timedelta(seconds=5))
+            await self._kafka_failed(queued, failure)
             return
         reason = failure.reason  # type: ignore[attr-defined]
         attempts = queued.attempts + 1
         permanent = isinstance(failure, Permanent) and not getattr(failure, "retryable", False)
         if permanent or attempts >= self.settings.max_attempts:
-            await self.writer.dead_letter(
-                municipality=queued.municipality,
-                key=queued.hoofd_object,
-                notification={
-                    "kanaal": queued.kanaal,
-                    "hoofdObject": queued.hoofd_object,
-                    "resource": queued.resource,
-                    "resourceUrl": queued.resource_url,
-                    "actie": queued.actie,
-                    "aanmaakdatum": queued.aanmaakdatum.isoformat(),
-                },
-                reason=reason,
-                error=error,
-                attempts=attempts,
-            )
+            try:
+                await self._dead_letter(queued, reason, error, attempts)
+            except (KafkaError, TimeoutError) as exc:
+                await self._kafka_failed(queued, exc)
+                return
             await self.store.dead(queued, error)
             self.metrics.dead_letters.labels(reason).inc()
             log.error(
@@ -204,6 +193,32 @@ class Connector:
             attempts=attempts,
             retry_in=retry_in,
         )
+
+    async def _kafka_failed(self, queued: Queued, failure: BaseException) -> None:
+        """The broker, not the notification: kept and tried again soon (without counting an
+        attempt), never dead-lettered for it."""
+        self.metrics.retries.labels("kafka").inc()
+        log.warning("kafka unavailable; notification kept", error=type(failure).__name__)
+        await self.writer.recover_from(failure)
+        await self.store.postpone(queued, type(failure).__name__, timedelta(seconds=5))
+
+    async def _dead_letter(self, queued: Queued, reason: str, error: str, attempts: int) -> None:
+        async with asyncio.timeout(30):
+            await self.writer.dead_letter(
+                municipality=queued.municipality,
+                key=queued.hoofd_object,
+                notification={
+                    "kanaal": queued.kanaal,
+                    "hoofdObject": queued.hoofd_object,
+                    "resource": queued.resource,
+                    "resourceUrl": queued.resource_url,
+                    "actie": queued.actie,
+                    "aanmaakdatum": queued.aanmaakdatum.isoformat(),
+                },
+                reason=reason,
+                error=error,
+                attempts=attempts,
+            )
 
     def _admit(self, queued: Queued, drafts: list[Draft]) -> list[Admitted]:
         source = self.sources[queued.municipality]

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-
-from aiokafka import AIOKafkaProducer
+from typing import Any
 
 from schemas.envelope import KafkaRecord
-from services.common.kafka import durable_producer
+from services.common.kafka import RenewingProducer
 from services.common.pii import redact
 
 
 class EventWriter:
-    def __init__(self, producer: AIOKafkaProducer, *, topic: str, dead_letter_topic: str) -> None:
+    def __init__(self, producer: Any, *, topic: str, dead_letter_topic: str) -> None:
         self.producer = producer
         self.topic = topic
         self.dead_letter_topic = dead_letter_topic
@@ -21,7 +20,7 @@ class EventWriter:
     @classmethod
     def connect(cls, bootstrap: str, *, topic: str, dead_letter_topic: str) -> EventWriter:
         return cls(
-            durable_producer(bootstrap, "servicepuls-connector"),
+            RenewingProducer(bootstrap, "servicepuls-connector"),
             topic=topic,
             dead_letter_topic=dead_letter_topic,
         )
@@ -31,6 +30,12 @@ class EventWriter:
 
     async def stop(self) -> None:
         await self.producer.stop()
+
+    async def recover_from(self, exc: BaseException) -> None:
+        """After a failed write: a producer the broker no longer accepts is replaced."""
+        renew = getattr(self.producer, "renew_after", None)
+        if renew is not None:
+            await renew(exc)
 
     async def publish(self, records: Iterable[KafkaRecord]) -> None:
         """Write the records in order and wait until Kafka has every one (acks=all)."""

@@ -95,6 +95,17 @@ class Store:
             retry_in,
         )
 
+    async def postpone(self, queued: Queued, error: str, retry_in: timedelta) -> None:
+        """Try again later without counting an attempt (the fault was not the notification's)."""
+        await self.pool.execute(
+            f"""UPDATE {self._notifications}
+                SET last_error = $2, next_attempt_at = now() + $3
+                WHERE id = $1 AND state = 'pending'""",
+            queued.id,
+            error[:500],
+            retry_in,
+        )
+
     async def dead(self, queued: Queued, error: str) -> None:
         await self.pool.execute(
             f"""UPDATE {self._notifications}

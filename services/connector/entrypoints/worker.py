@@ -24,6 +24,10 @@ async def work(connector: Connector, *, stop: asyncio.Event | None = None) -> No
         except (asyncpg.PostgresError, OSError) as exc:
             log.warning("database unavailable; waiting", error=type(exc).__name__)
             busy = False
+        except Exception:
+            # Whatever it was, the notification stays queued; the worker lives on.
+            log.exception("worker step failed; waiting")
+            busy = False
         if not busy:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=idle)
