@@ -94,7 +94,9 @@ class Rig:
 
 
 @asynccontextmanager
-async def connector_rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Rig]:
+async def connector_rig(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, workers: int = 0
+) -> AsyncIterator[Rig]:
     """The callback app (workers off: a test works the queue with `Rig.drain`) on a schema,
     an intake topic and a dead-letter topic of its own, with the fake APIs behind it."""
     monkeypatch.setenv("TEST_CONNECTOR_OZ_SECRET", JWT_SECRET)
@@ -114,12 +116,15 @@ async def connector_rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Asyn
         fetch_backoff_seconds=0.01,
         max_attempts=2,
         retry_backoff_seconds=0,
-        workers=0,
+        workers=workers,
+        idle_poll_seconds=0.1,
     )
     fake = FakeZgw()
     async with private_topics(topic, dead, partitions=3):
         app = create_app(
-            lambda: bootstrap(settings, transport=fake.transport()), shutdown, run_workers=False
+            lambda: bootstrap(settings, transport=fake.transport()),
+            shutdown,
+            run_workers=workers > 0,
         )
         async with (
             app.router.lifespan_context(app),

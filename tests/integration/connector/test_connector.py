@@ -5,7 +5,9 @@ dead-letter topic)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -13,6 +15,7 @@ import pytest
 from tests.integration.connector.support import (
     CALLBACK_AUTH,
     Rig,
+    connector_rig,
     short,
     zaak_message,
     zaak_world,
@@ -258,3 +261,26 @@ async def test_unknown_kanalen_and_acties_are_acknowledged_counted_and_not_queue
         "/v1/notificaties/GM0383", content=b"{", headers={"Authorization": CALLBACK_AUTH}
     )
     assert bad.status_code == 400
+
+
+async def test_the_served_workers_work_off_the_queue_by_themselves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with connector_rig(tmp_path, monkeypatch, workers=2) as served:
+        zaaktype, zaak = zaak_world(served.fake)
+        at = datetime(2026, 11, 2, 9, 5, tzinfo=UTC)
+        status = served.fake.set_status(zaak, served.fake.statustype(zaaktype, "Ontvangen"), at)
+        async with topic_tail(served.topic) as tail:
+            assert await served.post(zaak_message(zaak, "zaak", zaak["url"], "create", at)) == 204
+            assert (
+                await served.post(zaak_message(zaak, "status", status["url"], "create", at)) == 204
+            )
+            seen = await tail.wait_for(lambda e: True, count=3, timeout=30)
+        assert [short(e) for e in seen] == ["case.opened", "case.status_changed", "case.responded"]
+        counted = 'servicepuls_connector_events_total{municipality="GM0383",type="case.opened"} 1.0'
+        for _ in range(50):  # counted just after the commit that follows the Kafka write
+            if counted in (await served.http.get("/metrics")).text:
+                break
+            await asyncio.sleep(0.1)
+        assert counted in (await served.http.get("/metrics")).text
+        assert (await served.http.get("/ready")).status_code == 200
