@@ -33,6 +33,7 @@ from services.connector.domain.klantcontacten import (
 from services.connector.domain.mapping import Mapping
 from services.connector.domain.notification import Feed, Notification, feed_for, kanaal_label
 from services.connector.domain.resources import (
+    AuditTrail,
     InterneTaak,
     Klantcontact,
     Resultaat,
@@ -315,7 +316,20 @@ class Connector:
             params={"zaak": zaak.url, "omschrijvingGeneriek": "initiator"},
         )
         initiator = Rol.model_validate(rollen[0]) if rollen else None
-        return ZaakFacts(zaak, zaaktype, statuses, resultaat, initiator)
+        return ZaakFacts(
+            zaak, zaaktype, statuses, resultaat, initiator, await self._history(source, zaak)
+        )
+
+    async def _history(self, source: Source, zaak: Zaak) -> list[AuditTrail] | None:
+        """The zaak's audit trail: when each opschorting and verlenging happened. An API that
+        does not let the connector read it (401/403/404) leaves the history unknown."""
+        try:
+            found = await self.api.get(source, f"{zaak.url.rstrip('/')}/audittrail")
+        except FetchFailed as error:
+            if error.status in (401, 403, 404):
+                return None
+            raise
+        return [AuditTrail.model_validate(entry) for entry in found or []]
 
     async def _catalogus(self, source: Source, url: str, model: type[Any]) -> Any:
         found = self._catalogi.get(url)

@@ -103,7 +103,10 @@ class SpecCheck:
                 response = item[method.lower()]["responses"].get(str(status))
                 if response is None:
                     raise AssertionError(f"{method} {path}: the spec gives no {status} response")
-                schema = (response.get("content") or {}).get("application/json", {}).get("schema")
+                content = response.get("content") or {}
+                schema = (
+                    content.get("application/json") or content.get("application/problem+json") or {}
+                ).get("schema")
                 if schema is None:
                     return
                 root = {"components": components, **_as_json_schema(schema)}
@@ -123,6 +126,18 @@ def spec_check() -> SpecCheck | None:
     return SpecCheck(folder) if folder else None
 
 
+def _fout(status: int, title: str, instance: str) -> dict[str, Any]:
+    """An error as the ZGW APIs give it (`Fout`, application/problem+json)."""
+    return {
+        "type": f"https://zgw.test/fouten/{status}",
+        "code": "not_found" if status == 404 else "permission_denied",
+        "title": title,
+        "status": status,
+        "detail": title,
+        "instance": instance,
+    }
+
+
 def _new(base: str, collection: str) -> tuple[str, str]:
     ident = str(uuid.uuid4())
     return f"{base}/{collection}/{ident}", ident
@@ -136,6 +151,10 @@ class FakeZgw:
         self.requests: list[tuple[str, str, str | None]] = []  # method, url, authorization
         self.fail: dict[str, int] = {}  # url -> how many more requests to answer 503
         self.abonnementen: dict[str, dict[str, Any]] = {}
+        # Each zaak's audit trail (what the Zaken API records per change); `audit_forbidden`
+        # answers 403 to it, as an API whose application may not read it would.
+        self.audit: dict[str, list[dict[str, Any]]] = {}
+        self.audit_forbidden = False
         self.check = spec_check() if validate else None
         self.validated = 0
         self.catalogus = f"{CATALOGI}/catalogussen/{uuid.uuid4()}"
@@ -328,6 +347,7 @@ class FakeZgw:
             "processobject": None,
         }
         self.resources[url] = zaak
+        self._audit(zaak, "create", datetime.fromisoformat(zaak["laatstGemuteerd"]), None)
         if bsn or email:
             rol_url, rol_id = _new(ZAKEN, "rollen")
             self.resources[rol_url] = {
@@ -366,6 +386,38 @@ class FakeZgw:
             }
             zaak["rollen"].append(rol_url)
         return zaak
+
+    def revise(self, zaak: dict[str, Any], at: datetime, **changes: Any) -> None:
+        """Change the zaak as a PATCH would (e.g. opschorting, verlenging), recorded in its
+        audit trail at `at`."""
+        before = deepcopy(zaak)
+        zaak.update(changes)
+        zaak["laatstGemuteerd"] = at.isoformat()
+        self._audit(zaak, "partial_update", at, before)
+
+    def _audit(
+        self, zaak: dict[str, Any], actie: str, at: datetime, before: dict[str, Any] | None
+    ) -> None:
+        self.audit.setdefault(zaak["url"], []).append(
+            {
+                "uuid": str(uuid.uuid4()),
+                "bron": "zrc",
+                "applicatieId": "zaaksysteem",
+                "applicatieWeergave": "Zaaksysteem",
+                "gebruikersId": "medewerker",
+                "gebruikersWeergave": "Medewerker",
+                "actie": actie,
+                "actieWeergave": actie,
+                "resultaat": 201 if actie == "create" else 200,
+                "hoofdObject": zaak["url"],
+                "resource": "zaak",
+                "resourceUrl": zaak["url"],
+                "toelichting": "",
+                "resourceWeergave": zaak["identificatie"],
+                "aanmaakdatum": at.isoformat(),
+                "wijzigingen": {"oud": before, "nieuw": deepcopy(zaak)},
+            }
+        )
 
     def set_status(self, zaak: dict[str, Any], statustype: str, gezet: datetime) -> dict[str, Any]:
         url, ident = _new(ZAKEN, "statussen")
@@ -554,7 +606,8 @@ class FakeZgw:
             self.validated += 1
         if body is None:
             return Response(status_code=status)
-        return JSONResponse(body, status_code=status)
+        media = "application/json" if status < 400 else "application/problem+json"
+        return JSONResponse(body, status_code=status, media_type=media)
 
     async def _answer(self, request: Request, base: str, url: str, path: str) -> tuple[int, Any]:
         query = request.query_params
@@ -580,9 +633,13 @@ class FakeZgw:
                 and query.get("identificatie", r["identificatie"]) == r["identificatie"]
             ]
             return 200, {"count": len(found), "next": None, "previous": None, "results": found}
+        if path.endswith("/audittrail"):
+            if self.audit_forbidden:
+                return 403, _fout(403, "Niet geautoriseerd voor de audittrail.", url)
+            return 200, self.audit.get(url.removesuffix("/audittrail"), [])
         resource = self.resources.get(url)
         if resource is None:
-            return 404, {"detail": "Niet gevonden."}
+            return 404, _fout(404, "Niet gevonden.", url)
         resource = deepcopy(resource)
         if "/klantcontacten/" in path:
             wanted = set(query.get("expand", "").split(","))

@@ -61,6 +61,28 @@ class ContactPersoonRol(_Resource):
     telefoonnummer: str = ""
 
 
+class ZaakRevision(_Resource):
+    """The zaak as one change left it (`wijzigingen.nieuw` of an audit trail entry); only the
+    fields whose history the connector reads."""
+
+    opschorting: Opschorting | None = None
+    verlenging: Verlenging | None = None
+
+
+class Wijzigingen(_Resource):
+    nieuw: ZaakRevision | None = None
+
+
+class AuditTrail(_Resource):
+    """One entry of `/zaken/{uuid}/audittrail`: what changed, and when."""
+
+    resource: str
+    actie: str
+    aanmaakdatum: AwareDatetime
+    resultaat: int = 200
+    wijzigingen: Wijzigingen = Field(default_factory=Wijzigingen)
+
+
 class Rol(_Resource):
     betrokkeneType: str = ""
     omschrijvingGeneriek: str = ""

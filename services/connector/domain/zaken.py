@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.connector.domain.drafts import Draft, event_id, resident
 from services.connector.domain.mapping import Mapping, NotADuration, iso_duration
 from services.connector.domain.resources import (
+    AuditTrail,
     Resultaat,
     ResultaatType,
     Rol,
@@ -47,6 +48,8 @@ class ZaakState(BaseModel):
     last_status: str | None = None
     suspended: bool = False
     suspensions: int = 0
+    # Opschorting changes (begun or ended) already reported, counted from the zaak's start.
+    suspension_changes: int = 0
     extension: str | None = None
     extensions: int = 0
     responded: bool = False
@@ -63,6 +66,53 @@ class ZaakFacts:
     statuses: list[tuple[Status, StatusType]] = field(default_factory=list)
     resultaat: tuple[Resultaat, ResultaatType] | None = None
     initiator: Rol | None = None
+    # The zaak's changes from its audit trail, oldest first; None when the Zaken API does
+    # not give it (then a change is dated by the notification and seen only if it lasts).
+    history: list[AuditTrail] | None = None
+
+
+@dataclass(frozen=True)
+class SuspensionChange:
+    at: datetime
+    suspended: bool
+    reden: str
+
+
+def suspension_changes(facts: ZaakFacts) -> list[SuspensionChange] | None:
+    """Every opschorting begun or ended, with when, from the audit trail (None without one).
+    A suspension begun and ended between two notifications the connector worked off late is
+    still reported, each at the instant it happened."""
+    if facts.history is None:
+        return None
+    changes: list[SuspensionChange] = []
+    suspended = False
+    for entry in sorted(facts.history, key=lambda e: e.aanmaakdatum):
+        revision = entry.wijzigingen.nieuw
+        if entry.resource != "zaak" or revision is None or revision.opschorting is None:
+            continue
+        if not 200 <= entry.resultaat < 300:
+            continue  # a refused change changed nothing
+        if revision.opschorting.indicatie != suspended:
+            suspended = revision.opschorting.indicatie
+            changes.append(
+                SuspensionChange(entry.aanmaakdatum, suspended, revision.opschorting.reden)
+            )
+    return changes
+
+
+def extended_at(facts: ZaakFacts, duur: str) -> datetime | None:
+    """When the verlenging got its present duur, from the audit trail."""
+    found = None
+    for entry in sorted(facts.history or [], key=lambda e: e.aanmaakdatum):
+        revision = entry.wijzigingen.nieuw
+        if entry.resource != "zaak" or revision is None or not 200 <= entry.resultaat < 300:
+            continue
+        now = revision.verlenging.duur if revision.verlenging else None
+        if now == duur and found is None:
+            found = entry.aanmaakdatum
+        elif now != duur:
+            found = None
+    return found
 
 
 @dataclass(frozen=True)
@@ -189,29 +239,44 @@ def reconcile(
                 closed["resident"] = the_resident
             later.append(Draft("case.closed", event_id(status.url, "closed"), when, closed))
 
-    suspended = bool(zaak.opschorting and zaak.opschorting.indicatie)
-    if suspended and not state.suspended and not state.closed:
-        state.suspended = True
-        state.suspensions += 1
-        reason = mapping.suspension_reason(zaak.opschorting.reden if zaak.opschorting else "")
-        later.append(
-            Draft(
-                "case.suspended",
-                event_id(zaak.url, f"suspended:{state.suspensions}"),
-                changed_at,
-                {**base, "reason": reason.value},
+    suspended_now = bool(zaak.opschorting and zaak.opschorting.indicatie)
+    history = suspension_changes(facts)
+    if history is not None:
+        new = history[state.suspension_changes :]
+        state.suspension_changes = len(history)
+        if not new and suspended_now != state.suspended:
+            # The audit trail lags behind the zaak: the change is dated by the notification.
+            new = [SuspensionChange(changed_at, suspended_now, _reden(zaak))]
+            state.suspension_changes += 1
+    elif suspended_now != state.suspended and not (suspended_now and state.closed):
+        new = [SuspensionChange(changed_at, suspended_now, _reden(zaak))]
+        state.suspension_changes += 1
+    else:
+        new = []
+    for change in new:
+        if change.suspended == state.suspended:
+            continue
+        state.suspended = change.suspended
+        if change.suspended:
+            state.suspensions += 1
+            reason = mapping.suspension_reason(change.reden)
+            later.append(
+                Draft(
+                    "case.suspended",
+                    event_id(zaak.url, f"suspended:{state.suspensions}"),
+                    change.at,
+                    {**base, "reason": reason.value},
+                )
             )
-        )
-    elif not suspended and state.suspended:
-        state.suspended = False
-        later.append(
-            Draft(
-                "case.resumed",
-                event_id(zaak.url, f"resumed:{state.suspensions}"),
-                changed_at,
-                {**base},
+        else:
+            later.append(
+                Draft(
+                    "case.resumed",
+                    event_id(zaak.url, f"resumed:{state.suspensions}"),
+                    change.at,
+                    {**base},
+                )
             )
-        )
 
     duur = zaak.verlenging.duur if zaak.verlenging and zaak.verlenging.duur else None
     if duur and duur != state.extension and not state.closed:
@@ -223,13 +288,17 @@ def reconcile(
                 Draft(
                     "case.extended",
                     event_id(zaak.url, f"extended:{duur}"),
-                    changed_at,
+                    extended_at(facts, duur) or changed_at,
                     {**base, "extension": extension},
                 )
             )
 
     drafts.extend(sorted(later, key=lambda d: d.time))
     return Reconciled(drafts, state)
+
+
+def _reden(zaak: Zaak) -> str:
+    return zaak.opschorting.reden if zaak.opschorting else ""
 
 
 def _added_extension(before: str | None, now: str, mapping: Mapping) -> dict[str, Any] | None:

@@ -6,7 +6,7 @@ dead-letter topic)."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -50,30 +50,23 @@ async def test_a_zaak_opened_suspended_resumed_extended_and_closed(rig: Rig) -> 
         )
         assert await rig.drain() == 2
 
+        # Each change is in the zaak's audit trail at its instant; Open Zaak's notification
+        # follows a moment later. The events carry the instant of the change.
+        later = timedelta(seconds=3)
         suspended_at = datetime(2026, 11, 5, 10, tzinfo=UTC)
-        zaak["opschorting"] = {
-            "indicatie": True,
-            "eerdereOpschorting": False,
-            "reden": "Aanvulling gevraagd",
-        }
-        assert (
-            await rig.post(zaak_message(zaak, "zaak", zaak["url"], "partial_update", suspended_at))
-            == 204
-        )
+        fake.revise(zaak, suspended_at, opschorting=_opgeschort("Aanvulling gevraagd"))
+        message = zaak_message(zaak, "zaak", zaak["url"], "partial_update", suspended_at + later)
+        assert await rig.post(message) == 204
         await rig.drain()
         resumed_at = datetime(2026, 11, 12, 14, tzinfo=UTC)
-        zaak["opschorting"] = {"indicatie": False, "eerdereOpschorting": True, "reden": ""}
-        assert (
-            await rig.post(zaak_message(zaak, "zaak", zaak["url"], "partial_update", resumed_at))
-            == 204
-        )
+        fake.revise(zaak, resumed_at, opschorting=_hervat())
+        message = zaak_message(zaak, "zaak", zaak["url"], "partial_update", resumed_at + later)
+        assert await rig.post(message) == 204
         await rig.drain()
         extended_at = datetime(2026, 11, 13, 8, tzinfo=UTC)
-        zaak["verlenging"] = {"reden": "Complexe aanvraag", "duur": "P6W"}
-        assert (
-            await rig.post(zaak_message(zaak, "zaak", zaak["url"], "partial_update", extended_at))
-            == 204
-        )
+        fake.revise(zaak, extended_at, verlenging={"reden": "Complexe aanvraag", "duur": "P6W"})
+        message = zaak_message(zaak, "zaak", zaak["url"], "partial_update", extended_at + later)
+        assert await rig.post(message) == 204
         await rig.drain()
 
         closed_at = datetime(2026, 11, 20, 15, tzinfo=UTC)
@@ -120,6 +113,58 @@ async def test_a_zaak_opened_suspended_resumed_extended_and_closed(rig: Rig) -> 
     assert fake.check is None or fake.validated > 0
     # Every call carried the source's credentials.
     assert all(auth for _, _, auth in fake.requests)
+
+
+def _opgeschort(reden: str) -> dict[str, object]:
+    return {"indicatie": True, "eerdereOpschorting": False, "reden": reden}
+
+
+def _hervat() -> dict[str, object]:
+    return {"indicatie": False, "eerdereOpschorting": True, "reden": ""}
+
+
+async def test_a_suspension_begun_and_ended_before_the_worker_came_is_still_reported(
+    rig: Rig,
+) -> None:
+    """Both notifications are worked off after the opschorting ended: the zaak as it is now
+    shows no opschorting, its audit trail shows both changes and when."""
+    _, zaak = zaak_world(rig.fake)
+    await rig.post(
+        zaak_message(zaak, "zaak", zaak["url"], "create", datetime(2026, 11, 2, 9, tzinfo=UTC))
+    )
+    await rig.drain()
+    suspended_at, resumed_at = (datetime(2026, 11, d, 10, tzinfo=UTC) for d in (5, 9))
+    rig.fake.revise(zaak, suspended_at, opschorting=_opgeschort("advies gevraagd"))
+    rig.fake.revise(zaak, resumed_at, opschorting=_hervat())
+    async with topic_tail(rig.topic) as tail:
+        for at in (resumed_at, suspended_at):  # and heard out of order
+            await rig.post(zaak_message(zaak, "zaak", zaak["url"], "partial_update", at))
+        await rig.drain()
+        seen = await tail.wait_for(lambda e: True, count=2)
+        with pytest.raises(TimeoutError):
+            await tail.wait_for(lambda e: True, count=3, timeout=2)
+    assert [(short(e), e.time) for e in seen] == [
+        ("case.suspended", suspended_at),
+        ("case.resumed", resumed_at),
+    ]
+    assert seen[0].data.reason == "awaiting_advice"
+
+
+async def test_without_the_audit_trail_a_change_is_dated_by_its_notification(rig: Rig) -> None:
+    rig.fake.audit_forbidden = True
+    _, zaak = zaak_world(rig.fake)
+    await rig.post(
+        zaak_message(zaak, "zaak", zaak["url"], "create", datetime(2026, 11, 2, 9, tzinfo=UTC))
+    )
+    await rig.drain()
+    noticed = datetime(2026, 11, 5, 10, 0, 3, tzinfo=UTC)
+    rig.fake.revise(zaak, datetime(2026, 11, 5, 10, tzinfo=UTC), opschorting=_opgeschort("x"))
+    async with topic_tail(rig.topic) as tail:
+        await rig.post(zaak_message(zaak, "zaak", zaak["url"], "partial_update", noticed))
+        await rig.drain()
+        [suspended] = await tail.wait_for(lambda e: True)
+    assert (short(suspended), suspended.time) == ("case.suspended", noticed)
+    assert suspended.data.reason == "awaiting_information"  # the default for an unknown reden
 
 
 async def test_a_status_heard_before_its_zaak_opens_the_case_first(rig: Rig) -> None:

@@ -45,21 +45,31 @@ async def test_a_zaak_through_the_connector_meets_its_decision_term(
     opened_at = datetime(2026, 11, 2, 9, tzinfo=UTC)
     await rig.post(zaak_message(zaak, "zaak", zaak["url"], "create", opened_at))
     await rig.drain()
-    zaak["opschorting"] = {"indicatie": True, "eerdereOpschorting": False, "reden": "aanvulling"}
+    fake.revise(
+        zaak,
+        datetime(2026, 11, 5, 10, tzinfo=UTC),
+        opschorting={"indicatie": True, "eerdereOpschorting": False, "reden": "aanvulling"},
+    )
     await rig.post(
         zaak_message(
             zaak, "zaak", zaak["url"], "partial_update", datetime(2026, 11, 5, 10, tzinfo=UTC)
         )
     )
     await rig.drain()
-    zaak["opschorting"] = {"indicatie": False, "eerdereOpschorting": True, "reden": ""}
+    fake.revise(
+        zaak,
+        datetime(2026, 11, 12, 10, tzinfo=UTC),
+        opschorting={"indicatie": False, "eerdereOpschorting": True, "reden": ""},
+    )
     await rig.post(
         zaak_message(
             zaak, "zaak", zaak["url"], "partial_update", datetime(2026, 11, 12, 10, tzinfo=UTC)
         )
     )
     await rig.drain()
-    zaak["verlenging"] = {"reden": "complex", "duur": "P6W"}
+    fake.revise(
+        zaak, datetime(2026, 11, 13, 8, tzinfo=UTC), verlenging={"reden": "complex", "duur": "P6W"}
+    )
     await rig.post(
         zaak_message(
             zaak, "zaak", zaak["url"], "partial_update", datetime(2026, 11, 13, 8, tzinfo=UTC)

@@ -11,6 +11,7 @@ import pytest
 from services.common.config import load_yaml_model
 from services.connector.domain.mapping import Mapping
 from services.connector.domain.resources import (
+    AuditTrail,
     Resultaat,
     ResultaatType,
     Rol,
@@ -75,6 +76,7 @@ class World:
             statuses,
             resultaat,
             Rol.model_validate(rollen[0]) if rollen else None,
+            [AuditTrail.model_validate(e) for e in self.fake.audit.get(self.zaak["url"], [])],
         )
 
     def step(self, at: datetime = T0) -> list[tuple[str, datetime, dict[str, object]]]:
@@ -242,3 +244,47 @@ def test_an_unmapped_zaaktype_is_refused_for_review() -> None:
 def test_status_codes_from_omschrijving(omschrijving: str, code: str) -> None:
     statustype = StatusType(url="http://x/1", omschrijving=omschrijving, volgnummer=1)
     assert status_code(statustype) == code
+
+
+def _opschorting(indicatie: bool, reden: str = "") -> dict[str, object]:
+    return {"indicatie": indicatie, "eerdereOpschorting": not indicatie, "reden": reden}
+
+
+def test_the_audit_trail_dates_each_suspension_even_one_already_over() -> None:
+    world = World()
+    world.step()
+    begun, ended = datetime(2026, 11, 5, 10, tzinfo=UTC), datetime(2026, 11, 9, 16, tzinfo=UTC)
+    world.fake.revise(world.zaak, begun, opschorting=_opschorting(True, "leges betalen"))
+    world.fake.revise(world.zaak, ended, opschorting=_opschorting(False))
+    drafts = world.step(datetime(2026, 11, 10, tzinfo=UTC))
+    assert [(k, t) for k, t, _ in drafts] == [("case.suspended", begun), ("case.resumed", ended)]
+    assert drafts[0][2]["reason"] == "awaiting_payment"
+    assert world.step(datetime(2026, 11, 11, tzinfo=UTC)) == []
+
+
+def test_a_refused_change_in_the_audit_trail_changed_nothing() -> None:
+    world = World()
+    world.step()
+    world.fake.revise(world.zaak, T0, opschorting=_opschorting(True, "advies"))
+    world.fake.audit[world.zaak["url"]][-1]["resultaat"] = 400
+    world.zaak["opschorting"] = _opschorting(False)
+    assert world.step() == []
+
+
+def test_the_audit_trail_dates_the_verlenging() -> None:
+    world = World()
+    world.step()
+    at = datetime(2026, 11, 13, 8, tzinfo=UTC)
+    world.fake.revise(world.zaak, at, verlenging={"reden": "complex", "duur": "P6W"})
+    [(kind, time, data)] = world.step(datetime(2026, 11, 14, tzinfo=UTC))
+    assert (kind, time) == ("case.extended", at)
+    assert data["extension"] == {"amount": 6, "unit": "weeks"}
+
+
+def test_a_change_not_yet_in_the_audit_trail_is_dated_by_the_notification() -> None:
+    world = World()
+    world.step()
+    world.zaak["opschorting"] = _opschorting(True, "advies")  # the trail lags behind
+    noticed = datetime(2026, 11, 6, tzinfo=UTC)
+    [(kind, time, _)] = world.step(noticed)
+    assert (kind, time) == ("case.suspended", noticed)
