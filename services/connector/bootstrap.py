@@ -52,7 +52,7 @@ async def bootstrap(
     configuration = configuration or configure(settings)
     pool = await asyncpg.create_pool(settings.infra.database_url, min_size=1, max_size=8)
     async with pool.acquire() as conn:
-        await migrate(conn, settings.schema_name, MIGRATIONS)
+        await migrate(conn, settings.db_schema, MIGRATIONS)
     writer = EventWriter.connect(
         settings.infra.kafka_bootstrap,
         topic=settings.topic,
@@ -68,7 +68,7 @@ async def bootstrap(
         sources={s.municipality: s for s in configuration.sources.sources},
         mappings=configuration.mappings,
         zones=configuration.zones,  # type: ignore[arg-type]
-        store=Store(pool, settings.schema_name),
+        store=Store(pool, settings.db_schema),
         api=ApiClient(
             timeout=settings.fetch_timeout_seconds,
             tries=settings.fetch_tries,

@@ -19,7 +19,7 @@ class ConnectorSettings(BaseSettings):
     # The sources per municipality; default deploy/config/connector/sources.yaml.
     sources_file: Path | None = None
     # The connector's PostgreSQL schema (its queue and what it knows of each zaak).
-    schema_name: str = Field(default="connector", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    db_schema: str = Field(default="connector", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     # Where admitted events go (intake's topic); another only for a test of its own.
     topic: str = TOPICS[Family.INTAKE]
     dead_letter_topic: str = DEAD_LETTER_TOPIC

@@ -109,7 +109,7 @@ async def connector_rig(
     config = write_config(tmp_path)
     monkeypatch.setenv("SERVICEPULS_CONFIG_DIR", str(config))
     settings = ConnectorSettings(
-        schema_name=schema,
+        db_schema=schema,
         topic=topic,
         dead_letter_topic=dead,
         fetch_tries=3,
