@@ -126,16 +126,18 @@ class Connector:
                         return False
                     drafts = await self._drafts(conn, queued)
                     admitted = self._admit(queued, drafts)
-                    async with asyncio.timeout(30):
+                    async with asyncio.timeout(self.settings.publish_timeout_seconds):
                         await self.writer.publish(a.record for a in admitted)
                     # The state and the done mark commit only after Kafka has the events: a
                     # crash in between republishes the same ids, which is harmless.
                     await self.store.done(conn, queued)
             except (FetchFailed, Permanent, KafkaError, TimeoutError) as exc:
                 failure = exc
-            except (asyncpg.PostgresConnectionError, OSError):
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
                 raise  # the database itself: the worker waits and tries again, nothing is lost
             except Exception as exc:
+                if queued is None:
+                    raise
                 # A bug or a resource we did not foresee: counted as an attempt, so it ends
                 # in the dead-letter topic rather than in an endless loop.
                 log.exception("processing a notification failed unexpectedly")
@@ -201,10 +203,14 @@ class Connector:
         self.metrics.retries.labels("kafka").inc()
         log.warning("kafka unavailable; notification kept", error=type(failure).__name__)
         await self.writer.recover_from(failure)
-        await self.store.postpone(queued, type(failure).__name__, timedelta(seconds=5))
+        await self.store.postpone(
+            queued,
+            type(failure).__name__,
+            timedelta(seconds=self.settings.kafka_retry_seconds),
+        )
 
     async def _dead_letter(self, queued: Queued, reason: str, error: str, attempts: int) -> None:
-        async with asyncio.timeout(30):
+        async with asyncio.timeout(self.settings.publish_timeout_seconds):
             await self.writer.dead_letter(
                 municipality=queued.municipality,
                 key=queued.hoofd_object,

@@ -31,6 +31,10 @@ class ConnectorSettings(BaseSettings):
     # retry_backoff_seconds, capped at an hour) and then dead-lettered.
     max_attempts: int = Field(default=8, ge=1)
     retry_backoff_seconds: float = Field(default=30.0, ge=0)
+    # How long a worker waits for Kafka to acknowledge a notification's events.
+    publish_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Kafka not taking the events: the notification waits this long, no attempt counted.
+    kafka_retry_seconds: float = Field(default=5.0, ge=0)
     # Notifications processed side by side by one process (each holds its zaak's lock).
     workers: int = Field(default=2, ge=0)
     idle_poll_seconds: float = Field(default=1.0, gt=0)

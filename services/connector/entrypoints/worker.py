@@ -21,7 +21,7 @@ async def work(connector: Connector, *, stop: asyncio.Event | None = None) -> No
     while not stop.is_set():
         try:
             busy = await connector.work_one()
-        except (asyncpg.PostgresError, OSError) as exc:
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
             log.warning("database unavailable; waiting", error=type(exc).__name__)
             busy = False
         except Exception:

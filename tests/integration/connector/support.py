@@ -118,6 +118,8 @@ async def connector_rig(
         retry_backoff_seconds=0,
         workers=workers,
         idle_poll_seconds=0.1,
+        kafka_retry_seconds=0,
+        publish_timeout_seconds=2,
     )
     fake = FakeZgw()
     async with private_topics(topic, dead, partitions=3):

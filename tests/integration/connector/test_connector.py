@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from services.common.kafka import durable_producer
 from tests.integration.connector.support import (
     CALLBACK_AUTH,
     Rig,
@@ -20,7 +21,7 @@ from tests.integration.connector.support import (
     zaak_message,
     zaak_world,
 )
-from tests.support.kafka import topic_tail
+from tests.support.kafka import BOOTSTRAP, topic_tail
 from tests.support.zgw import notification
 
 pytestmark = pytest.mark.integration
@@ -329,3 +330,32 @@ async def test_the_served_workers_work_off_the_queue_by_themselves(
             await asyncio.sleep(0.1)
         assert counted in (await served.http.get("/metrics")).text
         assert (await served.http.get("/ready")).status_code == 200
+
+
+async def test_kafka_refusing_the_events_keeps_the_notification_without_counting_it(
+    rig: Rig,
+) -> None:
+    _, zaak = zaak_world(rig.fake)
+    writer = rig.connector.writer
+    working = writer.producer
+    closed = durable_producer(BOOTSTRAP, "connector-test-closed")
+    await closed.start()
+    await closed.stop()  # a real producer that can no longer write
+    writer.producer = closed
+    await rig.post(
+        zaak_message(zaak, "zaak", zaak["url"], "create", datetime(2026, 11, 2, 9, tzinfo=UTC))
+    )
+    try:
+        for _ in range(2):
+            assert await rig.connector.work_one()
+        row = await rig.connector.store.pool.fetchrow(
+            f'SELECT state, attempts, last_error FROM "{rig.connector.store.schema}".notifications'
+        )
+        assert (row["state"], row["attempts"]) == ("pending", 0)
+        assert row["last_error"] in ("ProducerClosed", "TimeoutError")
+    finally:
+        writer.producer = working
+    async with topic_tail(rig.topic) as tail:
+        assert await rig.drain() == 1
+        [opened] = await tail.wait_for(lambda e: True)
+    assert short(opened) == "case.opened"
