@@ -94,10 +94,45 @@ class SpecCheck:
                 operations.append((pattern, item))
             self.documents[base] = (components, operations)
 
-    def validate(self, base: str, path: str, method: str, status: int, body: Any) -> None:
+    def _errors(self, base: str, schema: dict[str, Any], body: Any) -> list[str]:
         import jsonschema_rs
 
-        components, operations = self.documents[base]
+        components, _ = self.documents[base]
+        root = {"components": components, **_as_json_schema(schema)}
+        return [
+            f"{'/'.join(str(p) for p in e.instance_path)}: {e.message}"
+            for e in jsonschema_rs.Draft202012Validator(root).iter_errors(body)
+        ]
+
+    def validate_request(self, base: str, path: str, method: str, body: Any) -> None:
+        """A request body (e.g. the abonnement the connector registers) as the spec says."""
+        _, operations = self.documents[base]
+        for pattern, item in operations:
+            if pattern.match(path) and method.lower() in item:
+                content = (item[method.lower()].get("requestBody") or {}).get("content", {})
+                schema = content.get("application/json", {}).get("schema")
+                if schema is not None:
+                    # readOnly fields (url) are not sent; the spec marks them required anyway.
+                    errors = [
+                        e
+                        for e in self._errors(base, schema, body)
+                        if "'url' is a required" not in e and '"url" is a required' not in e
+                    ]
+                    if errors:
+                        raise AssertionError(
+                            f"{method} {path} request not as the spec says: {errors[:5]}"
+                        )
+                return
+        raise AssertionError(f"{method} {path}: no such operation in the spec")
+
+    def validate_message(self, message: Any) -> None:
+        """A notification as the Notificaties API sends it (its `Message`)."""
+        errors = self._errors(NOTIFICATIES, {"$ref": "#/components/schemas/Message"}, message)
+        if errors:
+            raise AssertionError(f"not a Notificaties API message: {errors[:5]}")
+
+    def validate(self, base: str, path: str, method: str, status: int, body: Any) -> None:
+        _, operations = self.documents[base]
         for pattern, item in operations:
             if pattern.match(path) and method.lower() in item:
                 response = item[method.lower()]["responses"].get(str(status))
@@ -109,11 +144,7 @@ class SpecCheck:
                 ).get("schema")
                 if schema is None:
                     return
-                root = {"components": components, **_as_json_schema(schema)}
-                errors = [
-                    f"{'/'.join(str(p) for p in e.instance_path)}: {e.message}"
-                    for e in jsonschema_rs.Draft202012Validator(root).iter_errors(body)
-                ]
+                errors = self._errors(base, schema, body)
                 if errors:
                     raise AssertionError(f"{method} {path} not as the spec says: {errors[:5]}")
                 return
@@ -600,6 +631,8 @@ class FakeZgw:
             self.fail[url] -= 1
             return JSONResponse({"detail": "tijdelijk niet beschikbaar"}, status_code=503)
         path = url[len(base) :]
+        if self.check is not None and request.method in ("POST", "PUT"):
+            self.check.validate_request(base, path, request.method, await request.json())
         status, body = await self._answer(request, base, url, path)
         if self.check is not None and body is not None:
             self.check.validate(base, path, request.method, status, body)

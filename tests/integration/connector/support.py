@@ -81,6 +81,8 @@ class Rig:
     dead_letters: str
 
     async def post(self, message: dict[str, Any], *, auth: str | None = CALLBACK_AUTH) -> int:
+        if self.fake.check is not None:  # what the test sends is what Open Notificaties sends
+            self.fake.check.validate_message(message)
         headers = {"Authorization": auth} if auth else {}
         response = await self.http.post("/v1/notificaties/GM0383", json=message, headers=headers)
         return response.status_code

@@ -103,3 +103,13 @@ async def test_the_fake_refuses_callers_without_the_right_credentials() -> None:
             await http.get(zaaktype["url"], headers=_bearer("wrong-secret-" * 3))
         ).status_code == 403
         assert (await http.get(zaaktype["url"])).status_code == 403
+
+
+@needs_specs
+def test_requests_and_messages_are_checked_too() -> None:
+    check = spec_check()
+    assert check is not None
+    with pytest.raises(AssertionError, match="auth"):
+        check.validate_request(NOTIFICATIES, "/abonnement", "POST", {"callbackUrl": "https://x"})
+    with pytest.raises(AssertionError, match="aanmaakdatum"):
+        check.validate_message({"kanaal": "zaken"})
