@@ -31,7 +31,13 @@ from services.connector.domain.klantcontacten import (
     contact_completed,
 )
 from services.connector.domain.mapping import Mapping
-from services.connector.domain.notification import Feed, Notification, feed_for, kanaal_label
+from services.connector.domain.notification import (
+    Feed,
+    Notification,
+    feed_for,
+    feed_of,
+    kanaal_label,
+)
 from services.connector.domain.resources import (
     AuditTrail,
     InterneTaak,
@@ -250,18 +256,7 @@ class Connector:
         if source is None:
             raise Permanent("unknown_municipality", f"{queued.municipality} is not configured")
         mapping = self.mappings[queued.municipality]
-        feed = feed_for(
-            Notification.model_validate(
-                {
-                    "kanaal": queued.kanaal,
-                    "hoofdObject": queued.hoofd_object,
-                    "resource": queued.resource,
-                    "resourceUrl": queued.resource_url,
-                    "actie": queued.actie,
-                    "aanmaakdatum": queued.aanmaakdatum,
-                }
-            )
-        )
+        feed = feed_of(queued.kanaal, queued.resource, queued.actie)
         try:
             if feed is Feed.ZAAK:
                 facts = await self._zaak_facts(source, queued.hoofd_object)

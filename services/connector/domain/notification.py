@@ -71,8 +71,12 @@ KNOWN_KANALEN = frozenset(kanaal for kanaal, _ in ROUTES)
 
 def feed_for(notification: Notification) -> Feed | None:
     """The feed a notification goes to, or None when it is acknowledged and ignored."""
-    route = ROUTES.get((notification.kanaal, notification.resource))
-    if route is None or notification.actie not in route[0]:
+    return feed_of(notification.kanaal, notification.resource, notification.actie)
+
+
+def feed_of(kanaal: str, resource: str, actie: str) -> Feed | None:
+    route = ROUTES.get((kanaal, resource))
+    if route is None or actie not in route[0]:
         return None
     return route[1]
 

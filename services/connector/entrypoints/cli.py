@@ -115,9 +115,10 @@ def run(
     if args.command == "unsubscribe":
         removed = with_api(catalogue.unsubscribe)
         return f"removed {len(removed)} abonnement(en)" + "".join(f"\n  {u}" for u in removed)
-    _, mappings_by_code = load_sources(settings.sources_path())
-    sources, _ = load_sources(settings.sources_path())
-    source = next(s for s in sources.sources if s.municipality == args.municipality.upper())
+    sources, mappings_by_code = load_sources(settings.sources_path())
+    source = next((s for s in sources.sources if s.municipality == args.municipality.upper()), None)
+    if source is None:
+        raise ConfigError(f"{settings.sources_path()}: no source for {args.municipality}")
     mapping_path = settings.sources_path().parent / "mappings" / f"{source.mapping}.yaml"
     if args.command == "seed-mapping":
         found = with_api(catalogue.zaaktypen)
