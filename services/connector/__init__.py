@@ -1,0 +1,1 @@
+"""The connector: Servicepuls as a Notificaties API subscriber of Open Zaak and Open Klant."""

@@ -1,0 +1,40 @@
+"""The connector's Prometheus metrics (labels bounded: municipality, kanaal, outcome, reason)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+
+class ConnectorMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.notifications = Counter(
+            "servicepuls_connector_notifications",
+            "Notifications received, by outcome (queued, repeated, ignored, unauthorized)",
+            ["municipality", "kanaal", "outcome"],
+            registry=self.registry,
+        )
+        self.events = Counter(
+            "servicepuls_connector_events",
+            "Events admitted through intake's admission and acknowledged by Kafka",
+            ["municipality", "type"],
+            registry=self.registry,
+        )
+        self.retries = Counter(
+            "servicepuls_connector_retries",
+            "Notifications whose processing failed and was scheduled again, by reason",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.dead_letters = Counter(
+            "servicepuls_connector_dead_letters",
+            "Notifications given up on and written to the dead-letter topic, by reason",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.processing = Histogram(
+            "servicepuls_connector_processing_seconds",
+            "Time to process one notification (fetching, mapping, admitting, publishing)",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=self.registry,
+        )
