@@ -1,11 +1,12 @@
 """`servicepuls`: the operator's command line.
 
-    servicepuls run {intake,norms,feedback,metrics}   run one service (settings from the env)
+    servicepuls run {intake,norms,feedback,metrics,connector}   run one service (env settings)
     servicepuls deadletters list [--service S] [--reason R] [--topic T] [--json]
     servicepuls deadletters redrive ORIGIN ... | --all [--service S] [--reason R] [--topic T]
     servicepuls recompute ...     norms outcomes of a catalog version over the intake topic
     servicepuls report ...        the period report for management and the council
     servicepuls simulate ...      the simulated municipality (realistic traffic through intake)
+    servicepuls connector ...     the Notificaties API connector (serve, subscribe, norms, ...)
 
 Each subcommand has `--help`. Connection settings come from the environment, as for the
 services (`SERVICEPULS_KAFKA_BOOTSTRAP`, `SERVICEPULS_DATABASE_URL`, ...; `source .stack/env`).
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import inspect
 import json
 import sys
 from collections.abc import Sequence
@@ -26,12 +28,16 @@ from rich.table import Table
 from services.common.deadletters import DEADLETTER_TOPIC, DeadLetter, Reason, read_all, redrive
 from services.common.settings import InfraSettings
 
-SERVICES = ("intake", "norms", "feedback", "metrics")
+SERVICES = ("intake", "norms", "feedback", "metrics", "connector")
 # Subcommands that are whole programs of their own: their arguments are passed on unchanged.
 PASS_ON = {
     "recompute": ("services.norms.recompute", "norms outcomes of a catalog version, from the log"),
     "report": ("services.metrics.report.__main__", "the period report (HTML and CSV)"),
     "simulate": ("simulator.cli", "a simulated municipality posting through intake"),
+    "connector": (
+        "services.connector.entrypoints.cli",
+        "the Notificaties API connector: serve, subscribe, seed-mapping, norms",
+    ),
 }
 
 
@@ -131,12 +137,23 @@ async def _dead_letters(args: argparse.Namespace) -> int:
     else:
         print("name the dead letters to re-drive (ORIGIN ...), or give --all", file=sys.stderr)
         return 2
+    unfit = [d.origin for d in chosen if not d.redrivable]
+    if unfit:
+        print(
+            f"not records of a Servicepuls topic, so not re-driven: {', '.join(unfit)} "
+            "(a connector notification comes again from the Notificaties API, or is replayed "
+            "from the case system)",
+            file=sys.stderr,
+        )
+        chosen = [d for d in chosen if d.redrivable]
     sent = await redrive(bootstrap, chosen)
     print(f"{sent} record(s) sent back to their topic")
     return 0
 
 
 def _run_service(name: str) -> int:
+    if name == "connector":
+        return main(["connector", "serve"])
     module = importlib.import_module(f"services.{name}.__main__")
     module.main()
     return 0
@@ -147,7 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] in PASS_ON:
         module = importlib.import_module(PASS_ON[argv[0]][0])
         sys.argv = [f"servicepuls {argv[0]}", *argv[1:]]
-        outcome = module.main(argv[1:])
+        takes_argv = bool(inspect.signature(module.main).parameters)
+        outcome = module.main(argv[1:]) if takes_argv else module.main()
         if asyncio.iscoroutine(outcome):
             outcome = asyncio.run(outcome)
         return int(outcome or 0)

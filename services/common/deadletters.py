@@ -78,11 +78,19 @@ class DeadLetter:
     key: bytes | None
     value: bytes | None
     headers: list[tuple[str, bytes | None]]  # the original headers only
+    named_origin: str = ""  # `dl_origin`, where the original was no Kafka record
 
     @property
     def origin(self) -> str:
-        """`topic/partition/offset`: names the original record (the id re-drive takes)."""
+        """What the dead letter was: `topic/partition/offset` of the original record (the id
+        re-drive takes), or what the service named (the connector: its inbox row)."""
+        if self.named_origin:
+            return self.named_origin
         return f"{self.origin_topic}/{self.origin_partition}/{self.origin_offset}"
+
+    @property
+    def redrivable(self) -> bool:
+        return not self.named_origin and self.origin_topic.startswith("servicepuls.")
 
 
 def dead_letter_headers(
@@ -215,6 +223,7 @@ def read_dead_letter(record: ConsumerRecord[Any, Any]) -> DeadLetter:
         key=record.key,
         value=record.value,
         headers=[(k, v) for k, v in headers if k[:3] != PREFIX],
+        named_origin=_header(headers, "dl_origin"),
     )
 
 
@@ -260,6 +269,8 @@ async def redrive(bootstrap: str, letters: Sequence[DeadLetter]) -> int:
     so sending one again has no second effect."""
     originals: dict[str, DeadLetter] = {}
     for letter in letters:
+        if not letter.redrivable:
+            raise ValueError(f"{letter.origin}: not a record of a Servicepuls topic")
         originals.setdefault(letter.origin, letter)
     producer = RenewingProducer(bootstrap, "servicepuls-redrive")
     await producer.start()

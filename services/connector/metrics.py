@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from services.common.deadletters import dead_letter_counter
+
 
 class ConnectorMetrics:
     def __init__(self) -> None:
@@ -26,12 +28,8 @@ class ConnectorMetrics:
             ["reason"],
             registry=self.registry,
         )
-        self.dead_letters = Counter(
-            "servicepuls_connector_dead_letters",
-            "Notifications given up on and written to the dead-letter topic, by reason",
-            ["reason"],
-            registry=self.registry,
-        )
+        # Every service's dead letters by one name (services.common.deadletters).
+        self.dead_letters = dead_letter_counter(self.registry)
         self.processing = Histogram(
             "servicepuls_connector_processing_seconds",
             "Time to process one notification (fetching, mapping, admitting, publishing)",

@@ -183,7 +183,7 @@ class Connector:
                 await self._kafka_failed(queued, exc)
                 return
             await self.store.dead(queued, error)
-            self.metrics.dead_letters.labels(reason).inc()
+            self.metrics.dead_letters.labels("connector", reason).inc()
             log.error(
                 "notification dead-lettered",
                 municipality=queued.municipality,
@@ -220,6 +220,7 @@ class Connector:
             await self.writer.dead_letter(
                 municipality=queued.municipality,
                 key=queued.hoofd_object,
+                origin=f"notificaties-api/{queued.municipality}/{queued.id}",
                 notification={
                     "kanaal": queued.kanaal,
                     "hoofdObject": queued.hoofd_object,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 from schemas.envelope import KafkaRecord
+from services.common.deadletters import scrub
 from services.common.kafka import RenewingProducer
-from services.common.pii import redact
 
 
 class EventWriter:
@@ -53,6 +54,7 @@ class EventWriter:
         *,
         municipality: str,
         key: str,
+        origin: str,
         notification: dict[str, str],
         reason: str,
         error: str,
@@ -60,12 +62,15 @@ class EventWriter:
     ) -> None:
         """A notification the connector gave up on, with why: the record holds the references
         of the notification (urls, kanaal, actie) so it can be re-driven; no personal data."""
+        # The dead-letter headers every service writes (services.common.deadletters); the
+        # origin is the connector's inbox row, not a Kafka record.
         headers = [
-            ("deadletter_service", b"connector"),
-            ("deadletter_reason", reason.encode()),
-            ("deadletter_error", redact(error)[:500].encode()),
-            ("deadletter_attempts", str(attempts).encode()),
-            ("deadletter_origin", b"notificaties-api"),
+            ("dl_service", b"connector"),
+            ("dl_reason", reason.encode()),
+            ("dl_error", scrub(error).encode()),
+            ("dl_attempts", str(attempts).encode()),
+            ("dl_origin", origin.encode()),
+            ("dl_at", datetime.now(UTC).isoformat(timespec="milliseconds").encode()),
             ("ce_municipality", municipality.encode()),
             ("content-type", b"application/json"),
         ]

@@ -252,10 +252,11 @@ async def test_a_resource_that_cannot_be_fetched_is_dead_lettered_with_the_reaso
                 break
     [record] = records
     headers = {k: v.decode() for k, v in record.headers}
-    assert headers["deadletter_service"] == "connector"
-    assert headers["deadletter_reason"] == "http_503"
-    assert "503" in headers["deadletter_error"]
-    assert headers["deadletter_attempts"] == "2"
+    assert headers["dl_service"] == "connector"
+    assert headers["dl_reason"] == "http_503"
+    assert "503" in headers["dl_error"]
+    assert headers["dl_attempts"] == "2"
+    assert headers["dl_origin"].startswith("notificaties-api/GM")
     assert b'"resourceUrl"' in record.value
     backlog = await rig.connector.store.backlog()
     assert backlog.get("dead") == 1 and not backlog.get("pending")
