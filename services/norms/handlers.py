@@ -37,6 +37,7 @@ from schemas.events import (
     NormBreached,
     NormCancelled,
     NormClockStarted,
+    NormDataQuality,
     NormMet,
     NormMissed,
     NormOutcome,
@@ -64,6 +65,7 @@ _EVENT_MODEL: dict[DecisionKind, type[NormOutcome]] = {
     DecisionKind.MET: NormMet,
     DecisionKind.MISSED: NormMissed,
     DecisionKind.CANCELLED: NormCancelled,
+    DecisionKind.DATA_QUALITY: NormDataQuality,
 }
 _EVENT_TYPE = {kind: model.event_type for kind, model in _EVENT_MODEL.items()}
 # The CloudEvents binary-mode headers in the order `schemas.envelope.encode` writes them.
@@ -105,6 +107,8 @@ class Outcome:
     # The CloudEvents headers in the order of HEADER_NAMES; the pairs every event of a kind,
     # source or municipality has are shared objects (the outbox stores a shared one once).
     headers: tuple[tuple[str, bytes], ...]
+    # A data-quality report: the source of the input event at fault, and the problem.
+    problem: tuple[str, str] | None = None
 
     def record(self, topic: str = NORMS_TOPIC) -> KafkaRecord:
         return KafkaRecord(topic=topic, key=self.key, value=self.value, headers=list(self.headers))
@@ -341,6 +345,21 @@ def outcome_record(
     elif kind is DecisionKind.CANCELLED:
         parts.append(b',"reason":')
         parts.append(dumps(decision.reason or "cancelled"))
+    problem = None
+    if kind is DecisionKind.DATA_QUALITY:
+        cause_source, _, cause_id = decision.cause.partition("\x1f")  # Envelope.dedupe_key
+        problem = (cause_source, decision.reason)
+        parts += (
+            b',"problem":',
+            dumps(decision.reason),
+            b',"cause_source":',
+            dumps(cause_source),
+            b',"cause_id":',
+            dumps(cause_id),
+            b',"cause_time":"',
+            iso(decision.cause_at if decision.cause_at is not None else decision.at).encode(),
+            b'"',
+        )
     parts.append(b"}")
     at = decision.at if event_time is None else event_time
     event_id = outcome_id(cid, norm.version, decision.key)
@@ -367,6 +386,7 @@ def outcome_record(
             pair,
             _CONTENT_TYPE_PAIR,
         ),
+        problem,
     )
 
 
