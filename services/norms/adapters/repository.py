@@ -51,6 +51,8 @@ class BatchResult:
     emitted: int = 0
     decisions: list[tuple[str, str, str]] = field(default_factory=list)  # municipality, norm, kind
     decision_times: list[int] = field(default_factory=list)  # instants of warnings and breaches
+    # Data-quality reports taken: municipality, norm, source of the input event at fault, problem.
+    data_quality: list[tuple[str, str, str, str]] = field(default_factory=list)
     unknown_municipalities: set[str] = field(default_factory=set)
 
 
@@ -398,6 +400,10 @@ class ClockRepository:
                     result.decision_times.append(outcome.at)
                 elif kind in FINAL_KINDS:  # one per cycle: a restarted clock counts again
                     outcomes.append((clock.municipality, clock.norm_id, outcome.at, kind))
+                elif outcome.problem is not None:
+                    result.data_quality.append(
+                        (clock.municipality, clock.norm_id, *outcome.problem)
+                    )
         # One JSON document of rows ([id, taken, next, version, outcome, started, due,
         # stopped, transitions(, municipality, norm, subject)], instants in microseconds):
         # encoding 5 000 rows as PostgreSQL arrays costs the consumer more than the statement
