@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from rich.console import Console
 
 from schemas.common import Channel, Duration, DurationUnit
 from schemas.envelope import Envelope, encode, new_event
@@ -34,7 +35,7 @@ from schemas.events import (
 from services.common.kafka import durable_producer, send_records
 from services.norms.config import load_catalogs
 from services.norms.domain.calendar import to_us
-from services.norms.recompute import read_topic, recompute
+from services.norms.recompute import compliance_table, read_topic, recompute
 from tests.integration.norms.support import (
     MUNICIPALITY,
     decoded,
@@ -164,7 +165,8 @@ async def test_a_case_closed_before_it_was_opened_is_cancelled_not_overdue(
         == 1.0
     )
     [quick] = [n for n in compliance["norms"] if n["norm_id"] == "test_quick_case"]
-    assert (quick["met"], quick["missed"], quick["cancelled"]) == (1, 0, 1)
+    counts = (quick["met"], quick["missed"], quick["cancelled"], quick["data_quality"])
+    assert counts == (1, 0, 0, 1)  # counted apart: neither met, missed nor withdrawn
 
 
 async def test_events_before_the_start_decide_alike_live_in_replay_and_in_recompute(
@@ -287,3 +289,13 @@ async def test_events_before_the_start_decide_alike_live_in_replay_and_in_recomp
     assert sorted((e.id, e.data.model_dump_json()) for e in recomputed) == sorted(
         (e.id, e.data.model_dump_json()) for e in outcomes
     )
+    # The recompute command's table counts the cancellations for data quality apart.
+    console = Console(width=200, record=True)
+    console.print(compliance_table(recomputed, catalog))
+    rows = {
+        line.split("│")[1].strip(): [cell.strip() for cell in line.split("│")[2:6]]
+        for line in console.export_text().splitlines()
+        if line.count("│") > 5
+    }
+    # met, missed, cancelled, data quality
+    assert rows["report_reaction"] == rows["report_resolved"] == ["0", "0", "0", "1"]

@@ -345,8 +345,8 @@ def test_a_reopened_report_is_decided_again_and_its_first_outcome_stays(
     # Each cycle counts towards compliance.
     finals = [(o.municipality, o.norm_id, o.at, o.kind) for o in first + rest if o.kind in FINAL]
     assert [row[3:] for row in compliance_increments(finals, {"GM0383": catalog})] == [
-        (1, 0, 0),
-        (0, 1, 0),
+        (1, 0, 0, 0),
+        (0, 1, 0, 0),
     ]
 
 
