@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shutil
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -16,7 +17,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import asyncpg
 import httpx
+import orjson
 import pytest
 from rich.console import Console
 
@@ -29,15 +32,21 @@ from schemas.events import (
     CaseOutcome,
     CaseSuspended,
     ContactCompleted,
+    ContactReceived,
     EventData,
     SuspensionReason,
 )
 from services.common.kafka import durable_producer, send_records
+from services.common.migrations import migrate
+from services.norms.app import MIGRATIONS
 from services.norms.config import load_catalogs
 from services.norms.domain.calendar import to_us
+from services.norms.domain.catalog import NormCatalog
 from services.norms.recompute import compliance_table, read_topic, recompute
 from tests.integration.norms.support import (
+    DATABASE_URL,
     MUNICIPALITY,
+    SOURCE,
     decoded,
     drop_schema,
     event,
@@ -45,9 +54,11 @@ from tests.integration.norms.support import (
     fingerprint,
     free_ports,
     new_schema,
+    outbox_records,
     private_config,
     read_all,
     replayed,
+    repository,
     service_env,
     wait_until_settled,
 )
@@ -299,3 +310,75 @@ async def test_events_before_the_start_decide_alike_live_in_replay_and_in_recomp
     }
     # met, missed, cancelled, data quality
     assert rows["report_reaction"] == rows["report_resolved"] == ["0", "0", "0", "1"]
+
+
+async def test_migration_007_wakes_a_clock_an_earlier_version_left_overdue(
+    catalogs: dict[str, NormCatalog], tmp_path: Path
+) -> None:
+    """Before the rule, a closure dated before the opening was ignored and the clock stayed
+    breached and open for ever. The migration wakes such clocks once; the scheduler then cancels
+    them (stopped_before_start) and reports the closure."""
+    schema = new_schema("norms_dq_migrate")
+    before = tmp_path / "migrations-before-007"
+    before.mkdir()
+    for path in MIGRATIONS.glob("00[1-6]_*.sql"):
+        shutil.copy(path, before / path.name)
+    pool = await asyncpg.create_pool(DATABASE_URL, min_size=1, max_size=2)
+    try:
+        async with pool.acquire() as conn:
+            await migrate(conn, schema, before)
+        mail = f"E-{uuid.uuid4()}"
+        received_at = datetime.now(UTC) - timedelta(days=10)
+        store = repository(pool, schema, catalogs)
+        await store.apply_batch(
+            [
+                (
+                    0,
+                    event(
+                        ContactReceived(contact_id=mail, channel=Channel.EMAIL, topic="afval"),
+                        received_at,
+                    ),
+                )
+            ]
+        )
+        cid = f"{MUNICIPALITY}/email_answered/{mail}"
+        # As the earlier version left it: the answer dated before the mail stored, ignored.
+        early = [
+            to_us(received_at - timedelta(hours=1)),
+            "stop",
+            f"{SOURCE}\x1fanswer-{mail}",
+            0,
+            "",
+            {},
+        ]
+        async with pool.acquire() as conn:
+            await conn.execute(
+                f"""UPDATE "{schema}".clock SET transitions = transitions || $2::jsonb,
+                        next_decision_at = NULL WHERE clock_id = $1""",
+                cid,
+                orjson.dumps([early]).decode(),
+            )
+            stuck = await conn.fetchrow(
+                f'SELECT taken, outcome FROM "{schema}".clock WHERE clock_id = $1', cid
+            )
+            assert "breached" in stuck["taken"] and stuck["outcome"] is None
+            await migrate(conn, schema, MIGRATIONS)
+        result, _ = await store.fire_due(100)
+        async with pool.acquire() as conn:
+            row = await conn.fetchrow(
+                f'SELECT outcome, next_decision_at FROM "{schema}".clock WHERE clock_id = $1', cid
+            )
+            data_quality = await conn.fetchval(
+                f'SELECT sum(data_quality) FROM "{schema}".compliance_daily'
+            )
+        outbox = decoded(await outbox_records(schema, pool))
+    finally:
+        await pool.close()
+        await drop_schema(schema)
+    assert (row["outcome"], row["next_decision_at"]) == ("cancelled", None)
+    assert data_quality == 1
+    assert [e.type.split(".")[-2] for e in outbox if e.data.clock_id == cid][-2:] == [
+        "data_quality",
+        "cancelled",
+    ]
+    assert result.data_quality == [(MUNICIPALITY, "email_answered", SOURCE, "stopped_before_start")]
