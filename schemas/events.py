@@ -279,9 +279,35 @@ class NormMissed(NormOutcome):
 
 
 class NormCancelled(NormOutcome):
+    """The clock ended neither met nor missed: the case was withdrawn, or (reason
+    `stopped_before_start`) its closure is dated before its opening (docs/norms.md)."""
+
     event_type: ClassVar[str] = f"{PREFIX}.norm.cancelled.v1"
 
     reason: Code
+
+
+class DataQualityProblem(StrEnum):
+    """An input event dated before the start of the clock it concerns (docs/norms.md)."""
+
+    STOPPED_BEFORE_START = "stopped_before_start"  # a closure: the clock is cancelled
+    SUSPENDED_BEFORE_START = "suspended_before_start"  # ignored, as are the others
+    RESUMED_BEFORE_START = "resumed_before_start"
+    EXTENDED_BEFORE_START = "extended_before_start"
+    REOPENED_BEFORE_START = "reopened_before_start"
+
+
+class NormDataQuality(NormOutcome):
+    """An input event contradicts the clock: it is dated before the clock's start. Reported
+    once per such event, at the start; the clock follows the rule for `problem`."""
+
+    event_type: ClassVar[str] = f"{PREFIX}.norm.data_quality.v1"
+
+    problem: DataQualityProblem
+    # The input event at fault: its CloudEvents source (the channel system's), id and time.
+    cause_source: str = Field(min_length=1, max_length=256, pattern=r"^\S+$")
+    cause_id: str = Field(min_length=1, max_length=128)
+    cause_time: AwareDatetime
 
 
 # --------------------------------------------------------------------------------------------
@@ -419,6 +445,7 @@ CATALOG: dict[str, type[EventData]] = {
         NormMet,
         NormMissed,
         NormCancelled,
+        NormDataQuality,
         SurveyScheduled,
         SurveySent,
         SurveyDeliveryFailed,

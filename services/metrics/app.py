@@ -48,6 +48,8 @@ from services.common.process import (
     quiet_cycle_collector,
 )
 from services.common.settings import REPO_ROOT, InfraSettings
+from services.intake.domain.channel_systems import SourceLabels
+from services.intake.settings import IntakeSettings
 from services.metrics.adapters.exposition import AggregateView
 from services.metrics.adapters.lag import ConsumerLag
 from services.metrics.adapters.store import AggregateStore
@@ -99,7 +101,12 @@ def build_app(
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
-    view = AggregateView(settings.phone_answer_norm_seconds, policy.municipalities)
+    view = AggregateView(
+        settings.phone_answer_norm_seconds,
+        policy.municipalities,
+        # Data-quality problems per channel system: intake's channel systems.
+        SourceLabels.from_file(IntakeSettings(infra=infra).channel_systems_path()),
+    )
     # One exporter per consumer group (a deployment, or a test run with a group of its own).
     exporter_lock = zlib.crc32(f"servicepuls-metrics-exporter:{settings.consumer_group}".encode())
     registry.register(view)

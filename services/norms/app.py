@@ -49,6 +49,8 @@ from services.common.logging import configure_logging
 from services.common.migrations import migrate
 from services.common.process import observe_collections, quiet_cycle_collector
 from services.common.settings import REPO_ROOT, InfraSettings
+from services.intake.domain.channel_systems import SourceLabels
+from services.intake.settings import IntakeSettings
 from services.norms.adapters.relay import OutboxRelay
 from services.norms.adapters.repository import BatchResult, ClockRepository
 from services.norms.config import load_catalogs
@@ -102,6 +104,8 @@ def bootstrap(
     infra = infra or InfraSettings()
     log = configure_logging("norms", infra.log_level, infra.log_format)
     catalogs = load_catalogs(infra.config_dir)  # fails at start, naming file and field
+    # Intake's channel systems: data-quality problems are counted per channel system.
+    channel_system = SourceLabels.from_file(IntakeSettings(infra=infra).channel_systems_path())
 
     registry = CollectorRegistry()
     processed = Counter(
@@ -122,6 +126,13 @@ def bootstrap(
         "servicepuls_norms_decisions",
         "Norm decisions taken (started, warning, breached, met, missed, cancelled).",
         ["municipality", "norm", "kind"],
+        registry=registry,
+    )
+    data_quality = Counter(
+        "servicepuls_norms_data_quality_problems",
+        "Input events dated before the start of a clock they concern, by channel system and "
+        "problem (stopped_before_start cancels the clock; the others are ignored).",
+        ["municipality", "norm", "channel_system", "problem"],
         registry=registry,
     )
     scheduler_lag = Histogram(
@@ -161,6 +172,8 @@ def bootstrap(
     def count(result: Any) -> None:
         for (municipality, norm, kind), n in collections.Counter(result.decisions).items():
             decisions.labels(municipality, norm, kind).inc(n)
+        for municipality, norm, source, problem in result.data_quality:
+            data_quality.labels(municipality, norm, channel_system(source), problem).inc()
 
     def account(result: BatchResult) -> None:
         processed.inc(result.applied)

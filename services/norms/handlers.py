@@ -37,6 +37,7 @@ from schemas.events import (
     NormBreached,
     NormCancelled,
     NormClockStarted,
+    NormDataQuality,
     NormMet,
     NormMissed,
     NormOutcome,
@@ -64,6 +65,7 @@ _EVENT_MODEL: dict[DecisionKind, type[NormOutcome]] = {
     DecisionKind.MET: NormMet,
     DecisionKind.MISSED: NormMissed,
     DecisionKind.CANCELLED: NormCancelled,
+    DecisionKind.DATA_QUALITY: NormDataQuality,
 }
 _EVENT_TYPE = {kind: model.event_type for kind, model in _EVENT_MODEL.items()}
 # The CloudEvents binary-mode headers in the order `schemas.envelope.encode` writes them.
@@ -105,6 +107,9 @@ class Outcome:
     # The CloudEvents headers in the order of HEADER_NAMES; the pairs every event of a kind,
     # source or municipality has are shared objects (the outbox stores a shared one once).
     headers: tuple[tuple[str, bytes], ...]
+    # CANCELLED: the reason; DATA_QUALITY: the problem, and the source of the event at fault.
+    reason: str = ""
+    cause_source: str = ""
 
     def record(self, topic: str = NORMS_TOPIC) -> KafkaRecord:
         return KafkaRecord(topic=topic, key=self.key, value=self.value, headers=list(self.headers))
@@ -341,6 +346,20 @@ def outcome_record(
     elif kind is DecisionKind.CANCELLED:
         parts.append(b',"reason":')
         parts.append(dumps(decision.reason or "cancelled"))
+    cause_source = ""
+    if kind is DecisionKind.DATA_QUALITY:
+        cause_source, _, cause_id = decision.cause.partition("\x1f")  # Envelope.dedupe_key
+        parts += (
+            b',"problem":',
+            dumps(decision.reason),
+            b',"cause_source":',
+            dumps(cause_source),
+            b',"cause_id":',
+            dumps(cause_id),
+            b',"cause_time":"',
+            iso(decision.cause_at if decision.cause_at is not None else decision.at).encode(),
+            b'"',
+        )
     parts.append(b"}")
     at = decision.at if event_time is None else event_time
     event_id = outcome_id(cid, norm.version, decision.key)
@@ -367,6 +386,8 @@ def outcome_record(
             pair,
             _CONTENT_TYPE_PAIR,
         ),
+        decision.reason,
+        cause_source,
     )
 
 
@@ -486,10 +507,19 @@ def _start_context(clock: StoredClock) -> dict[str, str]:
 def compliance_increments(
     outcomes: list[tuple[str, str, int, DecisionKind]], catalogs: dict[str, NormCatalog]
 ) -> list[tuple[str, str, Any, int, int, int]]:
-    """Per municipality, norm and local day: (met, missed, cancelled) counts to add."""
-    totals: dict[tuple[str, str, Any], list[int]] = defaultdict(lambda: [0, 0, 0])
+    """Per municipality, norm and local day: (met, missed, cancelled, data_quality) counts to
+    add. DATA_QUALITY stands for a cycle cancelled because it was stopped before its start."""
+    totals: dict[tuple[str, str, Any], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     for municipality, norm_id, at, kind in outcomes:
         day = catalogs[municipality].calendar.local_date(at)
-        index = {DecisionKind.MET: 0, DecisionKind.MISSED: 1, DecisionKind.CANCELLED: 2}[kind]
+        index = _COMPLIANCE_COLUMN[kind]
         totals[(municipality, norm_id, day)][index] += 1
     return [(m, n, d, *counts) for (m, n, d), counts in sorted(totals.items())]
+
+
+_COMPLIANCE_COLUMN = {
+    DecisionKind.MET: 0,
+    DecisionKind.MISSED: 1,
+    DecisionKind.CANCELLED: 2,
+    DecisionKind.DATA_QUALITY: 3,
+}

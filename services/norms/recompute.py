@@ -33,6 +33,7 @@ from services.common.settings import InfraSettings
 from services.norms.config import load_catalogs
 from services.norms.domain.calendar import to_us
 from services.norms.domain.catalog import NormCatalog
+from services.norms.domain.clock import STOPPED_BEFORE_START
 from services.norms.handlers import StoredClock, advance_clock, plan_events
 from services.norms.settings import NormsSettings
 
@@ -123,10 +124,11 @@ def recompute(
 
 def compliance_table(outcomes: list[Envelope[Any]], catalog: NormCatalog) -> Table:
     counts: Counter[tuple[str, str]] = Counter(
-        (e.data.norm_id, e.type.split(".")[-2]) for e in outcomes
+        (e.data.norm_id, _outcome_column(e)) for e in outcomes
     )
     table = Table(title=f"Compliance {catalog.municipality} (catalog {catalog.version})")
-    for column in ("norm", "met", "missed", "cancelled", "open breaches", "compliance", "goal"):
+    columns = ("norm", "met", "missed", "cancelled", "data quality", "open breaches")
+    for column in (*columns, "compliance", "goal"):
         table.add_column(column, justify="left" if column == "norm" else "right")
     for norm in catalog.norms.values():
         met, missed = counts[(norm.id, "met")], counts[(norm.id, "missed")]
@@ -139,11 +141,21 @@ def compliance_table(outcomes: list[Envelope[Any]], catalog: NormCatalog) -> Tab
             str(met),
             str(missed),
             str(counts[(norm.id, "cancelled")]),
+            str(counts[(norm.id, STOPPED_BEFORE_START)]),
             "—" if norm.definition.instant else str(max(0, counts[(norm.id, "breached")] - missed)),
             share + mark,
             f"{goal:.0%}",
         )
     return table
+
+
+def _outcome_column(outcome: Envelope[Any]) -> str:
+    """The kind of a norm event (`met`, `cancelled` …); a cycle stopped before its start is
+    counted apart from the other cancellations, as in `/v1/compliance`."""
+    kind = outcome.type.split(".")[-2]
+    if kind == "cancelled" and outcome.data.reason == STOPPED_BEFORE_START:
+        return STOPPED_BEFORE_START
+    return kind
 
 
 def _day_start(day: date, catalog: NormCatalog) -> int:

@@ -16,6 +16,8 @@ from services.intake.domain.sources import SourcePattern
 
 VERDICT_MEMO_SIZE = 10_000
 _UNSEEN = object()
+# Metric label for an event source no configured channel system may post.
+UNKNOWN_CHANNEL_SYSTEM = "unknown"
 
 
 class ChannelSystem(BaseModel):
@@ -89,6 +91,35 @@ class ChannelSystems(BaseModel):
             if len(set(seen)) != len(seen):
                 raise ValueError(f"two channel systems share a {attribute}")
         return value
+
+
+class SourceLabels:
+    """The channel system behind an event's CloudEvents `source`, as a metric label (norms and
+    metrics count data-quality problems per channel system): the first system in the file whose
+    `sources` match, else `unknown`. Bounded by the configuration, whatever sources arrive."""
+
+    def __init__(self, systems: ChannelSystems) -> None:
+        self._systems = systems.channel_systems
+        self._memo: dict[str, str] = {}
+
+    @classmethod
+    def from_file(cls, path: Path) -> SourceLabels:
+        return cls(load_yaml_model(path, ChannelSystems))
+
+    def __call__(self, source: str) -> str:
+        label = self._memo.get(source)
+        if label is None:
+            label = next(
+                (
+                    system.name
+                    for system in self._systems
+                    if any(fnmatchcase(source, pattern) for pattern in system.sources)
+                ),
+                UNKNOWN_CHANNEL_SYSTEM,
+            )
+            if len(self._memo) < VERDICT_MEMO_SIZE:
+                self._memo[source] = label
+        return label
 
 
 def token_digest(token: str) -> str:

@@ -9,7 +9,7 @@ advisory lock — exposes the business metrics, so Prometheus never sees the sam
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -34,19 +34,35 @@ _GAUGE_LABELS_FROM = {
 }
 
 
+# Per metric, where its `channel_system` label is (stored: the event's source).
+_CHANNEL_SYSTEM_AT = {
+    d.name: d.labels.index("channel_system") for d in DEFINITIONS if "channel_system" in d.labels
+}
+
+
 class AggregateView(Collector):
-    def __init__(self, phone_answer_norm_seconds: float, served: Iterable[str]) -> None:
+    def __init__(
+        self,
+        phone_answer_norm_seconds: float,
+        served: Iterable[str],
+        channel_system: Callable[[str], str] | None = None,
+    ) -> None:
         self.snapshot = Snapshot()
         self.exporting = False
         self.loaded = False
         self.phone_answer_norm_seconds = phone_answer_norm_seconds
         self.served = frozenset(served)
+        self.channel_system = channel_system
 
     def public(self, metric: str, labels: Labels) -> Labels:
         """Municipalities this deployment does not serve become one `unknown` label value, so
-        a wrong code from a channel system cannot grow the number of series."""
+        a wrong code from a channel system cannot grow the number of series; an event source
+        (stored as sent) becomes the configured channel system that may post it."""
         if labels and BY_NAME[metric].labels[0] == "municipality" and labels[0] not in self.served:
-            return (UNKNOWN_MUNICIPALITY, *labels[1:])
+            labels = (UNKNOWN_MUNICIPALITY, *labels[1:])
+        at = _CHANNEL_SYSTEM_AT.get(metric)
+        if at is not None and self.channel_system is not None:
+            labels = (*labels[:at], self.channel_system(labels[at]), *labels[at + 1 :])
         return labels
 
     def replace(self, snapshot: Snapshot) -> None:

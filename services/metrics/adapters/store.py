@@ -113,7 +113,7 @@ class AggregateStore:
         if case_keys:
             ordered = sorted(case_keys)
             rows = await conn.fetch(
-                "SELECT municipality, case_id, case_type, opened_at FROM metrics.open_case"
+                "SELECT municipality, case_id, case_type, opened_at, reopened FROM metrics.open_case"
                 " WHERE (municipality, case_id) IN"
                 " (SELECT * FROM unnest($1::text[], $2::text[]))"
                 " ORDER BY municipality, case_id FOR UPDATE",
@@ -122,7 +122,7 @@ class AggregateStore:
             )
             for r in rows:
                 known.cases[(r["municipality"], r["case_id"])] = OpenCase(
-                    r["case_type"], r["opened_at"]
+                    r["case_type"], r["opened_at"], r["reopened"]
                 )
         if clock_keys:
             ordered = sorted(clock_keys)
@@ -191,14 +191,18 @@ class AggregateStore:
         closed = sorted(k for k, v in t.cases.items() if v is None)
         if opened:
             await conn.execute(
-                "INSERT INTO metrics.open_case (municipality, case_id, case_type, opened_at)"
-                " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])"
+                "INSERT INTO metrics.open_case"
+                " (municipality, case_id, case_type, opened_at, reopened)"
+                " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[],"
+                " $5::bool[])"
                 " ON CONFLICT (municipality, case_id) DO UPDATE"
-                " SET case_type = excluded.case_type, opened_at = excluded.opened_at",
+                " SET case_type = excluded.case_type, opened_at = excluded.opened_at,"
+                " reopened = excluded.reopened",
                 [k[0] for k, _ in opened],
                 [k[1] for k, _ in opened],
                 [v.case_type for _, v in opened],
                 [v.opened_at for _, v in opened],
+                [v.reopened for _, v in opened],
             )
         if closed:
             await conn.execute(

@@ -181,6 +181,13 @@ DEFINITIONS: tuple[MetricDefinition, ...] = (
         "servicepuls_cases_reopened", Kind.COUNTER, "Cases reopened.", (_M, "case_type")
     ),
     MetricDefinition(
+        "servicepuls_case_data_quality_problems",
+        Kind.COUNTER,
+        "Case events that contradict the case, by the channel system that sent them and "
+        "problem (closed_before_opened: not counted as closed, no longer open).",
+        (_M, "channel_system", "problem"),
+    ),
+    MetricDefinition(
         "servicepuls_cases_open",
         Kind.GAUGE,
         "Cases open now (opened or reopened and not closed), by case type.",
@@ -234,9 +241,16 @@ DEFINITIONS: tuple[MetricDefinition, ...] = (
     MetricDefinition(
         "servicepuls_norm_clocks_stopped",
         Kind.COUNTER,
-        "Norm clocks stopped, by outcome (met / missed / cancelled). "
-        "Compliance = met / (met + missed).",
+        "Norm clocks stopped, by outcome (met / missed / cancelled / data_quality: stopped "
+        "before it started). Compliance = met / (met + missed).",
         (_M, "norm", "outcome"),
+    ),
+    MetricDefinition(
+        "servicepuls_norm_data_quality_problems",
+        Kind.COUNTER,
+        "Input events dated before the start of a norm clock they concern, by the channel "
+        "system that sent them and problem (norm.data_quality events).",
+        (_M, "norm", "channel_system", "problem"),
     ),
     MetricDefinition(
         "servicepuls_norm_elapsed_business_seconds",

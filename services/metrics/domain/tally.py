@@ -26,6 +26,7 @@ from schemas.events import (
     NormBreached,
     NormCancelled,
     NormClockStarted,
+    NormDataQuality,
     NormMet,
     NormMissed,
     NormOutcome,
@@ -70,6 +71,14 @@ class Policy:
 class OpenCase:
     case_type: str
     opened_at: datetime
+    reopened: bool = False  # open again after a closure (`opened_at` is the reopening's time)
+
+
+# A case closed at an event time before its opening (docs/metrics.md, "Data quality"): the rule
+# of the norms service (docs/norms.md), for cases.
+CLOSED_BEFORE_OPENED = "closed_before_opened"
+# The cancel reason the norms service gives a clock stopped before its start.
+STOPPED_BEFORE_START = "stopped_before_start"
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,12 +290,23 @@ def _case(
     elif isinstance(data, CaseReopened):
         t.count("servicepuls_cases_reopened", municipality, case_type)
         if cases.get(key) is None:
-            cases[key] = OpenCase(case_type, event.time)
+            cases[key] = OpenCase(case_type, event.time, reopened=True)
     else:
         assert isinstance(data, CaseClosed)
+        opened = cases.get(key)
+        if opened is not None and not opened.reopened and event.time < opened.opened_at:
+            # Closed before it was opened: neither closed (nor in time, nor late) nor open. The
+            # label holds the event's source, shown as its channel system (the exposition).
+            t.count(
+                "servicepuls_case_data_quality_problems",
+                municipality,
+                event.source,
+                CLOSED_BEFORE_OPENED,
+            )
+            cases[key] = None
+            return
         t.count("servicepuls_cases_closed", municipality, case_type, data.outcome.value)
         t.fact(municipality, day, "case_closed", case_type, data.outcome.value)
-        opened = cases.get(key)
         if opened is not None:
             lead = max(0.0, (event.time - opened.opened_at).total_seconds())
             t.observe("servicepuls_case_lead_time_seconds", lead, municipality, case_type)
@@ -342,10 +362,21 @@ def _norm(
         clocks[key] = RunningClock(
             norm, case_type, clock.started_at, data.due_at, clock.warned, True
         )
+    elif isinstance(data, NormDataQuality):
+        # A report about an input event, not a step of the clock (its outcome follows apart).
+        t.count(
+            "servicepuls_norm_data_quality_problems",
+            municipality,
+            norm,
+            data.cause_source,
+            data.problem.value,
+        )
     else:
         outcome = {NormMet: "met", NormMissed: "missed", NormCancelled: "cancelled"}[type(data)]
+        if isinstance(data, NormCancelled) and data.reason == STOPPED_BEFORE_START:
+            outcome = "data_quality"  # stopped before it started: neither met nor missed
         t.count("servicepuls_norm_clocks_stopped", municipality, norm, outcome)
-        if outcome != "cancelled":
+        if outcome in ("met", "missed"):
             t.observe(
                 "servicepuls_norm_elapsed_business_seconds",
                 data.elapsed_business_seconds,

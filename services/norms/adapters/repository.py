@@ -22,7 +22,13 @@ from schemas.envelope import Envelope
 from services.norms.adapters import outbox
 from services.norms.domain.calendar import from_us, to_us
 from services.norms.domain.catalog import NormCatalog
-from services.norms.domain.clock import FINAL_KINDS, DecisionKind, Transition, TransitionKind
+from services.norms.domain.clock import (
+    FINAL_KINDS,
+    STOPPED_BEFORE_START,
+    DecisionKind,
+    Transition,
+    TransitionKind,
+)
 from services.norms.handlers import (
     ClockUpdate,
     Outcome,
@@ -51,6 +57,8 @@ class BatchResult:
     emitted: int = 0
     decisions: list[tuple[str, str, str]] = field(default_factory=list)  # municipality, norm, kind
     decision_times: list[int] = field(default_factory=list)  # instants of warnings and breaches
+    # Data-quality reports taken: municipality, norm, source of the input event at fault, problem.
+    data_quality: list[tuple[str, str, str, str]] = field(default_factory=list)
     unknown_municipalities: set[str] = field(default_factory=set)
 
 
@@ -397,7 +405,13 @@ class ClockRepository:
                 if kind is DecisionKind.WARNING or kind is DecisionKind.BREACHED:
                     result.decision_times.append(outcome.at)
                 elif kind in FINAL_KINDS:  # one per cycle: a restarted clock counts again
+                    if outcome.reason == STOPPED_BEFORE_START:  # neither met, missed nor withdrawn
+                        kind = DecisionKind.DATA_QUALITY
                     outcomes.append((clock.municipality, clock.norm_id, outcome.at, kind))
+                elif kind is DecisionKind.DATA_QUALITY:
+                    result.data_quality.append(
+                        (clock.municipality, clock.norm_id, outcome.cause_source, outcome.reason)
+                    )
         # One JSON document of rows ([id, taken, next, version, outcome, started, due,
         # stopped, transitions(, municipality, norm, subject)], instants in microseconds):
         # encoding 5 000 rows as PostgreSQL arrays costs the consumer more than the statement
@@ -457,12 +471,13 @@ class ClockRepository:
             increments = compliance_increments(outcomes, self.catalogs)
             await conn.execute(
                 f"""INSERT INTO {self.s}.compliance_daily AS d
-                        (municipality, norm_id, day, met, missed, cancelled)
+                        (municipality, norm_id, day, met, missed, cancelled, data_quality)
                     SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::bigint[],
-                                         $5::bigint[], $6::bigint[])
+                                         $5::bigint[], $6::bigint[], $7::bigint[])
                     ON CONFLICT (municipality, norm_id, day) DO UPDATE SET
                       met = d.met + EXCLUDED.met, missed = d.missed + EXCLUDED.missed,
-                      cancelled = d.cancelled + EXCLUDED.cancelled""",
+                      cancelled = d.cancelled + EXCLUDED.cancelled,
+                      data_quality = d.data_quality + EXCLUDED.data_quality""",
                 *[list(col) for col in zip(*increments, strict=True)],
             )
         if outgoing:
@@ -516,7 +531,8 @@ class ClockRepository:
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(
                 f"""SELECT norm_id, sum(met)::bigint AS met, sum(missed)::bigint AS missed,
-                           sum(cancelled)::bigint AS cancelled
+                           sum(cancelled)::bigint AS cancelled,
+                           sum(data_quality)::bigint AS data_quality
                     FROM {self.s}.compliance_daily
                     WHERE municipality = $1 AND day BETWEEN $2 AND $3
                     GROUP BY norm_id""",
@@ -538,6 +554,8 @@ class ClockRepository:
                     "met": met,
                     "missed": missed,
                     "cancelled": row["cancelled"] if row else 0,
+                    # Stopped before they started (docs/norms.md): neither met nor missed.
+                    "data_quality": row["data_quality"] if row else 0,
                     "compliance": (met / judged) if judged else None,
                     "compliance_goal": norm.definition.compliance_goal,
                     "goal_reached": (met / judged >= norm.definition.compliance_goal)

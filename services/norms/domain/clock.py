@@ -16,6 +16,16 @@ Day-granular terms (working days, calendar days, weeks) follow Dutch legal pract
   general holiday ends at the end of the next working day (Algemene termijnenwet art. 1);
 - an extension (Awb 4:14, Awb 9:11 lid 2) counts only if given before the term expired.
 
+An input event dated before the clock's start contradicts it (real exports have closures dated
+before the opening). One rule, which the metrics service follows too (docs/norms.md, "Events
+dated before the start"):
+
+- a stop or cancel before the start ends the first cycle at once, at the start, cancelled with
+  reason `stopped_before_start`: neither met nor missed, never overdue;
+- a suspension, resumption, extension or restart before the start is ignored: nothing was
+  running that it could pause, resume, extend or restart;
+- each such event is reported once as a data-quality decision (`data_quality`, at the start).
+
 A clock runs in cycles. The first start begins cycle 1; a stop or cancel ends a cycle with its
 final outcome. A restart (a case reopened after it was closed) after the end begins the next
 cycle, counted afresh from the restart, with decisions of its own; the earlier cycles' decisions
@@ -24,6 +34,7 @@ stay as they were. A restart while a cycle runs changes nothing (the case is sti
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import NamedTuple
@@ -96,9 +107,24 @@ class DecisionKind(StrEnum):
     MET = "met"
     MISSED = "missed"
     CANCELLED = "cancelled"
+    # An input event dated before the clock's start (see the module docstring): a report, not
+    # a step of the clock.
+    DATA_QUALITY = "data_quality"
 
 
 FINAL_KINDS = frozenset({DecisionKind.MET, DecisionKind.MISSED, DecisionKind.CANCELLED})
+
+# The cancel reason of a cycle ended by a stop dated before its start.
+STOPPED_BEFORE_START = "stopped_before_start"
+# What each kind of transition dated before the start is, as a data-quality problem.
+BEFORE_START_PROBLEM = {
+    TransitionKind.STOP: STOPPED_BEFORE_START,
+    TransitionKind.CANCEL: STOPPED_BEFORE_START,  # a closing event all the same
+    TransitionKind.PAUSE: "suspended_before_start",
+    TransitionKind.RESUME: "resumed_before_start",
+    TransitionKind.EXTEND: "extended_before_start",
+    TransitionKind.RESTART: "reopened_before_start",
+}
 
 
 class Decision(NamedTuple):
@@ -115,6 +141,9 @@ class Decision(NamedTuple):
     stopped_at: int | None = None
     reason: str = ""
     cycle: int = 1  # 1 from the start; one more for each restart after a final outcome
+    # DATA_QUALITY: the input event at fault (its dedupe key, source + id) and its event time.
+    cause: str = ""
+    cause_at: int | None = None
 
     @property
     def key(self) -> str:
@@ -123,6 +152,11 @@ class Decision(NamedTuple):
         are prefixed with the cycle ("2:started"). The outcome event's id is derived from it."""
         if self.kind is DecisionKind.WARNING:
             key = f"warning:{self.threshold}"
+        elif self.kind is DecisionKind.DATA_QUALITY:
+            # One per input event at fault; a digest, as a dedupe key may hold any character
+            # (`taken` is stored joined by "|").
+            digest = hashlib.blake2b(f"{self.reason}\x1f{self.cause}".encode(), digest_size=8)
+            key = f"data_quality:{digest.hexdigest()}"
         elif self.kind in FINAL_KINDS:
             key = "final"
         else:
@@ -235,6 +269,40 @@ def _begin(rule: ClockRule, start: Transition, cycle: int, out: list[Decision]) 
     return state
 
 
+def _before_start(
+    state: _State, ordered: list[Transition], start: Transition, out: list[Decision]
+) -> _State | None:
+    """Apply the rule for input events dated before the start (module docstring): report each
+    at the start; a stop or cancel among them ends the first cycle there. Returns the running
+    state, or None if the cycle ended."""
+    closing: Transition | None = None
+    for transition in ordered:
+        if transition.at >= start.at:
+            break
+        problem = BEFORE_START_PROBLEM.get(transition.kind)
+        if problem is None:  # (a start: the first one is the start)
+            continue
+        out.append(
+            state.decision(
+                DecisionKind.DATA_QUALITY,
+                start.at,
+                reason=problem,
+                cause=transition.event_key,
+                cause_at=transition.at,
+            )
+        )
+        if closing is None and problem == STOPPED_BEFORE_START:
+            closing = transition
+    if closing is None:
+        return state
+    out.append(
+        state.decision(
+            DecisionKind.CANCELLED, start.at, stopped_at=closing.at, reason=STOPPED_BEFORE_START
+        )
+    )
+    return None
+
+
 def timeline(rule: ClockRule, transitions: list[Transition]) -> list[Decision]:
     """Every decision of the clock, in order of their instants (see the module docstring)."""
     ordered = sorted(transitions, key=Transition.sort_key)
@@ -244,7 +312,7 @@ def timeline(rule: ClockRule, transitions: list[Transition]) -> list[Decision]:
     calendar = rule.calendar
     out: list[Decision] = []
     cycle = 1
-    running: _State | None = _begin(rule, start, cycle, out)
+    running = _before_start(_begin(rule, start, cycle, out), ordered, start, out)
     for transition in ordered:
         if transition.at < start.at or transition is start:
             continue
@@ -366,12 +434,15 @@ def decisions_due(
 
     Each decision is taken once (`taken` holds their keys). After a cycle's final decision
     nothing more of that cycle is taken: late events beyond the allowed lateness cannot reopen
-    a finished cycle (only a restart begins a new one).
+    a finished cycle (only a restart begins a new one). A data-quality report is still taken:
+    it changes no outcome, and a replay reports it too.
     """
     finished = finished_cycles(taken)
     ready: list[Decision] = []
     for decision in decisions:
-        if decision.cycle in finished or decision.key in taken:
+        if decision.key in taken or (
+            decision.cycle in finished and decision.kind is not DecisionKind.DATA_QUALITY
+        ):
             continue
         if decision.at >= now:
             return ready, decision.at

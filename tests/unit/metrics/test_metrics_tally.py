@@ -17,15 +17,20 @@ from schemas.events import (
     CaseClosed,
     CaseOpened,
     CaseOutcome,
+    CaseReopened,
     ComplaintVerdict,
     ContactCompleted,
     ContactReceived,
+    DataQualityProblem,
     NormBreached,
+    NormCancelled,
     NormClockStarted,
+    NormDataQuality,
     NormMet,
     NormWarning,
     SurveyResponded,
 )
+from services.intake.domain.channel_systems import ChannelSystem, ChannelSystems, SourceLabels
 from services.metrics.adapters.exposition import AggregateView
 from services.metrics.adapters.store import Snapshot
 from services.metrics.domain.definitions import BY_NAME, Kind
@@ -115,6 +120,101 @@ def test_closing_a_case_opened_in_an_earlier_batch_uses_the_stored_opening():
     assert second.histograms[
         ("servicepuls_case_lead_time_seconds", ("GM0383", "aanvraag"))
     ].sum == (5 * 3600)
+
+
+def test_a_case_closed_before_it_was_opened_is_a_data_quality_problem_not_a_closure():
+    opened = CaseOpened(case_id="z1", case_type="klacht", channel=Channel.EMAIL)
+    closed = CaseClosed(
+        case_id="z1",
+        case_type="klacht",
+        outcome=CaseOutcome.RESOLVED,
+        complaint_verdict=ComplaintVerdict.GEGROND,
+    )
+    t = tally([ev(opened), ev(closed, at=T0 - timedelta(hours=1))], Known(), POLICY)
+    assert (
+        t.counters[
+            (
+                "servicepuls_case_data_quality_problems",
+                ("GM0383", "urn:test", "closed_before_opened"),
+            )
+        ]
+        == 1
+    )
+    assert not any(
+        metric in ("servicepuls_cases_closed", "servicepuls_complaints_closed")
+        for metric, _ in t.counters
+    )
+    assert not t.histograms and not [f for f in t.facts if f[2] == "case_closed"]
+    assert t.cases[("GM0383", "z1")] is None  # not open for ever either
+    # At the same instant, or after: closed as always.
+    same = tally([ev(opened), ev(closed)], Known(), POLICY)
+    assert ("servicepuls_cases_closed", ("GM0383", "klacht", "resolved")) in same.counters
+
+
+def test_a_closure_dated_before_a_reopening_is_no_data_quality_problem():
+    """As in the norms service: only the first opening's start counts (a closure between two
+    cycles is a stray closure of the earlier one)."""
+    reopened = CaseReopened(case_id="z1", case_type="klacht")
+    closed = CaseClosed(case_id="z1", case_type="klacht", outcome=CaseOutcome.RESOLVED)
+    t = tally([ev(reopened), ev(closed, at=T0 - timedelta(hours=1))], Known(), POLICY)
+    assert not [k for k in t.counters if k[0] == "servicepuls_case_data_quality_problems"]
+
+
+def test_a_clock_stopped_before_its_start_counts_as_data_quality_per_channel_system():
+    report = NormDataQuality(
+        **norm_fields("k1"),
+        problem=DataQualityProblem.STOPPED_BEFORE_START,
+        cause_source="/buch/zaaksysteem",
+        cause_id="e-1",
+        cause_time=T0 - timedelta(hours=1),
+    )
+    cancelled = NormCancelled(**norm_fields("k1"), reason="stopped_before_start")
+    withdrawn = NormCancelled(**norm_fields("k2"), reason="withdrawn")
+    t = tally(
+        [
+            ev(NormClockStarted(**norm_fields("k1"))),
+            ev(report),
+            ev(cancelled),
+            ev(NormClockStarted(**norm_fields("k2"))),
+            ev(withdrawn),
+        ],
+        Known(),
+        POLICY,
+    )
+    stopped = {
+        k[1][2]: v for k, v in t.counters.items() if k[0] == "servicepuls_norm_clocks_stopped"
+    }
+    assert stopped == {"data_quality": 1, "cancelled": 1}  # neither met nor missed
+    assert t.clocks[("GM0383", "k1")] is None  # not running, not overdue
+    key = ("GM0383", "reactie", "/buch/zaaksysteem", "stopped_before_start")
+    assert t.counters[("servicepuls_norm_data_quality_problems", key)] == 1
+    assert not [f for f in t.facts if f[2] == "norm_outcome"]
+    # Exposed per channel system: the configured system that may post the source, else unknown.
+    systems = ChannelSystems(
+        channel_systems=[
+            ChannelSystem(
+                name=name,
+                token_sha256=f"{index:064x}",
+                sources=sources,
+                event_types=["*"],
+                municipalities=["GM0383"],
+            )
+            for index, (name, sources) in enumerate(
+                [("zaaksysteem", ["/buch/zaaksysteem"]), ("kcc", ["/buch/kcc/*"])]
+            )
+        ]
+    )
+    view = AggregateView(30, served={"GM0383"}, channel_system=SourceLabels(systems))
+    view.exporting = True
+    view.replace(Snapshot())
+    view.add(t)
+    view.add(tally([ev(report.model_copy(update={"cause_source": "/elders"}))], Known(), POLICY))
+    text = generate_latest(_registry(view)).decode()
+    assert (
+        'servicepuls_norm_data_quality_problems_total{channel_system="zaaksysteem",'
+        'municipality="GM0383",norm="reactie",problem="stopped_before_start"} 1.0' in text
+    )
+    assert 'channel_system="unknown"' in text and "/elders" not in text
 
 
 def norm_fields(clock="k1"):

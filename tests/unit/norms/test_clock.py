@@ -206,19 +206,88 @@ def test_office_hours_warning_before_and_cancel() -> None:
     assert decisions[-1].reason == "spam"
 
 
-def test_events_before_the_start_and_after_the_end_are_ignored() -> None:
+def test_events_after_the_end_and_without_a_start_are_ignored() -> None:
     assert timeline(EMAIL, [t(STOP, "2026-03-02T10:00")]) == []
     decisions = timeline(
         EMAIL,
-        [
-            t(STOP, "2026-03-01T10:00"),
-            t(START, "2026-03-02T10:00"),
-            t(STOP, "2026-03-03T10:00"),
-            t(STOP, "2026-03-09T10:00"),
-        ],
+        [t(START, "2026-03-02T10:00"), t(STOP, "2026-03-03T10:00"), t(STOP, "2026-03-09T10:00")],
     )
     assert [d.kind for d in decisions][-1] is DecisionKind.MET
     assert decisions[-1].stopped_at == at("2026-03-03T10:00")
+
+
+def test_a_closure_dated_before_the_opening_cancels_the_clock_as_a_data_quality_problem() -> None:
+    # Real exports have these: the case closed at 09:00, "opened" at 10:00 the same day.
+    closed_first = t(STOP, "2026-03-02T09:00", key="/buch/zaaksysteem\x1fclose-1")
+    decisions = timeline(EMAIL, [t(START, "2026-03-02T10:00"), closed_first])
+    assert kinds(decisions) == [
+        "started@2026-03-02 10:00",
+        "data_quality@2026-03-02 10:00",
+        "cancelled@2026-03-02 10:00",
+    ]
+    report, final = decisions[1], decisions[2]
+    assert report.reason == "stopped_before_start"
+    assert report.cause == closed_first.event_key and report.cause_at == closed_first.at
+    assert final.reason == "stopped_before_start" and final.stopped_at == closed_first.at
+    assert final.key == "final" and report.key.startswith("data_quality:")
+    # Never met, missed or overdue: nothing is left to decide, however long one waits.
+    assert not any(d.kind in (DecisionKind.BREACHED, DecisionKind.WARNING) for d in decisions)
+    ready, upcoming = decisions_due(decisions, set(), at("2030-01-01T00:00"))
+    assert ready == decisions and upcoming is None
+
+
+def test_the_first_closing_event_decides_even_if_a_valid_one_follows() -> None:
+    decisions = timeline(
+        DECISION,
+        [
+            t(START, "2026-03-02T10:00"),
+            t(CANCEL, "2026-03-01T10:00", reason="withdrawn"),  # a cancel is a closing event too
+            t(STOP, "2026-02-27T10:00"),
+            t(STOP, "2026-03-04T10:00"),  # after the end of the cycle: ignored, as always
+        ],
+    )
+    assert [(d.kind.value, d.reason) for d in decisions] == [
+        ("started", ""),
+        ("data_quality", "stopped_before_start"),
+        ("data_quality", "stopped_before_start"),
+        ("cancelled", "stopped_before_start"),
+    ]
+    assert decisions[-1].stopped_at == at("2026-02-27T10:00")  # the earliest
+    assert len({d.key for d in decisions}) == len(decisions)
+
+
+def test_a_suspension_resumption_or_extension_before_the_start_is_ignored_and_reported() -> None:
+    plain = [t(START, "2026-03-02T10:00"), t(STOP, "2026-05-20T10:00")]
+    early = [
+        t(PAUSE, "2026-02-20T10:00"),
+        t(RESUME, "2026-02-25T10:00"),
+        t(EXTEND, "2026-03-01T10:00", extension=6 * WEEK),
+        t(RESTART, "2026-03-01T11:00"),
+    ]
+    decisions = timeline(DECISION, [*plain, *early])
+    reports = [d for d in decisions if d.kind is DecisionKind.DATA_QUALITY]
+    assert [d.reason for d in reports] == [
+        "suspended_before_start",
+        "resumed_before_start",
+        "extended_before_start",
+        "reopened_before_start",
+    ]
+    assert {d.at for d in reports} == {at("2026-03-02T10:00")}
+    # The clock itself is exactly the clock without them.
+    assert [d for d in decisions if d.kind is not DecisionKind.DATA_QUALITY] == timeline(
+        DECISION, plain
+    )
+
+
+def test_a_report_arriving_after_the_final_is_still_taken_once() -> None:
+    history = [t(START, "2026-03-02T10:00"), t(STOP, "2026-03-03T10:00")]
+    late = timeline(EMAIL, [*history, t(PAUSE, "2026-03-01T10:00")])
+    ready, _ = decisions_due(late, {"started", "final"}, at("2026-03-10T00:00"))
+    assert [d.reason for d in ready] == ["suspended_before_start"]
+    assert decisions_due(late, {"started", "final", ready[0].key}, at("2026-03-10T00:00")) == (
+        [],
+        None,
+    )
 
 
 def test_instant_norm_phone_answered_within_30_seconds() -> None:
@@ -343,18 +412,22 @@ def test_decisions_due_takes_a_new_cycle_after_a_final_but_nothing_more_of_an_en
 RULES = [EMAIL, DECISION, COMPLAINT, SOCIAL]
 begin = st.integers(min_value=at("2025-01-01T00:00"), max_value=at("2030-12-01T00:00"))
 offset = st.integers(min_value=0, max_value=20 * DAY_US)
+# Input events may be dated before the start (bad data: a closure before the opening).
+any_offset = st.integers(min_value=-5 * DAY_US, max_value=20 * DAY_US)
 
 
 @st.composite
-def histories(draw: st.DrawFn) -> tuple[ClockRule, list[Transition]]:
+def histories(draw: st.DrawFn, early: bool = True) -> tuple[ClockRule, list[Transition]]:
     rule = draw(st.sampled_from(RULES))
     start = draw(begin)
     transitions = [Transition(start, START, "s")]
     for index in range(draw(st.integers(0, 6))):
         kind = draw(st.sampled_from([PAUSE, RESUME, EXTEND, STOP, CANCEL, START, RESTART]))
+        # (A start before the first start would be the start: only other kinds come earlier.)
+        shift = draw(any_offset if early and kind is not START else offset)
         transitions.append(
             Transition(
-                start + draw(offset),
+                start + shift,
                 kind,
                 f"e{index}",
                 extension=draw(st.integers(0, 3 * WEEK)) if kind is EXTEND else 0,
@@ -451,3 +524,31 @@ def test_live_decisions_equal_replay_when_events_arrive_within_the_lateness(
     emitted.extend(ready)
     replay = [d for d in timeline(rule, transitions) if d.at < end]
     assert emitted == replay
+
+
+@settings(max_examples=300, deadline=None)
+@given(histories())
+def test_events_before_the_start_follow_one_rule(
+    history: tuple[ClockRule, list[Transition]],
+) -> None:
+    """Before the start: a stop or cancel cancels the first cycle at the start (never met,
+    missed or overdue); anything else changes nothing; each is reported once, at the start."""
+    rule, transitions = history
+    start = transitions[0].at
+    early = [tr for tr in transitions if tr.at < start]
+    decisions = timeline(rule, transitions)
+    reports = [d for d in decisions if d.kind is DecisionKind.DATA_QUALITY]
+    assert sorted(d.cause for d in reports) == sorted(tr.event_key for tr in early)
+    assert all(d.at == start and d.cycle == 1 for d in reports)
+    first_cycle = [d for d in decisions if d.cycle == 1 and d.kind is not DecisionKind.DATA_QUALITY]
+    if any(tr.kind in (STOP, CANCEL) for tr in early):
+        assert [(d.kind, d.at) for d in first_cycle] == [
+            (DecisionKind.STARTED, start),
+            (DecisionKind.CANCELLED, start),
+        ]
+        assert first_cycle[-1].reason == "stopped_before_start"
+    else:
+        late = [tr for tr in transitions if tr.at >= start]
+        assert [d for d in decisions if d.kind is not DecisionKind.DATA_QUALITY] == timeline(
+            rule, late
+        )
