@@ -113,7 +113,8 @@ class SourceLabels:
                 (
                     system.name
                     for system in self._systems
-                    if any(fnmatchcase(source, pattern) for pattern in system.sources)
+                    # as intake admits sources: segment by segment, odd forms match nothing
+                    if any(pattern.matches(source) for pattern in system._source_patterns)
                 ),
                 UNKNOWN_CHANNEL_SYSTEM,
             )

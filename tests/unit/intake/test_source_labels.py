@@ -32,7 +32,7 @@ def test_the_first_system_whose_sources_match_names_the_source() -> None:
         ChannelSystems(
             channel_systems=[
                 system("kcc", "/buch/kcc", "/buch/kcc/*"),
-                system("everything", "*"),
+                system("everything", "**"),
                 system("never-reached", "/buch/kcc/chat"),
             ]
         )
