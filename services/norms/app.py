@@ -39,6 +39,7 @@ from services.common.settings import REPO_ROOT, InfraSettings
 from services.norms.adapters.relay import OutboxRelay
 from services.norms.adapters.repository import BatchResult, ClockRepository
 from services.norms.config import load_catalogs
+from services.norms.domain.explain import report
 from services.norms.settings import NormsSettings
 
 MIGRATIONS = REPO_ROOT / "services" / "norms" / "migrations"
@@ -456,7 +457,33 @@ def bootstrap(
             json.dumps(body).encode(), 200, headers={"content-type": "application/json"}
         )
 
-    return AsgiFastStream(
+    @get
+    async def clock(scope: Any) -> AsgiResponse:
+        """GET /v1/clocks/{clock_id}?lang=nl|en: why the clock's due instant is what it is
+        (the clock id, e.g. GM0383/email_answered/ZAAK-1, holds slashes)."""
+        clock_id = scope.get("path", "").removeprefix(CLOCKS_PATH)
+        query = {k: v[0] for k, v in parse_qs(scope.get("query_string", b"").decode()).items()}
+        lang = query.get("lang", "nl")
+        if lang not in ("nl", "en"):
+            return _json({"error": "lang: nl or en"}, 400)
+        assert runtime.repository is not None
+        stored, now = await runtime.repository.clock(clock_id)
+        catalog = catalogs.get(stored.municipality) if stored is not None else None
+        norm = catalog.norms.get(stored.norm_id) if catalog and stored else None
+        body = None
+        if stored is not None and catalog is not None and norm is not None:
+            transitions = [t for t, _ in stored.transitions]
+            body = report(norm, catalog.calendar, transitions, lang=lang, now=now)
+        if stored is None or body is None:
+            return _json({"error": f"no clock {clock_id!r} (or it never started)"}, 404)
+        head = {
+            "clock_id": stored.clock_id,
+            "municipality": stored.municipality,
+            "subject_id": stored.subject_id,
+        }
+        return _json(head | body, 200)
+
+    return _PrefixRoutes(
         broker,
         asgi_routes=[
             ("/health", health),
@@ -464,7 +491,36 @@ def bootstrap(
             ("/metrics", make_asgi_app(registry)),
             ("/v1/compliance", compliance),
         ],
+        prefix_routes=[(CLOCKS_PATH, clock)],
         on_startup=[start],
         on_shutdown=[drain],
         after_shutdown=[stop],
     )
+
+
+CLOCKS_PATH = "/v1/clocks/"
+
+
+def _json(body: dict[str, Any], status: int) -> AsgiResponse:
+    return AsgiResponse(
+        json.dumps(body, ensure_ascii=False).encode(),
+        status,
+        headers={"content-type": "application/json"},
+    )
+
+
+class _PrefixRoutes(AsgiFastStream):
+    """FastStream's ASGI app routes exact paths; these routes also take what follows their
+    prefix (a clock id)."""
+
+    def __init__(self, *args: Any, prefix_routes: Sequence[tuple[str, Any]], **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.prefix_routes = list(prefix_routes)
+
+    async def not_found(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            for prefix, route in self.prefix_routes:
+                if scope["path"].startswith(prefix) and len(scope["path"]) > len(prefix):
+                    await route(scope, receive, send)
+                    return
+        await super().not_found(scope, receive, send)

@@ -551,6 +551,17 @@ class ClockRepository:
             )
         return report
 
+    async def clock(self, clock_id: str) -> tuple[StoredClock | None, int | None]:
+        """One clock as stored (None: no such clock), and the service's now."""
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(
+                f"""SELECT clock_id, municipality, norm_id, subject_id, transitions::text, taken
+                    FROM {self.s}.clock WHERE clock_id = $1""",
+                clock_id,
+            )
+            now = await self.now(conn)
+        return (None if row is None else _stored(row)), now
+
     async def outbox_backlog(self) -> int:
         """Norm events committed and not yet published (a row holds a transaction's)."""
         async with self.pool.acquire() as conn:

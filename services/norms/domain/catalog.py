@@ -490,6 +490,10 @@ class NormCatalog:
             elif kind is TransitionKind.CANCEL and not reason:
                 outcome = fields.get("outcome")
                 reason = str(outcome.value) if outcome is not None else "cancelled"
+            elif kind is TransitionKind.PAUSE:
+                # Kept with the transition: a deadline's explanation names why it stood still.
+                why = fields.get("reason")
+                reason = str(getattr(why, "value", why)) if why is not None else ""
             matches.append(Match(norm, kind, subject, extension, reason))
         return matches
 
