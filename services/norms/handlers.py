@@ -53,6 +53,7 @@ from services.norms.domain.clock import (
     judge_instant,
     timeline,
 )
+from services.norms.domain.explain import explain, summary
 
 SOURCE = "/servicepuls/norms"
 NORMS_TOPIC = TOPICS[Family.NORMS]
@@ -300,8 +301,10 @@ def outcome_record(
     context: dict[str, str],
     decision: Decision,
     event_time: int | None = None,
+    explanation: bytes = b"",
 ) -> Outcome:
     """Frame a decision as a norm event: deterministic id, time = the decision's event time.
+    `explanation`: the `,"explanation":{…}` member (`explanation_json`), or nothing.
 
     The JSON is what the `NormOutcome` models serialize to (fields in model order, `None`
     left out), written directly from per-norm templates: this runs for every decision."""
@@ -341,6 +344,8 @@ def outcome_record(
     elif kind is DecisionKind.CANCELLED:
         parts.append(b',"reason":')
         parts.append(dumps(decision.reason or "cancelled"))
+    if explanation:
+        parts.append(explanation)
     parts.append(b"}")
     at = decision.at if event_time is None else event_time
     event_id = outcome_id(cid, norm.version, decision.key)
@@ -459,8 +464,13 @@ def advance_clock(clock: StoredClock, catalog: NormCatalog, now: int | None) -> 
     )
     for decision in ready:
         taken.add(decision.key)
+        why = b""
+        if decision.kind in _EXPLAINED:
+            why = explanation_json(catalog, norm, clock.transitions, decision)
         events.append(
-            outcome_record(catalog, norm, clock.clock_id, clock.subject_id, context, decision)
+            outcome_record(
+                catalog, norm, clock.clock_id, clock.subject_id, context, decision, None, why
+            )
         )
         update.started_at = decision.started_at
         update.due_at = decision.due_at
@@ -470,6 +480,57 @@ def advance_clock(clock: StoredClock, catalog: NormCatalog, now: int | None) -> 
             update.outcome = decision.kind.value
             update.stopped_at = decision.stopped_at
     return update
+
+
+_EXPLAINED = frozenset(
+    {DecisionKind.WARNING, DecisionKind.BREACHED, DecisionKind.MET, DecisionKind.MISSED}
+)
+# Transitions that make a cycle's explanation depend on more than its start.
+_SHAPING = frozenset(
+    {TransitionKind.PAUSE, TransitionKind.RESUME, TransitionKind.EXTEND, TransitionKind.RESTART}
+)
+
+
+def explanation_json(
+    catalog: NormCatalog,
+    norm: Norm,
+    transitions: list[tuple[Transition, dict[str, str]]],
+    decision: Decision,
+) -> bytes:
+    """The `explanation` member of a warning, breach, met or missed event: the deadline in
+    short (`explain.summary`), from what the clock knew when it took the decision (its events
+    up to the decision's instant, so a replay frames it alike). Computed at decision time, a
+    few per clock, never per intake event; a cycle with nothing but its start (and stop) is
+    explained by its norm and its start alone, so those are remembered per catalog."""
+    at = decision.at
+    key: tuple[Any, ...] | None = None
+    if decision.cycle == 1:
+        first: int | None = None  # the start's instant (of several, the first wins)
+        for transition, _ in transitions:
+            if transition.at > at:
+                continue
+            kind = transition.kind
+            if kind in _SHAPING:
+                first = None
+                break
+            if kind is TransitionKind.START and (first is None or transition.at < first):
+                first = transition.at
+        if first is not None:
+            rule = norm.rule
+            key = (norm.id, rule.calendar.local_date(first) if rule.day_granular else first)
+            cached = catalog.explanations.get(key)
+            if cached is not None:
+                return cached
+    known = [t for t, _ in transitions if t.at <= at]
+    explained = explain(norm.rule, known, cycle=decision.cycle)
+    if explained is None:
+        return b""
+    member = b',"explanation":' + orjson.dumps(summary(explained))
+    if key is not None:
+        if len(catalog.explanations) >= TIMELINE_MEMO_SIZE:
+            catalog.explanations.clear()  # emptied when full: see calendar._ADVANCE_MEMO_SIZE
+        catalog.explanations[key] = member
+    return member
 
 
 def _start_context(clock: StoredClock) -> dict[str, str]:

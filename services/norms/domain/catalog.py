@@ -413,6 +413,8 @@ class NormCatalog:
         self.timelines: dict[tuple[str, tuple[Any, ...]], Any] = {}
         # The fixed parts of each norm's outcome events (see handlers.outcome_record).
         self.outcome_templates: dict[str, Any] = {}
+        # Deadline summaries of plain cycles (see handlers.explanation_json).
+        self.explanations: dict[Any, bytes] = {}
         self._rules: dict[str, list[_Rule]] = {}
         self._judges: dict[str, list[_Judge]] = {}
         for norm in self.norms.values():

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import NamedTuple
 
 from services.norms.domain.calendar import (
     DAY_US,
@@ -33,9 +34,8 @@ from services.norms.domain.clock import ClockRule, Transition, TransitionKind
 _ONE_DAY = timedelta(days=1)
 
 
-@dataclass(frozen=True, slots=True)
-class Day:
-    """One local day of the term and what it did to it."""
+class Day(NamedTuple):
+    """One local day of the term and what it did to it (a tuple: a term of weeks makes many)."""
 
     day: date
     # counted, weekend, holiday, closing_day, closed (no opening hours), suspended,
@@ -224,11 +224,11 @@ def explain(
     if not 1 <= number <= len(cycles):
         return None
     begin, events = cycles[number - 1]
-    return _explain_cycle(rule, begin, events, number)
+    return _explain_cycle(rule, begin, events, number, until)
 
 
 def _explain_cycle(
-    rule: ClockRule, begin: Transition, events: list[Transition], number: int
+    rule: ClockRule, begin: Transition, events: list[Transition], number: int, until: int | None
 ) -> Explanation:
     calendar, measure = rule.calendar, rule.measure
     origin = calendar.start_of_next_day(begin.at) if rule.day_granular else begin.at
@@ -346,8 +346,21 @@ def _explain_cycle(
                     from_stop = True
             break
     if status == "running":
+        # A suspension asked for that has not begun yet (it begins the next day) leaves the
+        # due instant as it is until it does: the term is projected without it.
+        # (Explaining as of `until`: one that begins after it has not begun; without `until`,
+        # every suspension asked for begins, as the clock's own projection has it.)
+        pending_from = fold.pause_at if fold.running and until is not None else None
+        if pending_from is not None and pending_from <= until:  # type: ignore[operator]
+            pending_from = None
+        if pending_from is not None:
+            fold.pause_at = None
         fold.run_until(None)
-        if fold.breached_at is None and (not fold.running or fold.pause_at is not None):
+        if pending_from is not None:
+            if fold.breached_at is not None and fold.breached_at >= pending_from:
+                fold.breached_at = None  # (the suspension comes first)
+            fold.pause_at = pending_from
+        elif fold.breached_at is None and (not fold.running or fold.pause_at is not None):
             status = "suspended"
     if fold.pending is not None and fold.pause_at is not None:
         # Still suspended (or about to be): the term stands still from `pause_at`.
@@ -417,35 +430,42 @@ def _walk(
             if off is not None:
                 atw = AtwShift(term_last, last, off.kind, off.name_nl, off.name_en)
     suspended = [
-        (s.effective_from, s.until)
+        (s.effective_from, s.until, s.reason)
         for s in fold.suspensions
         if s.effective_from is not None and not s.after_expiry
     ]
+    # The counted stretches, clipped to where the count reached the target; walked with the
+    # days (a 56-day term with a suspension is explained in ~60 steps, not 60 × segments).
+    segments = [
+        (max(a, origin), b if b is not None and b < count_end else count_end)
+        for a, b in fold.segments
+        if a is not None
+    ]
+    segments = [(a, b) for a, b in segments if b > a]
     days: list[Day] = []
     day = calendar.local_date(origin)
     number = 0
+    first = 0
+    lo = calendar.start_of_day(day)
     while day <= last:
-        lo, hi = calendar.start_of_day(day), calendar.start_of_day(day + _ONE_DAY)
+        following = day + _ONE_DAY
+        hi = calendar.start_of_day(following)
         counted = 0
-        for a, b in fold.segments:
-            assert a is not None
-            a = max(a, lo)
-            b = hi if b is None else min(b, hi)
-            b = min(b, count_end)
-            if b > a:
-                counted += calendar.business_between(measure, a, b)
+        while first < len(segments) and segments[first][1] <= lo:
+            first += 1
+        for a, b in segments[first:]:
+            if a >= hi:
+                break
+            counted += calendar.business_between(measure, max(a, lo), min(b, hi))
         if counted > 0:
             number += 1
             days.append(Day(day, "counted", counted, number))
-        elif any(a <= lo and (b is None or lo < b) for a, b in suspended):
-            reason = next(
-                s.reason
-                for s in fold.suspensions
-                if s.effective_from is not None
-                and s.effective_from <= lo
-                and (s.until is None or lo < s.until)
-            )
+        elif reason := next(
+            (r for a, b, r in suspended if a <= lo and (b is None or lo < b)), None
+        ):
             days.append(Day(day, "suspended", reason=reason))
+        elif any(a <= lo and (b is None or lo < b) for a, b, _ in suspended):
+            days.append(Day(day, "suspended"))  # (a reason not known: stored before it was)
         elif atw is not None and day > term_last:
             off = calendar.atw_day_off(day)
             if off is not None:
@@ -460,7 +480,7 @@ def _walk(
             days.append(Day(day, "closed"))
         else:
             days.append(Day(day, "not_counted"))
-        day += _ONE_DAY
+        day, lo = following, hi
     return tuple(days), atw
 
 
@@ -668,10 +688,10 @@ def describe(
             )
         elif s.until is None:
             lines.append(
-                f"De termijn staat stil sinds {_date(day_of(s.effective_from), lang)}, omdat "
+                f"De termijn staat stil vanaf {_date(day_of(s.effective_from), lang)}, omdat "
                 f"{why}. Als dat binnen is, loopt de termijn verder."
                 if nl
-                else f"The term has been suspended since {_date(day_of(s.effective_from), lang)}"
+                else f"The term is suspended from {_date(day_of(s.effective_from), lang)}"
                 f" because {why}. Once that has arrived, the term runs on."
             )
         else:

@@ -3,13 +3,14 @@ the due instant the clock computes."""
 
 from __future__ import annotations
 
+import random
 from datetime import date
 
 import pytest
 from hypothesis import given, settings
 
 from schemas.events import CaseSuspended, SuspensionReason
-from services.norms.domain.calendar import DAY_US, US, BusinessCalendar, Measure
+from services.norms.domain.calendar import DAY_US, US, BusinessCalendar, Measure, to_us
 from services.norms.domain.catalog import NormCatalog
 from services.norms.domain.clock import (
     ClockRule,
@@ -19,6 +20,7 @@ from services.norms.domain.clock import (
     timeline,
 )
 from services.norms.domain.explain import Explanation, describe, explain, report, summary
+from services.norms.handlers import StoredClock, advance_clock, outcome_id, plan_events
 from tests.unit.norms.test_clock import (
     CALENDAR,
     COMPLAINT,
@@ -37,6 +39,7 @@ from tests.unit.norms.test_clock import (
     local,
     t,
 )
+from tests.unit.norms.test_handlers import history
 
 
 def working_days(days: int, calendar: BusinessCalendar = CALENDAR) -> ClockRule:
@@ -271,7 +274,7 @@ def test_an_open_suspended_clock_has_no_due_date_while_it_stands_still() -> None
     )
     assert explanation.status == "suspended" and explanation.due_at is None
     assert [d.day.day for d in explanation.days][-1] == 10  # counted up to the suspension
-    assert "sinds woensdag 11 maart 2026" in text(explanation, "nl", "weeks")
+    assert "vanaf woensdag 11 maart 2026" in text(explanation, "nl", "weeks")
 
 
 def test_complaint_extensions_that_count_and_those_that_do_not() -> None:
@@ -397,3 +400,46 @@ def test_transitions_as_stored_keep_the_suspension_reason(
     )
     [match] = catalogs["GM0383"].match(CaseSuspended.event_type, suspended)
     assert match.kind is TransitionKind.PAUSE and match.reason == "awaiting_advice"
+
+
+# ---- on the outcome events -------------------------------------------------------------------
+
+
+def test_outcome_events_carry_the_summary_of_what_the_clock_knew(
+    catalogs: dict[str, NormCatalog],
+) -> None:
+    """Each warning, breach, met and missed event explains its due instant from the events up
+    to its own instant (so a live run and a replay frame it alike); the summaries remembered
+    for plain cycles are the ones computed afresh."""
+    catalog = catalogs["GM0383"]
+    events = history(random.Random(7))
+    now = max(to_us(e.time) for e in events) + 200 * DAY_US
+    plan = plan_events(events, {catalog.municipality: catalog})
+    explained_kinds = {DecisionKind.WARNING, DecisionKind.BREACHED, DecisionKind.MET}
+    seen: dict[DecisionKind, int] = {}
+    for remembered in (False, True):
+        for blank, transitions in plan.transitions.values():
+            clock = StoredClock(blank.clock_id, blank.municipality, blank.norm_id, blank.subject_id)
+            for transition, context in transitions:
+                clock.add(transition, context)
+            norm = catalog.norms[clock.norm_id]
+            if not remembered:
+                catalog.explanations.clear()
+            by_id = {
+                o.envelope().id: o.envelope() for o in advance_clock(clock, catalog, now).events
+            }
+            moves = [t for t, _ in clock.transitions]
+            for decision in timeline(norm.rule, moves):
+                event = by_id.get(outcome_id(clock.clock_id, norm.version, decision.key))
+                if event is None:
+                    continue
+                if decision.kind in (DecisionKind.STARTED, DecisionKind.CANCELLED):
+                    assert "explanation" not in event.data.model_fields_set
+                    continue
+                known = [m for m in moves if m.at <= decision.at]
+                expected = explain(norm.rule, known, cycle=decision.cycle)
+                assert expected is not None and expected.due_at == decision.due_at
+                assert event.data.explanation.model_dump() == summary(expected)
+                seen[decision.kind] = seen.get(decision.kind, 0) + 1
+    assert explained_kinds <= set(seen)
+    assert seen.get(DecisionKind.MISSED, 0) > 0
