@@ -373,6 +373,8 @@ def bootstrap(
             allowed_lateness_seconds=settings.allowed_lateness_seconds,
             idle_partition_seconds=settings.idle_partition_seconds,
             future_tolerance_seconds=settings.future_tolerance_seconds,
+            history_horizon_seconds=settings.history_horizon_seconds,
+            history_settle_seconds=settings.history_settle_seconds,
         )
         runtime.tasks = [asyncio.create_task(housekeeping())]
         if settings.scheduler_enabled:

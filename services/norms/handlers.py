@@ -45,6 +45,7 @@ from schemas.events import (
 from services.norms.domain.calendar import US, to_us
 from services.norms.domain.catalog import UNIT_SECONDS, Norm, NormCatalog, clock_id
 from services.norms.domain.clock import (
+    FINAL_KINDS,
     Decision,
     DecisionKind,
     Transition,
@@ -446,9 +447,16 @@ def clock_timeline(
     return decisions
 
 
-def advance_clock(clock: StoredClock, catalog: NormCatalog, now: int | None) -> ClockUpdate:
+def advance_clock(
+    clock: StoredClock, catalog: NormCatalog, now: int | None, hold_before: int | None = None
+) -> ClockUpdate:
     """Take the decisions of `clock` whose instant passed before `now` (None: the watermark is
-    not known yet, take nothing) and say when the next one falls due."""
+    not known yet, take nothing) and say when the next one falls due.
+
+    `hold_before` (an import of history is in progress): warnings and breaches dated before it
+    are held — not taken, and the clock wakes at the first of them, so they are taken once the
+    import has settled, unless the cycle ended meanwhile (a finished cycle takes nothing more:
+    a clock whose stop arrived within the import raises no alert)."""
     norm = catalog.norms.get(clock.norm_id)
     if norm is None or norm.definition.instant:
         return ClockUpdate(events=[], taken=clock.taken, next_decision_at=None)
@@ -458,6 +466,9 @@ def advance_clock(clock: StoredClock, catalog: NormCatalog, now: int | None) -> 
     context = _start_context(clock)
     ready, upcoming = decisions_due(decisions, clock.taken, now if now is not None else -(1 << 62))
     taken = set(clock.taken)
+    if hold_before is not None:
+        ready, upcoming, settled = _hold(ready, upcoming, hold_before)
+        taken |= settled
     events = []
     update = ClockUpdate(
         events=events, taken=taken, next_decision_at=upcoming, norm_version=norm.version
@@ -480,6 +491,30 @@ def advance_clock(clock: StoredClock, catalog: NormCatalog, now: int | None) -> 
             update.outcome = decision.kind.value
             update.stopped_at = decision.stopped_at
     return update
+
+
+_ALERTS = frozenset({DecisionKind.WARNING, DecisionKind.BREACHED})
+
+
+def _hold(
+    ready: list[Decision], upcoming: int | None, hold_before: int
+) -> tuple[list[Decision], int | None, set[str]]:
+    """`ready` without the alerts dated before `hold_before`, the next wake-up, and the keys of
+    held alerts that are settled without an event: those of a cycle that ends in `ready`, and
+    those an alert of their cycle taken now supersedes (a warning older than the horizon is no
+    alert once a later warning or the breach went out). The rest wait for the import."""
+    ending = {d.cycle for d in ready if d.kind in FINAL_KINDS}
+    alerted = {d.cycle for d in ready if d.kind in _ALERTS and d.at >= hold_before}
+    kept, settled = [], set()
+    for decision in ready:
+        if decision.kind in _ALERTS and decision.at < hold_before:
+            if decision.cycle in ending or decision.cycle in alerted:
+                settled.add(decision.key)
+            else:
+                upcoming = decision.at if upcoming is None else min(upcoming, decision.at)
+            continue
+        kept.append(decision)
+    return kept, upcoming, settled
 
 
 _EXPLAINED = frozenset(
