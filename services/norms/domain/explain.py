@@ -754,6 +754,7 @@ def describe(
         )
     if ex.atw is not None:
         name = ex.atw.name_nl if nl else ex.atw.name_en
+        name = "weekend" if ex.atw.kind == "weekend" else name
         lines.append(
             f"De laatste dag van de termijn was {_date(ex.atw.from_day, lang)} ({name}). Volgens "
             "de Algemene termijnenwet schuift de termijn dan door naar de eerstvolgende "

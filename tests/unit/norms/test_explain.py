@@ -209,7 +209,66 @@ def test_an_email_over_the_weekend_in_dutch_and_english() -> None:
     }
 
 
+@pytest.mark.parametrize(
+    ("start", "hours", "due", "counted"),
+    [
+        ("2026-03-02T10:00", 4, "2026-03-02T14:00", {2: 4}),
+        ("2026-03-06T15:00", 4, "2026-03-09T10:30", {6: 2, 9: 2}),
+        ("2026-03-27T15:00", 4, "2026-03-30T10:30", {27: 2, 30: 2}),
+        ("2026-10-23T15:00", 4, "2026-10-26T10:30", {23: 2, 26: 2}),
+        ("2026-04-02T16:00", 4, "2026-04-03T11:30", {2: 1, 3: 3}),
+        ("2026-12-24T16:30", 1, "2026-12-28T09:00", {24: 0.5, 28: 0.5}),
+        ("2026-03-07T12:00", 4, "2026-03-09T12:30", {9: 4}),
+        ("2026-03-02T06:00", 1, "2026-03-02T09:30", {2: 1}),
+    ],
+)
+def test_office_hour_terms_of_test_calendar(
+    start: str, hours: int, due: str, counted: dict[int, float]
+) -> None:
+    rule = ClockRule(calendar=CALENDAR, measure=Measure.OFFICE_HOURS, target=hours * 3600 * US)
+    explanation = explained(rule, t(START, start))
+    assert explanation.due_at == at(due)
+    assert explanation.counting_from == at(start)  # office hours count from receipt
+    assert {
+        d.day.day: d.counted / (3600 * US) for d in explanation.days if d.status == "counted"
+    } == counted
+    skipped = {d.status for d in explanation.days if d.status != "counted"}
+    assert skipped <= {"weekend", "holiday"}
+    if start.startswith("2026-12-24"):  # Christmas Day and Boxing Day (a Saturday)
+        assert [(d.day.day, d.status, d.name_nl) for d in explanation.days[1:3]] == [
+            (25, "holiday", "Eerste kerstdag"),
+            (26, "weekend", "zaterdag"),
+        ]
+
+
 # ---- the legal terms of test_clock.py ------------------------------------------------------
+
+
+def test_a_term_ending_on_a_saturday_ends_on_monday() -> None:
+    # Received Saturday 7 March 2026: day 56 is Saturday 2 May; Monday 4 May is a working day.
+    explanation = explained(DECISION, t(START, "2026-03-07T11:00"))
+    assert local(explanation.due_at or 0) == "2026-05-05 00:00"
+    assert explanation.atw is not None and explanation.atw.kind == "weekend"
+    assert explanation.atw.days == 2
+    assert [d.status for d in explanation.days[-2:]] == ["atw_shift", "atw_shift"]
+    assert [d.name_nl for d in explanation.days[-2:]] == ["zondag", "volgende werkdag"]
+    assert timeline(DECISION, [t(START, "2026-03-07T11:00")])[-1].due_at == explanation.due_at
+    assert "De laatste dag van de termijn was zaterdag 2 mei 2026 (weekend)." in text(
+        explanation, "nl", "weeks"
+    )
+
+
+def test_5_may_moves_a_legal_term_even_when_the_office_is_open() -> None:
+    # Received Tuesday 10 March 2026: day 56 is Tuesday 5 May, Bevrijdingsdag. The office is
+    # open (2026 is no lustrum year), but for the Atw 5 May is a general holiday every year.
+    explanation = explained(DECISION, t(START, "2026-03-10T09:00"))
+    assert explanation.atw is not None
+    assert (explanation.atw.from_day, explanation.atw.name_nl) == (
+        date(2026, 5, 5),
+        "Bevrijdingsdag",
+    )
+    assert local(explanation.due_at or 0) == "2026-05-07 00:00"
+    assert "(Liberation Day)" in text(explanation, "en", "weeks")
 
 
 def test_awb_decision_term_moved_by_the_atw_past_kings_day() -> None:
