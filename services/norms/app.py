@@ -324,9 +324,15 @@ def bootstrap(
             if settings.clock == "wall" and now is not None:
                 wall = time.time()
                 for event_time in result.decision_times:
-                    scheduler_lag.observe(max(0.0, wall - event_time / 1_000_000))
+                    if not _history(wall - event_time / 1_000_000):
+                        scheduler_lag.observe(max(0.0, wall - event_time / 1_000_000))
             if result.applied < settings.scheduler_batch:
                 await asyncio.sleep(settings.scheduler_interval)
+
+    def _history(lag: float) -> bool:
+        """An alert of an imported clock (dated before the history horizon) is history, not
+        lateness: it would swamp the lag histograms (docs/norms.md, "Importing history")."""
+        return 0 < settings.history_horizon_seconds < lag
 
     def published(records: list[KafkaRecord]) -> None:
         if settings.clock != "wall":
@@ -336,7 +342,8 @@ def bootstrap(
             attributes = attributes_from_headers(record.headers)
             if attributes.get("type") == _BREACHED:
                 due = datetime.fromisoformat(attributes["time"]).timestamp()
-                breach_publish_lag.observe(max(0.0, wall - due))
+                if not _history(wall - due):
+                    breach_publish_lag.observe(max(0.0, wall - due))
 
     async def housekeeping() -> None:
         assert runtime.repository is not None
