@@ -223,6 +223,25 @@ class CaseReopened(CaseEvent):
 # --------------------------------------------------------------------------------------------
 
 
+class SkippedDays(Contract):
+    """Days within a term that did not count, by reason."""
+
+    weekend: int = Field(ge=0)
+    holiday: int = Field(ge=0)  # a public holiday (its name: GET /v1/clocks/{clock_id})
+    closing_day: int = Field(ge=0)  # a municipal closing day
+
+
+class DeadlineSummary(Contract):
+    """Why the due instant is what it is, in short: the norms service's
+    `GET /v1/clocks/{clock_id}` explains it day by day, in Dutch and English."""
+
+    counted_days: int = Field(ge=0)  # days on which the term counted (from the day after receipt)
+    skipped_days: SkippedDays
+    suspended_days: int = Field(ge=0)  # Awb 4:15
+    extension_days: float = Field(ge=0)  # extensions that count (Awb 4:14, 9:11 lid 2)
+    atw_shift_days: int = Field(ge=0)  # days the Algemene termijnenwet added to the term
+
+
 class NormOutcome(EventData):
     """What every norm event says about one clock of one norm for one case or contact."""
 
@@ -256,6 +275,7 @@ class NormWarning(NormOutcome):
     event_type: ClassVar[str] = f"{PREFIX}.norm.warning.v1"
 
     threshold: str = Field(min_length=1, max_length=40)
+    explanation: DeadlineSummary | None = None
 
 
 class NormBreached(NormOutcome):
@@ -263,11 +283,14 @@ class NormBreached(NormOutcome):
 
     event_type: ClassVar[str] = f"{PREFIX}.norm.breached.v1"
 
+    explanation: DeadlineSummary | None = None
+
 
 class NormMet(NormOutcome):
     event_type: ClassVar[str] = f"{PREFIX}.norm.met.v1"
 
     stopped_at: AwareDatetime
+    explanation: DeadlineSummary | None = None
 
 
 class NormMissed(NormOutcome):
@@ -276,6 +299,7 @@ class NormMissed(NormOutcome):
     event_type: ClassVar[str] = f"{PREFIX}.norm.missed.v1"
 
     stopped_at: AwareDatetime
+    explanation: DeadlineSummary | None = None
 
 
 class NormCancelled(NormOutcome):

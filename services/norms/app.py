@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -54,6 +55,7 @@ from services.intake.settings import IntakeSettings
 from services.norms.adapters.relay import OutboxRelay
 from services.norms.adapters.repository import BatchResult, ClockRepository
 from services.norms.config import load_catalogs
+from services.norms.domain.explain import report
 from services.norms.settings import NormsSettings
 
 MIGRATIONS = REPO_ROOT / "services" / "norms" / "migrations"
@@ -386,9 +388,15 @@ def bootstrap(
             if settings.clock == "wall" and now is not None:
                 wall = time.time()
                 for event_time in result.decision_times:
-                    scheduler_lag.observe(max(0.0, wall - event_time / 1_000_000))
+                    if not _history(wall - event_time / 1_000_000):
+                        scheduler_lag.observe(max(0.0, wall - event_time / 1_000_000))
             if result.applied < settings.scheduler_batch:
                 await asyncio.sleep(settings.scheduler_interval)
+
+    def _history(lag: float) -> bool:
+        """An alert of an imported clock (dated before the history horizon) is history, not
+        lateness: it would swamp the lag histograms (docs/norms.md, "Importing history")."""
+        return 0 < settings.history_horizon_seconds < lag
 
     def published(records: list[KafkaRecord]) -> None:
         if settings.clock != "wall":
@@ -398,7 +406,8 @@ def bootstrap(
             attributes = attributes_from_headers(record.headers)
             if attributes.get("type") == _BREACHED:
                 due = datetime.fromisoformat(attributes["time"]).timestamp()
-                breach_publish_lag.observe(max(0.0, wall - due))
+                if not _history(wall - due):
+                    breach_publish_lag.observe(max(0.0, wall - due))
 
     async def housekeeping() -> None:
         assert runtime.repository is not None
@@ -436,6 +445,8 @@ def bootstrap(
             allowed_lateness_seconds=settings.allowed_lateness_seconds,
             idle_partition_seconds=settings.idle_partition_seconds,
             future_tolerance_seconds=settings.future_tolerance_seconds,
+            history_horizon_seconds=settings.history_horizon_seconds,
+            history_settle_seconds=settings.history_settle_seconds,
         )
         runtime.tasks = [asyncio.create_task(housekeeping())]
         if settings.scheduler_enabled:
@@ -498,7 +509,33 @@ def bootstrap(
             json.dumps(body).encode(), 200, headers={"content-type": "application/json"}
         )
 
-    return AsgiFastStream(
+    @get
+    async def clock(scope: Any) -> AsgiResponse:
+        """GET /v1/clocks/{clock_id}?lang=nl|en: why the clock's due instant is what it is
+        (the clock id, e.g. GM0383/email_answered/ZAAK-1, holds slashes)."""
+        clock_id = scope.get("path", "").removeprefix(CLOCKS_PATH)
+        query = {k: v[0] for k, v in parse_qs(scope.get("query_string", b"").decode()).items()}
+        lang = query.get("lang", "nl")
+        if lang not in ("nl", "en"):
+            return _json({"error": "lang: nl or en"}, 400)
+        assert runtime.repository is not None
+        stored, now = await runtime.repository.clock(clock_id)
+        catalog = catalogs.get(stored.municipality) if stored is not None else None
+        norm = catalog.norms.get(stored.norm_id) if catalog and stored else None
+        body = None
+        if stored is not None and catalog is not None and norm is not None:
+            transitions = [t for t, _ in stored.transitions]
+            body = report(norm, catalog.calendar, transitions, lang=lang, now=now)
+        if stored is None or body is None:
+            return _json({"error": f"no clock {clock_id!r} (or it never started)"}, 404)
+        head = {
+            "clock_id": stored.clock_id,
+            "municipality": stored.municipality,
+            "subject_id": stored.subject_id,
+        }
+        return _json(head | body, 200)
+
+    return _PrefixRoutes(
         broker,
         asgi_routes=[
             *health_routes(
@@ -513,7 +550,36 @@ def bootstrap(
             ("/metrics", make_asgi_app(registry)),
             ("/v1/compliance", compliance),
         ],
+        prefix_routes=[(CLOCKS_PATH, clock)],
         on_startup=[start],
         on_shutdown=[drain],
         after_shutdown=[stop],
     )
+
+
+CLOCKS_PATH = "/v1/clocks/"
+
+
+def _json(body: dict[str, Any], status: int) -> AsgiResponse:
+    return AsgiResponse(
+        json.dumps(body, ensure_ascii=False).encode(),
+        status,
+        headers={"content-type": "application/json"},
+    )
+
+
+class _PrefixRoutes(AsgiFastStream):
+    """FastStream's ASGI app routes exact paths; these routes also take what follows their
+    prefix (a clock id)."""
+
+    def __init__(self, *args: Any, prefix_routes: Sequence[tuple[str, Any]], **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.prefix_routes = list(prefix_routes)
+
+    async def not_found(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            for prefix, route in self.prefix_routes:
+                if scope["path"].startswith(prefix) and len(scope["path"]) > len(prefix):
+                    await route(scope, receive, send)
+                    return
+        await super().not_found(scope, receive, send)

@@ -46,6 +46,7 @@ from schemas.events import (
 from services.norms.domain.calendar import US, to_us
 from services.norms.domain.catalog import UNIT_SECONDS, Norm, NormCatalog, clock_id
 from services.norms.domain.clock import (
+    FINAL_KINDS,
     Decision,
     DecisionKind,
     Transition,
@@ -54,6 +55,7 @@ from services.norms.domain.clock import (
     judge_instant,
     timeline,
 )
+from services.norms.domain.explain import explain, summary
 
 SOURCE = "/servicepuls/norms"
 NORMS_TOPIC = TOPICS[Family.NORMS]
@@ -305,8 +307,10 @@ def outcome_record(
     context: dict[str, str],
     decision: Decision,
     event_time: int | None = None,
+    explanation: bytes = b"",
 ) -> Outcome:
     """Frame a decision as a norm event: deterministic id, time = the decision's event time.
+    `explanation`: the `,"explanation":{…}` member (`explanation_json`), or nothing.
 
     The JSON is what the `NormOutcome` models serialize to (fields in model order, `None`
     left out), written directly from per-norm templates: this runs for every decision."""
@@ -360,6 +364,8 @@ def outcome_record(
             iso(decision.cause_at if decision.cause_at is not None else decision.at).encode(),
             b'"',
         )
+    if explanation:
+        parts.append(explanation)
     parts.append(b"}")
     at = decision.at if event_time is None else event_time
     event_id = outcome_id(cid, norm.version, decision.key)
@@ -462,9 +468,16 @@ def clock_timeline(
     return decisions
 
 
-def advance_clock(clock: StoredClock, catalog: NormCatalog, now: int | None) -> ClockUpdate:
+def advance_clock(
+    clock: StoredClock, catalog: NormCatalog, now: int | None, hold_before: int | None = None
+) -> ClockUpdate:
     """Take the decisions of `clock` whose instant passed before `now` (None: the watermark is
-    not known yet, take nothing) and say when the next one falls due."""
+    not known yet, take nothing) and say when the next one falls due.
+
+    `hold_before` (an import of history is in progress): warnings and breaches dated before it
+    are held — not taken, and the clock wakes at the first of them, so they are taken once the
+    import has settled, unless the cycle ended meanwhile (a finished cycle takes nothing more:
+    a clock whose stop arrived within the import raises no alert)."""
     norm = catalog.norms.get(clock.norm_id)
     if norm is None or norm.definition.instant:
         return ClockUpdate(events=[], taken=clock.taken, next_decision_at=None)
@@ -474,14 +487,22 @@ def advance_clock(clock: StoredClock, catalog: NormCatalog, now: int | None) -> 
     context = _start_context(clock)
     ready, upcoming = decisions_due(decisions, clock.taken, now if now is not None else -(1 << 62))
     taken = set(clock.taken)
+    if hold_before is not None:
+        ready, upcoming, settled = _hold(ready, upcoming, hold_before)
+        taken |= settled
     events = []
     update = ClockUpdate(
         events=events, taken=taken, next_decision_at=upcoming, norm_version=norm.version
     )
     for decision in ready:
         taken.add(decision.key)
+        why = b""
+        if decision.kind in _EXPLAINED:
+            why = explanation_json(catalog, norm, clock.transitions, decision)
         events.append(
-            outcome_record(catalog, norm, clock.clock_id, clock.subject_id, context, decision)
+            outcome_record(
+                catalog, norm, clock.clock_id, clock.subject_id, context, decision, None, why
+            )
         )
         update.started_at = decision.started_at
         update.due_at = decision.due_at
@@ -491,6 +512,81 @@ def advance_clock(clock: StoredClock, catalog: NormCatalog, now: int | None) -> 
             update.outcome = decision.kind.value
             update.stopped_at = decision.stopped_at
     return update
+
+
+_ALERTS = frozenset({DecisionKind.WARNING, DecisionKind.BREACHED})
+
+
+def _hold(
+    ready: list[Decision], upcoming: int | None, hold_before: int
+) -> tuple[list[Decision], int | None, set[str]]:
+    """`ready` without the alerts dated before `hold_before`, the next wake-up, and the keys of
+    held alerts that are settled without an event: those of a cycle that ends in `ready`, and
+    those an alert of their cycle taken now supersedes (a warning older than the horizon is no
+    alert once a later warning or the breach went out). The rest wait for the import."""
+    ending = {d.cycle for d in ready if d.kind in FINAL_KINDS}
+    alerted = {d.cycle for d in ready if d.kind in _ALERTS and d.at >= hold_before}
+    kept, settled = [], set()
+    for decision in ready:
+        if decision.kind in _ALERTS and decision.at < hold_before:
+            if decision.cycle in ending or decision.cycle in alerted:
+                settled.add(decision.key)
+            else:
+                upcoming = decision.at if upcoming is None else min(upcoming, decision.at)
+            continue
+        kept.append(decision)
+    return kept, upcoming, settled
+
+
+_EXPLAINED = frozenset(
+    {DecisionKind.WARNING, DecisionKind.BREACHED, DecisionKind.MET, DecisionKind.MISSED}
+)
+# Transitions that make a cycle's explanation depend on more than its start.
+_SHAPING = frozenset(
+    {TransitionKind.PAUSE, TransitionKind.RESUME, TransitionKind.EXTEND, TransitionKind.RESTART}
+)
+
+
+def explanation_json(
+    catalog: NormCatalog,
+    norm: Norm,
+    transitions: list[tuple[Transition, dict[str, str]]],
+    decision: Decision,
+) -> bytes:
+    """The `explanation` member of a warning, breach, met or missed event: the deadline in
+    short (`explain.summary`), from what the clock knew when it took the decision (its events
+    up to the decision's instant, so a replay frames it alike). Computed at decision time, a
+    few per clock, never per intake event; a cycle with nothing but its start (and stop) is
+    explained by its norm and its start alone, so those are remembered per catalog."""
+    at = decision.at
+    key: tuple[Any, ...] | None = None
+    if decision.cycle == 1:
+        first: int | None = None  # the start's instant (of several, the first wins)
+        for transition, _ in transitions:
+            if transition.at > at:
+                continue
+            kind = transition.kind
+            if kind in _SHAPING:
+                first = None
+                break
+            if kind is TransitionKind.START and (first is None or transition.at < first):
+                first = transition.at
+        if first is not None:
+            rule = norm.rule
+            key = (norm.id, rule.calendar.local_date(first) if rule.day_granular else first)
+            cached = catalog.explanations.get(key)
+            if cached is not None:
+                return cached
+    known = [t for t, _ in transitions if t.at <= at]
+    explained = explain(norm.rule, known, cycle=decision.cycle)
+    if explained is None:
+        return b""
+    member = b',"explanation":' + orjson.dumps(summary(explained))
+    if key is not None:
+        if len(catalog.explanations) >= TIMELINE_MEMO_SIZE:
+            catalog.explanations.clear()  # emptied when full: see calendar._ADVANCE_MEMO_SIZE
+        catalog.explanations[key] = member
+    return member
 
 
 def _start_context(clock: StoredClock) -> dict[str, str]:

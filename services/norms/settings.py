@@ -31,6 +31,12 @@ class NormsSettings(BaseSettings):
     # event further ahead is applied to its clocks but does not move "now" (one event dated
     # 2090 would otherwise decide every open clock at once).
     future_tolerance_seconds: float = Field(default=3600.0, ge=0)
+    # Wall-clock mode, importing history (docs/norms.md): an intake event dated more than the
+    # horizon before the wall clock is historical; while one was applied less than the settle
+    # time ago, warnings and breaches dated before the horizon are held, so a clock whose stop
+    # arrives within the import raises no alert. 0: no hold.
+    history_horizon_seconds: float = Field(default=86_400.0, ge=0)
+    history_settle_seconds: float = Field(default=300.0, ge=0)
     consumer_group: str = "norms"
     # PostgreSQL schema owned by this service (tests and recompute use their own).
     db_schema: str = Field(default="norms", pattern=r"^[a-z_][a-z0-9_]{0,40}$")

@@ -83,6 +83,8 @@ class PreparedBatch:
     # partition → whether the consumer has read it to its end once this batch is applied (as
     # the consumer reported it; partitions it did not report keep what was stored).
     caught_up: dict[int, bool] = field(default_factory=dict)
+    # Partitions with historical events in the batch (an import of history is in progress).
+    historical: set[int] = field(default_factory=set)
 
 
 class ClockRepository:
@@ -99,6 +101,8 @@ class ClockRepository:
         idle_partition_seconds: float,
         future_tolerance_seconds: float = 3600.0,
         wall_clock: Callable[[], float] = time.time,
+        history_horizon_seconds: float = 0.0,
+        history_settle_seconds: float = 300.0,
     ) -> None:
         self.pool = pool
         self.s = f'"{schema}"'
@@ -112,6 +116,9 @@ class ClockRepository:
         self.wall_clock = wall_clock
         self.future_tolerance_seconds = future_tolerance_seconds
         self.notify_channel = f"{schema}_outbox"
+        # Importing history (wall clock only; 0: no hold): see `hold_before`.
+        self.horizon_us = 0 if event_clock else round(history_horizon_seconds * 1_000_000)
+        self.settle_seconds = history_settle_seconds
 
     # ---- now -----------------------------------------------------------------------------
 
@@ -146,6 +153,21 @@ class ClockRepository:
             return None
         highest = row["active_min"] or row["overall"]
         return None if highest is None else to_us(highest) - self.lateness_us
+
+    async def hold_before(self, conn: asyncpg.Connection) -> int | None:
+        """While an import of history is in progress — an intake event dated more than the
+        horizon before the wall clock was applied less than the settle time ago, by any
+        replica — warnings and breaches dated before the horizon are held (None: nothing is).
+        Wall-clock mode only: in event-time mode the watermark already waits for the events."""
+        if not self.horizon_us:
+            return None
+        importing = await conn.fetchval(
+            f"""SELECT COALESCE(max(historical_at) > now() - make_interval(secs => $2), false)
+                FROM {self.s}.partition_progress WHERE topic = $1""",
+            self.intake_topic,
+            self.settle_seconds,
+        )
+        return round(self.wall_clock() * 1_000_000) - self.horizon_us if importing else None
 
     async def register_partitions(self, partitions: list[int]) -> None:
         """Assigned partitions hold the watermark back until they delivered (or were read to
@@ -190,6 +212,9 @@ class ClockRepository:
         times: list[int] = []  # of `unique`, computed once for the progress and the plan
         progress: dict[int, int] = {}
         ahead = 0
+        # Older than this: historical (an import; wall-clock mode only, see `hold_before`).
+        history = limit - round(self.future_tolerance_seconds * 1_000_000) - self.horizon_us
+        historical: set[int] = set()
         for partition, event in events:
             key = event.dedupe_key
             at = to_us(event.time)
@@ -200,6 +225,8 @@ class ClockRepository:
             if at > limit:
                 at = limit
                 ahead += 1
+            elif self.horizon_us and at < history:
+                historical.add(partition)
             if at > progress.get(partition, -(1 << 62)):
                 progress[partition] = at
         keys = list(by_key)
@@ -215,7 +242,9 @@ class ClockRepository:
                 )
             )
             await asyncio.sleep(0)
-        return PreparedBatch(len(events), by_key, progress, plan, ahead, dict(caught_up or {}))
+        return PreparedBatch(
+            len(events), by_key, progress, plan, ahead, dict(caught_up or {}), historical
+        )
 
     async def commit(self, batch: PreparedBatch) -> BatchResult:
         """Apply a prepared batch in one transaction (again, if another replica created one of
@@ -257,6 +286,13 @@ class ClockRepository:
                     self.intake_topic,
                     list(progress),
                     [from_us(v) for v in progress.values()],
+                )
+            if batch.historical:
+                await conn.execute(
+                    f"""UPDATE {self.s}.partition_progress SET historical_at = now()
+                        WHERE topic = $1 AND partition = ANY($2::int[])""",
+                    self.intake_topic,
+                    sorted(batch.historical),
                 )
             if batch.caught_up and self.event_clock:
                 # Since when each partition has been read to its end (kept while it stays so).
@@ -301,13 +337,14 @@ class ClockRepository:
             clocks, created = await self._lock_clocks(
                 conn, eager, {k: v[0] for k, v in plan.transitions.items()}
             )
+            hold = await self.hold_before(conn) if eager else None
             updates: list[tuple[StoredClock, ClockUpdate]] = []
             for cid in eager:
                 clock = clocks[cid]
                 for transition, context in plan.transitions[cid][1]:
                     clock.add(transition, context)
                 updates.append(
-                    (clock, advance_clock(clock, self.catalogs[clock.municipality], now))
+                    (clock, advance_clock(clock, self.catalogs[clock.municipality], now, hold))
                 )
             outgoing = list(plan.instant_events)
             outcomes = list(plan.instant_outcomes)
@@ -503,15 +540,19 @@ class ClockRepository:
             now = await self.now(conn)
             if now is None:
                 return result, None
+            # While an import is in progress, clocks waking before the horizon wait for it.
+            hold = await self.hold_before(conn)
+            held = "" if hold is None else "AND next_decision_at >= $3"
             rows = await conn.fetch(
                 f"""SELECT clock_id, municipality, norm_id, subject_id, transitions::text, taken
                     FROM {self.s}.clock
-                    WHERE next_decision_at < $1
+                    WHERE next_decision_at < $1 {held}
                     ORDER BY next_decision_at
                     LIMIT $2
                     FOR UPDATE SKIP LOCKED""",
                 from_us(now),
                 limit,
+                *([] if hold is None else [from_us(hold)]),
             )
             updates = []
             for row in rows:
@@ -519,7 +560,7 @@ class ClockRepository:
                 catalog = self.catalogs.get(clock.municipality)
                 if catalog is None:
                     continue
-                updates.append((clock, advance_clock(clock, catalog, now)))
+                updates.append((clock, advance_clock(clock, catalog, now, hold)))
             result.applied = len(rows)
             await self._store(conn, updates, [], [], result, write_transitions=False)
         return result, now
@@ -564,6 +605,17 @@ class ClockRepository:
                 }
             )
         return report
+
+    async def clock(self, clock_id: str) -> tuple[StoredClock | None, int | None]:
+        """One clock as stored (None: no such clock), and the service's now."""
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(
+                f"""SELECT clock_id, municipality, norm_id, subject_id, transitions::text, taken
+                    FROM {self.s}.clock WHERE clock_id = $1""",
+                clock_id,
+            )
+            now = await self.now(conn)
+        return (None if row is None else _stored(row)), now
 
     async def outbox_backlog(self) -> int:
         """Norm events committed and not yet published (a row holds a transaction's)."""

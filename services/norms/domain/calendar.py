@@ -158,6 +158,29 @@ class BusinessCalendar:
         5 May every year, and not the municipality's own closing days)."""
         return day.weekday() >= 5 or day in _atw_holidays(day.year) or day in self.atw_equated_days
 
+    def day_off(self, day: date) -> DayOff | None:
+        """Why `day` is no working day (None: it is one): a weekend day, a named public holiday
+        (Dutch and English names from the `holidays` package), or a local closing day."""
+        if day.weekday() not in self.working_weekdays:
+            return DayOff("weekend", *_weekday_names(day))
+        if day in self.public_holidays(day.year):
+            return DayOff("holiday", *_holiday_names(day))
+        if day in self.closing_days:
+            return DayOff("closing_day", "sluitingsdag van de gemeente", "municipal closing day")
+        return None
+
+    def atw_day_off(self, day: date) -> DayOff | None:
+        """Why `day` cannot be the last day of a legal term under the Atw (None: it can)."""
+        if day.weekday() >= 5:
+            return DayOff("weekend", *_weekday_names(day))
+        if day in _atw_holidays(day.year):
+            return DayOff("holiday", *_holiday_names(day))
+        if day in self.atw_equated_days:
+            return DayOff(
+                "holiday", "dag gelijkgesteld aan een feestdag", "day equated with a holiday"
+            )
+        return None
+
     def next_working_day(self, day: date) -> date:
         day += timedelta(days=1)
         while not self.is_working_day(day):
@@ -365,6 +388,38 @@ class BusinessCalendar:
             lo <= instant_us < hi
             for lo, hi, _, _ in self.intervals(measure, self.local_date(instant_us))
         )
+
+
+@dataclass(frozen=True, slots=True)
+class DayOff:
+    """Why a day does not count: `kind` is weekend, holiday or closing_day; names in Dutch
+    and English (the holiday's own name, or the weekday's)."""
+
+    kind: str
+    name_nl: str
+    name_en: str
+
+
+_WEEKDAYS_NL = ("maandag", "dinsdag", "woensdag", "donderdag", "vrijdag", "zaterdag", "zondag")
+
+
+def _weekday_names(day: date) -> tuple[str, str]:
+    return _WEEKDAYS_NL[day.weekday()], WEEKDAYS[day.weekday()].capitalize()
+
+
+@lru_cache(maxsize=64)
+def _holiday_table(year: int, language: str) -> dict[date, str]:
+    return dict(holidays_package.Netherlands(years=year, language=language).items())
+
+
+def _holiday_names(day: date) -> tuple[str, str]:
+    """The holiday's Dutch and English names (5 May, which the package names only in some
+    years, is Bevrijdingsdag)."""
+    nl = _holiday_table(day.year, "nl").get(day)
+    en = _holiday_table(day.year, "en_US").get(day)
+    if day.month == 5 and day.day == 5:
+        nl, en = nl or "Bevrijdingsdag", en or "Liberation Day"
+    return nl or "feestdag", en or "public holiday"
 
 
 @lru_cache(maxsize=256)

@@ -408,6 +408,8 @@ class NormCatalog:
         self.timelines: dict[tuple[str, tuple[Any, ...]], Any] = {}
         # The fixed parts of each norm's outcome events (see handlers.outcome_record).
         self.outcome_templates: dict[str, Any] = {}
+        # Deadline summaries of plain cycles (see handlers.explanation_json).
+        self.explanations: dict[Any, bytes] = {}
         self._rules: dict[str, list[_Rule]] = {}
         self._judges: dict[str, list[_Judge]] = {}
         for norm in self.norms.values():
@@ -485,6 +487,10 @@ class NormCatalog:
             elif kind is TransitionKind.CANCEL and not reason:
                 outcome = fields.get("outcome")
                 reason = str(outcome.value) if outcome is not None else "cancelled"
+            elif kind is TransitionKind.PAUSE:
+                # Kept with the transition: a deadline's explanation names why it stood still.
+                why = fields.get("reason")
+                reason = str(getattr(why, "value", why)) if why is not None else ""
             matches.append(Match(norm, kind, subject, extension, reason))
         return matches
 

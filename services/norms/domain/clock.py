@@ -67,7 +67,7 @@ class Transition(NamedTuple):
     kind: TransitionKind
     event_key: str  # the input event's dedupe key: breaks ties, identifies the cause
     extension: int = 0  # nominal business microseconds added by an EXTEND
-    reason: str = ""  # why a clock was cancelled (a code)
+    reason: str = ""  # why a clock was cancelled, or suspended (a code)
 
     def sort_key(self) -> tuple[int, int, str]:
         return (self.at, _KIND_ORDER[self.kind], self.event_key)
