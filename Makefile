@@ -29,4 +29,4 @@ lint:
 	.venv/bin/ruff check .
 
 schemas:
-	.venv/bin/python -m schemas.generate
+	.venv/bin/python -m services.contracts

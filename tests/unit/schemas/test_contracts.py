@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from schemas import generate
+from services import contracts as generate
 from schemas.envelope import UnknownEventType, decode, deterministic_id, encode, new_event
 from schemas.events import (
     CATALOG,
@@ -161,4 +161,4 @@ def test_generated_schemas_asyncapi_and_openapi_are_up_to_date():
         for path, content in generate.artifacts().items()
         if not path.exists() or path.read_text() != content
     ]
-    assert stale == [], f"run `python -m schemas.generate` (or `make schemas`): stale {stale}"
+    assert stale == [], f"run `python -m services.contracts` (or `make schemas`): stale {stale}"
