@@ -12,7 +12,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from services import contracts as generate
 from schemas.envelope import UnknownEventType, decode, deterministic_id, encode, new_event
 from schemas.events import (
     CATALOG,
@@ -23,6 +22,7 @@ from schemas.events import (
     SurveyResponded,
     topic_for,
 )
+from services import contracts as generate
 
 AMSTERDAM_WINTER = timezone(timedelta(hours=1))
 
