@@ -96,23 +96,68 @@ class KafkaRecord:
     headers: list[tuple[str, bytes]]
 
 
+# The binary-mode headers of every record, in this order (the one list: producers frame with
+# `binary_headers`, the contract documents describe these).
+HEADER_NAMES = (
+    "ce_specversion",
+    "ce_id",
+    "ce_source",
+    "ce_type",
+    "ce_time",
+    "ce_subject",
+    f"ce_{MUNICIPALITY_ATTRIBUTE}",
+    "content-type",
+)
+_SPECVERSION_PAIR = ("ce_specversion", SPECVERSION.encode())
+_CONTENT_TYPE_PAIR = ("content-type", CONTENT_TYPE.encode())
+# Source, type and municipality repeat across events: their pairs are made once and shared (a
+# norms outbox row, marshalled, stores a shared object once). Bounded: the values come from
+# outside.
+_SHARED_PAIRS: dict[tuple[str, bytes], tuple[str, bytes]] = {}
+_SHARED_PAIRS_LIMIT = 10_000
+
+
+def _shared(name: str, value: bytes) -> tuple[str, bytes]:
+    pair = _SHARED_PAIRS.get((name, value))
+    if pair is None:
+        pair = (name, value)
+        if len(_SHARED_PAIRS) < _SHARED_PAIRS_LIMIT:
+            _SHARED_PAIRS[pair] = pair
+    return pair
+
+
+def binary_headers(
+    *, id: bytes, source: bytes, type: bytes, time: bytes, subject: bytes, municipality: bytes
+) -> list[tuple[str, bytes]]:
+    """The `ce_*` and content-type headers of one event (attributes already as UTF-8 bytes;
+    `time` in ISO 8601 with its offset). Every producer frames its records with this."""
+    return [
+        _SPECVERSION_PAIR,
+        ("ce_id", id),
+        _shared("ce_source", source),
+        _shared("ce_type", type),
+        ("ce_time", time),
+        ("ce_subject", subject),
+        _shared(HEADER_NAMES[6], municipality),
+        _CONTENT_TYPE_PAIR,
+    ]
+
+
 def encode(event: Envelope[Any]) -> KafkaRecord:
     """Binary content mode: data as the value, attributes as `ce_*` headers."""
-    headers = [
-        ("ce_specversion", event.specversion.encode()),
-        ("ce_id", event.id.encode()),
-        ("ce_source", event.source.encode()),
-        ("ce_type", event.type.encode()),
-        ("ce_time", event.time.isoformat().encode()),
-        ("ce_subject", event.subject.encode()),
-        (f"ce_{MUNICIPALITY_ATTRIBUTE}", event.municipality.encode()),
-        ("content-type", CONTENT_TYPE.encode()),
-    ]
+    subject = event.subject.encode()
     return KafkaRecord(
         topic=event.topic,
-        key=event.subject.encode(),
+        key=subject,
         value=event.data.model_dump_json(exclude_none=True).encode(),
-        headers=headers,
+        headers=binary_headers(
+            id=event.id.encode(),
+            source=event.source.encode(),
+            type=event.type.encode(),
+            time=event.time.isoformat().encode(),
+            subject=subject,
+            municipality=event.municipality.encode(),
+        ),
     )
 
 
@@ -188,6 +233,7 @@ def parse_structured(document: dict[str, Any]) -> Envelope[Any]:
 
 __all__ = [
     "CONTENT_TYPE",
+    "HEADER_NAMES",
     "SPECVERSION",
     "Envelope",
     "KafkaRecord",
@@ -195,6 +241,7 @@ __all__ = [
     "UnknownEventType",
     "ValidationError",
     "attributes_from_headers",
+    "binary_headers",
     "decode",
     "deterministic_id",
     "encode",

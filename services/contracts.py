@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from schemas.envelope import HEADER_NAMES
 from schemas.events import CATALOG, TOPICS, EventData, Family
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,14 +56,7 @@ HEADERS_SCHEMA: dict[str, Any] = {
         "content-type": {"type": "string", "const": "application/json"},
     },
     "required": [
-        "ce_specversion",
-        "ce_id",
-        "ce_source",
-        "ce_type",
-        "ce_time",
-        "ce_subject",
-        "ce_municipality",
-        "content-type",
+        *HEADER_NAMES,
     ],
 }
 

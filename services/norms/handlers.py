@@ -24,11 +24,9 @@ from typing import Any
 import orjson
 
 from schemas.envelope import (
-    CONTENT_TYPE,
-    MUNICIPALITY_ATTRIBUTE,
-    SPECVERSION,
     Envelope,
     KafkaRecord,
+    binary_headers,
     decode,
 )
 from schemas.events import (
@@ -70,26 +68,9 @@ _EVENT_MODEL: dict[DecisionKind, type[NormOutcome]] = {
     DecisionKind.DATA_QUALITY: NormDataQuality,
 }
 _EVENT_TYPE = {kind: model.event_type for kind, model in _EVENT_MODEL.items()}
-# The CloudEvents binary-mode headers in the order `schemas.envelope.encode` writes them.
-HEADER_NAMES = (
-    "ce_specversion",
-    "ce_id",
-    "ce_source",
-    "ce_type",
-    "ce_time",
-    "ce_subject",
-    f"ce_{MUNICIPALITY_ATTRIBUTE}",
-    "content-type",
-)
 _OUTCOME_ID_PREFIX = hashlib.sha1(uuid.NAMESPACE_URL.bytes + f"servicepuls:{SOURCE}\x1f".encode())
-# The header pairs that are the same for many events, made once and shared.
-_SPECVERSION_PAIR = (HEADER_NAMES[0], SPECVERSION.encode())
-_SOURCE_PAIR = (HEADER_NAMES[2], SOURCE.encode())
-_TYPE_PAIRS = {
-    kind: (HEADER_NAMES[3], event_type.encode()) for kind, event_type in _EVENT_TYPE.items()
-}
-_CONTENT_TYPE_PAIR = (HEADER_NAMES[7], CONTENT_TYPE.encode())
-_MUNICIPALITY_PAIRS: dict[str, tuple[str, bytes]] = {}
+_SOURCE_BYTES = SOURCE.encode()
+_TYPE_BYTES = {kind: event_type.encode() for kind, event_type in _EVENT_TYPE.items()}
 # How many clock timelines each catalog remembers (emptied when full).
 TIMELINE_MEMO_SIZE = 50_000
 
@@ -106,8 +87,8 @@ class Outcome:
     started_at: int
     key: bytes
     value: bytes
-    # The CloudEvents headers in the order of HEADER_NAMES; the pairs every event of a kind,
-    # source or municipality has are shared objects (the outbox stores a shared one once).
+    # The CloudEvents headers (`schemas.envelope.binary_headers`: the pairs every event of a
+    # kind, source or municipality has are shared objects, which the outbox stores once).
     headers: tuple[tuple[str, bytes], ...]
     # CANCELLED: the reason; DATA_QUALITY: the problem, and the source of the event at fault.
     reason: str = ""
@@ -370,9 +351,6 @@ def outcome_record(
     at = decision.at if event_time is None else event_time
     event_id = outcome_id(cid, norm.version, decision.key)
     municipality = catalog.municipality
-    pair = _MUNICIPALITY_PAIRS.get(municipality)
-    if pair is None:
-        pair = _MUNICIPALITY_PAIRS[municipality] = (HEADER_NAMES[6], municipality.encode())
     key = subject_id.encode()
     return Outcome(
         municipality,
@@ -382,15 +360,15 @@ def outcome_record(
         decision.started_at,
         key,
         b"".join(parts),
-        (
-            _SPECVERSION_PAIR,
-            ("ce_id", event_id.encode()),
-            _SOURCE_PAIR,
-            _TYPE_PAIRS[kind],
-            ("ce_time", iso(at).encode()),
-            ("ce_subject", key),
-            pair,
-            _CONTENT_TYPE_PAIR,
+        tuple(
+            binary_headers(
+                id=event_id.encode(),
+                source=_SOURCE_BYTES,
+                type=_TYPE_BYTES[kind],
+                time=iso(at).encode(),
+                subject=key,
+                municipality=municipality.encode(),
+            )
         ),
         decision.reason,
         cause_source,

@@ -28,11 +28,10 @@ from pydantic import (
 
 from schemas.common import AwareDatetime, MunicipalityCode, ResidentRef
 from schemas.envelope import (
-    CONTENT_TYPE,
-    MUNICIPALITY_ATTRIBUTE,
     SPECVERSION,
     Envelope,
     KafkaRecord,
+    binary_headers,
     decode,
 )
 from schemas.events import CATALOG, EventData, Family, topic_for
@@ -322,9 +321,6 @@ class Admitted:
         return decode(self.record.headers, self.record.value)
 
 
-_SPECVERSION = SPECVERSION.encode()
-_CONTENT_TYPE = CONTENT_TYPE.encode()
-_MUNICIPALITY_HEADER = f"ce_{MUNICIPALITY_ATTRIBUTE}"
 _TOPIC = {event_type: topic_for(event_type) for event_type in POSTED_MODELS}
 
 
@@ -436,15 +432,13 @@ def _admit_valid(
             topic=_TOPIC[event_type],
             key=subject_bytes,
             value=data.__pydantic_serializer__.to_json(data, exclude_none=True),
-            headers=[
-                ("ce_specversion", _SPECVERSION),
-                ("ce_id", posted.id.encode()),
-                ("ce_source", posted.source.encode()),
-                ("ce_type", event_type.encode()),
-                ("ce_time", posted.time.isoformat().encode()),
-                ("ce_subject", subject_bytes),
-                (_MUNICIPALITY_HEADER, posted.municipality.encode()),
-                ("content-type", _CONTENT_TYPE),
-            ],
+            headers=binary_headers(
+                id=posted.id.encode(),
+                source=posted.source.encode(),
+                type=event_type.encode(),
+                time=posted.time.isoformat().encode(),
+                subject=subject_bytes,
+                municipality=posted.municipality.encode(),
+            ),
         ),
     )

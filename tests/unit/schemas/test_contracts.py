@@ -162,3 +162,10 @@ def test_generated_schemas_asyncapi_and_openapi_are_up_to_date():
         if not path.exists() or path.read_text() != content
     ]
     assert stale == [], f"run `python -m services.contracts` (or `make schemas`): stale {stale}"
+
+
+def test_the_documented_headers_are_the_ones_every_producer_frames() -> None:
+    from schemas.envelope import HEADER_NAMES
+
+    assert tuple(generate.HEADERS_SCHEMA["properties"]) == HEADER_NAMES
+    assert tuple(generate.HEADERS_SCHEMA["required"]) == HEADER_NAMES
