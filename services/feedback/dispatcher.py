@@ -11,7 +11,6 @@ A graceful stop (SIGTERM) finishes the sends in flight first.
 from __future__ import annotations
 
 import asyncio
-import json
 from contextlib import suppress
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -22,7 +21,7 @@ import structlog
 
 from schemas.events import DeliveryChannel
 from schemas.resident import ContactDetails
-from services.common.sealing import SealError, open_sealed
+from services.common.sealing import SealError
 from services.feedback import messages, metrics
 from services.feedback import service as svc
 from services.feedback.adapters import postgres as db
@@ -167,8 +166,7 @@ class Dispatcher:
         if not survey["sealed_contact"] or not self.sealing_private:
             raise PermanentFailure("no_contact_details")
         try:
-            raw = open_sealed(self.sealing_private, survey["sealed_contact"])
-            return ContactDetails.model_validate(json.loads(raw))
+            return svc.unseal_contact(self.sealing_private, survey["sealed_contact"])
         except (SealError, ValueError) as exc:
             raise PermanentFailure("contact_details_unreadable") from exc
 

@@ -58,3 +58,9 @@ PURGED = Counter(
     " dedupe_keys",
     ["what"],
 )
+UNREADABLE_SEALS = Counter(
+    "servicepuls_feedback_unreadable_seals_total",
+    "Sealed contact details left off a letter or phone list because they could not be opened"
+    " (a sealing key rotated away)",
+    ["municipality"],
+)

@@ -4,6 +4,7 @@ writes the events it causes to the outbox."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from datetime import date, datetime
@@ -31,6 +32,8 @@ from schemas.events import (
     SurveySent,
     SurveySuppressed,
 )
+from schemas.resident import ContactDetails
+from services.common.sealing import SealError, open_sealed
 from services.feedback import metrics
 from services.feedback.adapters import postgres as db
 from services.feedback.config import PolicyBook
@@ -47,6 +50,8 @@ from services.feedback.domain.policy import (
 )
 
 SOURCE = "/servicepuls/feedback"
+# Statuses in which staff may record an answer: a survey not sent yet (scheduled) included.
+STAFF_ANSWERABLE = ("sent", "sending", "scheduled")
 log = structlog.get_logger("feedback")
 
 
@@ -403,6 +408,82 @@ async def record_supplement(
     if answer.may_contact and survey["score"] <= survey["low_score"]:
         await db.enqueue(conn, [follow_up_event(survey, now, survey["score"])])
     return survey
+
+
+async def opt_out(conn: asyncpg.Connection, resident_ref: str, now: datetime) -> int:
+    """The resident never wants a survey again (the link's opt-out): their open surveys lose
+    their contact details, those not sent yet are cancelled with a reason. Returns how many."""
+    cancelled = await db.opt_out(conn, resident_ref, now)
+    await db.enqueue(conn, [cancelled_event(r, now) for r in cancelled])
+    return len(cancelled)
+
+
+async def record_in_person(
+    conn: asyncpg.Connection,
+    *,
+    municipality: str,
+    subject_kind: str,
+    subject_id: str,
+    channel: str,
+    case_type: str | None,
+    party_role: str,
+    answer: Answer,
+    low_score: int,
+    now: datetime,
+) -> uuid.UUID | None:
+    """An answer given at the counter or on the phone about a subject that had no survey yet:
+    the subject's one survey row (in person), answered at once. None when the subject already
+    has a survey that takes no answer (answered, expired, cancelled)."""
+    survey_id = survey_id_for(municipality, subject_kind, subject_id)
+    inserted = await db.insert_survey(
+        conn,
+        survey_id=survey_id,
+        municipality=municipality,
+        subject_kind=CASE if subject_kind == "case" else CONTACT,
+        subject_id=subject_id,
+        case_type=case_type,
+        channel=channel,
+        party_role=party_role,
+        language="nl",
+        status="scheduled",
+        delivery_channel=DeliveryChannel.IN_PERSON.value,
+        decided_at=now,
+        closed_at=now,
+        low_score=low_score,
+    )
+    if not inserted:
+        existing = await db.get_survey(conn, survey_id)
+        if existing is None or existing["status"] not in STAFF_ANSWERABLE:
+            return None
+    answered = await record_answer(
+        conn, survey_id, answer, AnsweredVia.IN_PERSON, now, statuses=STAFF_ANSWERABLE
+    )
+    return None if answered is None else survey_id
+
+
+# --- the letter and phone lists ---------------------------------------------------------------
+
+
+def unseal_contact(private_key: bytes, sealed: bytes) -> ContactDetails:
+    """The resident's contact details from their seal (raises SealError or ValueError)."""
+    return ContactDetails.model_validate(json.loads(open_sealed(private_key, sealed)))
+
+
+async def contact_list(
+    conn: asyncpg.Connection, private_key: bytes, municipality: str, day: date, kind: str
+) -> list[tuple[Any, ContactDetails]]:
+    """The day's letter or phone list: each sent survey of that kind with the resident's contact
+    details unsealed. A row whose seal cannot be opened (a rotated key) is left out and counted."""
+    listed = []
+    for row in await db.day_list(conn, municipality, day, kind):
+        try:
+            details = unseal_contact(private_key, row["sealed_contact"])
+        except (SealError, ValueError):
+            metrics.UNREADABLE_SEALS.labels(municipality).inc()
+            log.warning("sealed contact details unreadable", survey_id=str(row["survey_id"]))
+            continue
+        listed.append((row, details))
+    return listed
 
 
 # --- erasure on request -----------------------------------------------------------------------
