@@ -29,7 +29,7 @@ def batch_gc_thresholds(
     with about `objects_per_event` objects the cycle collector tracks. The young generation's
     count is allocations minus deallocations, so with a threshold above what the batches keep
     alive the collector runs when something is left over (a cycle, a growing cache), not once
-    for every batch, walking all of the batch each time (~0.4 µs an object, measured)."""
+    for every batch, walking all of the batch each time (docs/benchmarks.md, "Norms")."""
     return (max(BATCH_GC_THRESHOLDS[0], batch * objects_per_event), *BATCH_GC_THRESHOLDS[1:])
 
 

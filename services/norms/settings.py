@@ -45,14 +45,12 @@ class NormsSettings(BaseSettings):
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     max_batch: int = Field(default=2000, ge=1, le=50_000)
     batch_timeout_ms: int = Field(default=50, ge=1, le=10_000)
-    # Bytes fetched from a partition per request (aiokafka's default). Batches of 5 000 were
-    # full with 1 MiB as with 4 MiB (what the benchmark's raw reader uses); no difference in
-    # CPU per event could be measured.
+    # Bytes fetched from a partition per request (aiokafka's default; larger fetches made no
+    # measurable difference: docs/benchmarks.md, "Norms").
     max_partition_fetch_bytes: int = Field(default=1 << 20, ge=1 << 16)
     # Intake events per PostgreSQL transaction: a consumed batch larger than this is applied in
-    # transactions of this size, each prepared while the one before is being applied. Measured
-    # on the 2-core development machine, 1 000 was slower than 5 000 (more statements per event,
-    # and PostgreSQL shares its core): see docs/benchmarks.md, "Norms".
+    # transactions of this size, each prepared while the one before is being applied (smaller
+    # transactions cost more statements per event: docs/benchmarks.md, "Norms").
     commit_batch: int = Field(default=5000, ge=1, le=50_000)
     # Scheduler: how often it looks for due warnings and breaches, and how many per transaction.
     # Default: 0.1 s with the wall clock (a breach goes out within that of its due instant);
@@ -72,8 +70,8 @@ class NormsSettings(BaseSettings):
     scheduler_enabled: bool = True
     # Thresholds of Python's cycle collector (gc.set_threshold). Default: above what the
     # consumer keeps alive for its batches (see `gc_thresholds_for_batches`); CPython's
-    # default (700, 10, 10) cost a quarter of the consumer's time in large batches, and
-    # (50 000, 20, 20) still a collection of every batch of 5 000 events, ~10 µs an event.
+    # default collects many times per large batch (what that cost: docs/benchmarks.md,
+    # "Norms", fourth round).
     gc_thresholds: tuple[int, int, int] | None = None
     # How long processed-event keys are kept for deduplication.
     dedupe_retention_days: int = Field(default=30, ge=1)

@@ -274,7 +274,8 @@ def _personal_data_in(strings: Iterable[tuple[tuple[int | str, ...], str]]) -> l
 # non-word characters, and a UUID's all-digit stretches between hyphens are runs of whole groups
 # of 8-4-4-4-12 characters, which never add up to 10 or 13; a BSN counts only as the whole value.
 # Ids are mostly UUIDs and new with every event, so this saves the slower searches on most
-# strings intake screens (0.7 against 4 µs each). A property test holds it to the full check.
+# strings intake screens (docs/benchmarks.md, "Intake"). A property test holds it to the full
+# check.
 _UUID_FORM = re.compile(r"(?:[A-Za-z]{1,16}-)?[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 
 
