@@ -154,7 +154,7 @@ def asyncapi() -> dict[str, Any]:
 
 
 def openapi() -> dict[str, Any]:
-    from services.intake.app import create_app
+    from services.intake.bootstrap import create_app
     from services.intake.settings import IntakeSettings
 
     return create_app(IntakeSettings()).openapi()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from services.common.serve import serve
-from services.intake.app import create_app
+from services.intake.bootstrap import create_app
 from services.intake.settings import IntakeSettings
 
 

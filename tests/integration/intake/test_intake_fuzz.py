@@ -9,7 +9,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
-from services.intake.app import create_app
+from services.intake.bootstrap import create_app
 from services.intake.settings import IntakeSettings
 from tests.support.services import ServiceProcess
 

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from services.common.settings import InfraSettings
-from services.intake.app import create_app
+from services.intake.bootstrap import create_app
 from services.intake.settings import IntakeSettings
 
 REPO = Path(__file__).resolve().parents[3]

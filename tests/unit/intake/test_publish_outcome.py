@@ -18,7 +18,8 @@ from aiokafka.errors import (
 
 from schemas.envelope import KafkaRecord
 from services.common.kafka import NotHandedOver, SharedBatches
-from services.intake.publishing import PublishOutcome, failure_answer, publish_outcome
+from services.intake.adapters.kafka import PublishOutcome, publish_outcome
+from services.intake.service import failure_answer
 from tests.unit.intake.harness import AUTH, FakeProducer, case_opened, serving
 
 NOT_WRITTEN, UNKNOWN, WRITTEN = (
