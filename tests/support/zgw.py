@@ -488,7 +488,8 @@ class FakeZgw:
         self, adres: str, soort: str, *, consent: bool, by: str, of: dict[str, str]
     ) -> dict[str, Any]:
         """A digitaal adres given by a betrokkene (`by` betrokkene) or a partij; one the
-        resident agreed to be asked on carries the referentie `kto`."""
+        resident agreed to be asked on carries the referentie `kto`, another one a tag of
+        another use (the spec allows no empty referentie: `^[-a-zA-Z0-9_]+$`)."""
         url, ident = _new(KLANTINTERACTIES, "digitaleadressen")
         return {
             "uuid": ident,
@@ -499,7 +500,7 @@ class FakeZgw:
             "soortDigitaalAdres": soort,
             "isStandaardAdres": True,
             "omschrijving": soort,
-            "referentie": "kto" if consent else "",
+            "referentie": "kto" if consent else "portaalvoorkeur",
             "verificatieDatum": None,
         }
 
