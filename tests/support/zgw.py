@@ -329,8 +329,11 @@ class FakeZgw:
         kanaal: str = "e-mail",
         bsn: str | None = None,
         email: str | None = None,
+        ident: str | None = None,
     ) -> dict[str, Any]:
-        url, ident = _new(ZAKEN, "zaken")
+        """A zaak (with its initiator rol when `bsn` or `email` is given); `ident` fixes its
+        uuid (the simulator derives it from its own case id)."""
+        url, ident = (f"{ZAKEN}/zaken/{ident}", ident) if ident else _new(ZAKEN, "zaken")
         zaak = {
             "url": url,
             "uuid": ident,
