@@ -192,9 +192,7 @@ async def main_async(args: argparse.Namespace) -> int:
     route: OpenZaakRoute | None = None
     if args.via_connector is not None:
         try:
-            route = OpenZaakRoute(
-                args.via_connector, names, args.config_dir, STATE_DIR, ledger=ledger
-            )
+            route = OpenZaakRoute(args.via_connector, names, args.config_dir, tag, ledger=ledger)
         except ValueError as exc:
             raise SystemExit(str(exc)) from None
         await route.start()

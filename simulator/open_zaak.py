@@ -22,6 +22,7 @@ import hashlib
 import importlib
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import asyncpg
 import httpx
 import yaml
 
@@ -113,7 +115,7 @@ class OpenZaakRoute:
     """Open Zaak, Open Klant and Open Notificaties for the routed zaken, and the connector."""
 
     def __init__(self, share: float, municipalities: Iterable[str], config_dir: Path,
-                 state_dir: Path, *, ledger: Ledger | None = None) -> None:  # fmt: skip
+                 run_tag: str, *, ledger: Ledger | None = None) -> None:  # fmt: skip
         if not 0 < share <= 1:
             raise ValueError("--via-connector takes a share of the zaken: more than 0, at most 1")
         # The fake lives with the tests (a checkout has it); imported only when asked for.
@@ -124,7 +126,11 @@ class OpenZaakRoute:
         self.mapping = load_yaml_model(
             config_dir / "connector" / "mappings" / f"{MAPPING}.yaml", Mapping
         )
-        self.config_dir = self._config(config_dir, state_dir)
+        # The connector's configuration and its schema are this run's (a run that was killed
+        # leaves no queue behind for the next one to work off against another fake).
+        self._workspace = tempfile.TemporaryDirectory(prefix="servicepuls-sim-connector-")
+        self.config_dir = self._config(config_dir, Path(self._workspace.name))
+        self.db_schema = f"connector_sim_{run_tag}"
         self.zaaktypen: dict[str, dict[str, Any]] = {}
         self.zaken: dict[str, _Zaak] = {}  # by the simulator's case id
         self._routed: set[str] = set()  # the simulator's case ids taken this way
@@ -133,18 +139,15 @@ class OpenZaakRoute:
         self.ledger = ledger
         self._app: Any = None
         self._lifespan: Any = None
-        self._before: dict[str, int] = {}
         self._http: httpx.AsyncClient | None = None
 
     # --- the connector, in this process -----------------------------------------------------
 
-    def _config(self, config_dir: Path, state_dir: Path) -> Path:
+    def _config(self, config_dir: Path, workspace: Path) -> Path:
         """A configuration directory for the connector: the project's, with one source per
         simulated municipality whose APIs are the fake's."""
         zgw = self.zgw
-        target = state_dir / "simulator" / "connector-config"
-        if target.exists():
-            shutil.rmtree(target)
+        target = workspace / "config"
         shutil.copytree(config_dir, target)
         jwt_auth = {"kind": "jwt", "client_id": "servicepuls", "secret_env": _env("OZ_SECRET")}
         sources = [
@@ -184,8 +187,7 @@ class OpenZaakRoute:
             }
         )
         settings = ConnectorSettings(
-            db_schema="connector_simulator",
-            infra=InfraSettings(config_dir=self.config_dir),
+            db_schema=self.db_schema, infra=InfraSettings(config_dir=self.config_dir)
         )
         configuration = configure(settings)
         transport = self.fake.transport()
@@ -197,9 +199,6 @@ class OpenZaakRoute:
         self._http = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=self._app), base_url="http://connector"
         )
-        # The schema outlives a run (finished notifications are pruned after a week): count
-        # from here.
-        self._before = await self._app.state.connector.store.backlog()
 
     async def settle(self, timeout: float = 60) -> int:
         """Wait until the connector has worked off what it was sent; how many are left."""
@@ -221,7 +220,7 @@ class OpenZaakRoute:
             "notifications": self.stats.notifications,
             "refused": self.stats.refused,
             "pending": int(backlog.get("pending", 0)),
-            "dead_letters": int(backlog.get("dead", 0)) - self._before.get("dead", 0),
+            "dead_letters": int(backlog.get("dead", 0)),
         }
 
     async def aclose(self) -> None:
@@ -229,6 +228,13 @@ class OpenZaakRoute:
             await self._http.aclose()
         if self._lifespan is not None:
             await self._lifespan.__aexit__(None, None, None)
+            # The queue and zaak states were this run's, as was the fake they refer to.
+            conn = await asyncpg.connect(InfraSettings().database_url)
+            try:
+                await conn.execute(f'DROP SCHEMA IF EXISTS "{self.db_schema}" CASCADE')
+            finally:
+                await conn.close()
+        self._workspace.cleanup()
 
     # --- which events go this way -----------------------------------------------------------
 
