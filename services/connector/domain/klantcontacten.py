@@ -3,7 +3,11 @@
 Open Klant keeps `kanaal` and `onderwerp` as free text: both are mapped through the
 municipality's mapping, never copied (an onderwerp can name a person). The resident's digital
 addresses go into the resident part, which intake seals for the feedback service, and only
-where the resident agreed (a digitaal adres marked with the mapping's `toestemming_referentie`).
+where the resident agreed. The Klantinteracties API 0.9 has no consent field: a digitaal adres
+carries a machine-readable tag (`referentie`), and the one the mapping names
+(`toestemming_referentie`) marks an address given to be asked on. Such addresses are given in a
+contact (by its betrokkene) or kept on the resident's partij "for future contact with the
+municipality"; a partij that is not `indicatieActief` may not be contacted through its data.
 """
 
 from __future__ import annotations
