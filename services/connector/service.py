@@ -343,6 +343,7 @@ class Connector:
             found = await self.api.get(source, url, params={"expand": "digitaleAdressen"})
         except FetchFailed as error:
             if error.status in (401, 403, 404):  # not ours to read: no addresses from it
+                _partij_not_readable(source, error)
                 return None
             raise
         return Partij.model_validate(found)
@@ -364,6 +365,7 @@ class Connector:
             )
         except FetchFailed as error:
             if error.status in (401, 403, 404):
+                _partij_not_readable(source, error)
                 return None
             raise
         partijen = [Partij.model_validate(entry) for entry in found]
@@ -388,6 +390,15 @@ class Connector:
             found = model.model_validate(await self.api.get(source, url))
             self._catalogi[url] = found
         return found
+
+
+def _partij_not_readable(source: Source, error: FetchFailed) -> None:
+    """Consent stays unknown; said in the log, as a wrong token would otherwise pass unseen."""
+    log.warning(
+        "partij not readable in Open Klant: consent unknown",
+        municipality=source.municipality,
+        status=error.status,
+    )
 
 
 def _short_type(headers: list[tuple[str, bytes]]) -> str:
