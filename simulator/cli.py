@@ -31,6 +31,7 @@ from simulator.dashboard import Dashboard, Endpoints, where_to_look
 from simulator.generator import SimulatedMunicipality, SimulationPlan, run_tag
 from simulator.ledger import Ledger, inbound_channel
 from simulator.office_hours import AMSTERDAM
+from simulator.open_zaak import OpenZaakRoute
 from simulator.poster import DEFAULT_INTAKE_URL, IntakePoster, IntakeUnavailable
 from simulator.run import Progress, play
 from simulator.surveys import SurveyAnsweringResidents
@@ -98,6 +99,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--report", type=Path, help="path of the period report (shown in 'where to look')"
     )
+    parser.add_argument("--via-connector", type=float, metavar="SHARE",
+                        help="send this share (0-1) of the case system's zaken as Open Zaak "
+                        "notifications to a connector run in this process with fake ZGW "
+                        "APIs, instead of posting them to intake (docs/simulator.md)")  # fmt: skip
     return parser.parse_args(argv)
 
 
@@ -184,6 +189,15 @@ async def main_async(args: argparse.Namespace) -> int:
 
     dashboard = Dashboard(progress, watcher.outcomes if watcher else None, channel_mix, names)
     poster = IntakePoster(ledger, base_url=args.intake_url)
+    route: OpenZaakRoute | None = None
+    if args.via_connector is not None:
+        try:
+            route = OpenZaakRoute(args.via_connector, names, args.config_dir, tag, ledger=ledger)
+        except ValueError as exc:
+            raise SystemExit(str(exc)) from None
+        await route.start()
+        if watcher:
+            watcher.subjects = route.case_ids
     clock = SimulatedClock(plan.start, args.speedup)
     status = 0
     console.print(
@@ -195,7 +209,11 @@ async def main_async(args: argparse.Namespace) -> int:
         with live or contextlib.nullcontext():
             reporter = None if live else asyncio.create_task(_log_progress(progress, console, stop))
             try:
-                await play(plan, clock, poster, progress, stop=stop, on_posted=on_posted)
+                await play(
+                    plan, clock, poster, progress, stop=stop, on_posted=on_posted, route=route
+                )
+                if route:  # what Open Zaak announced is admitted before the platform settles
+                    await route.settle()
             except IntakeUnavailable as exc:
                 console.print(f"[red]stopped: {exc}[/]")
                 status = 2
@@ -214,6 +232,9 @@ async def main_async(args: argparse.Namespace) -> int:
             plan, args.run_out / (24 * 60), progress, poster, watcher, residents, channel_mix,
             ledger_path,
         )  # fmt: skip
+        if route:
+            summary["via_connector"] = await route.summary()
+            await route.aclose()
         ledger.end(**summary)
         ledger.close()
         if args.summary_json:
@@ -225,6 +246,12 @@ async def main_async(args: argparse.Namespace) -> int:
         if residents:
             await residents.aclose()
     console.print(dashboard.summary(console.width))
+    if route and (route.stats.refused or summary["via_connector"]["dead_letters"]):
+        console.print(
+            f"[red]via the connector: {route.stats.refused} notifications refused, "
+            f"{summary['via_connector']['dead_letters']} dead-lettered[/]"
+        )
+        status = status or 1
     if poster.stats.rejected:
         console.print(
             f"[red]{poster.stats.rejected} events rejected by intake[/]: {poster.stats.problems[:3]}"

@@ -61,6 +61,13 @@ class Ledger:
                 }
             )
 
+    def via_connector(self, events: list[SimEvent]) -> None:
+        """Events not posted to intake but played as Open Zaak changes and notifications to
+        the connector (`--via-connector`): what the connector admits is its own rendering."""
+        wall = _now()
+        for event in events:
+            self._write({"kind": "via_connector", "posted_at": wall, "event": event.cloudevent()})
+
     def survey_answered(self, **answer: Any) -> None:
         self._write({"kind": "survey_answer", "wall_time": _now(), **answer})
 

@@ -16,6 +16,7 @@ from datetime import datetime
 
 from simulator.clock import SimulatedClock
 from simulator.generator import SimEvent, SimulationPlan, TrafficGenerator
+from simulator.open_zaak import OpenZaakRoute
 from simulator.poster import IntakePoster
 
 CASE_OPENED = "nl.servicepuls.case.opened.v1"
@@ -61,8 +62,10 @@ async def play(
     stop: asyncio.Event | None = None,
     on_posted: Callable[[list[SimEvent]], None] | None = None,
     tick: float = 0.25,
+    route: OpenZaakRoute | None = None,
 ) -> None:
-    """Post the plan's events as simulated time passes, until the plan ends or `stop` is set."""
+    """Post the plan's events as simulated time passes, until the plan ends or `stop` is set.
+    With a `route`, the zaken it takes go through Open Zaak and the connector instead."""
     stop = stop or asyncio.Event()
     generator = TrafficGenerator(plan)
     stream = generator.events()
@@ -75,7 +78,12 @@ async def play(
             due.append(upcoming)
             upcoming = next(stream, None)
         if due:
-            await poster.post(due)
+            if route is None:
+                await poster.post(due)
+            else:
+                via = [event for event in due if route.takes(event)]
+                await poster.post([event for event in due if not route.has(event)])
+                await route.post(via)
             progress.observe(due)
             if on_posted:
                 on_posted(due)

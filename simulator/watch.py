@@ -82,6 +82,9 @@ class TopicWatcher:
 
     def __init__(self, run_tag: str, bootstrap: str | None = None) -> None:
         self.marker = f"-{run_tag}-"
+        # Subjects of this run without the marker: zaken sent through the connector, whose
+        # case id is the zaak's uuid (filled in as they open).
+        self.subjects: set[str] = set()
         self.bootstrap = bootstrap or os.environ.get(
             "SERVICEPULS_KAFKA_BOOTSTRAP", "127.0.0.1:9092"
         )
@@ -123,7 +126,8 @@ class TopicWatcher:
                         continue
                     # The same event twice (source + id) is one event: several replicas or a
                     # replay may write it again.
-                    if self.marker in event.subject and event.dedupe_key not in self._seen:
+                    ours = self.marker in event.subject or event.subject in self.subjects
+                    if ours and event.dedupe_key not in self._seen:
                         self._seen.add(event.dedupe_key)
                         self.events.append(event)
                         self.outcomes.add(event)

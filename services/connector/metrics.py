@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from services.common.deadletters import dead_letter_counter
 
@@ -30,6 +30,19 @@ class ConnectorMetrics:
         )
         # Every service's dead letters by one name (services.common.deadletters).
         self.dead_letters = dead_letter_counter(self.registry)
+        # The queue as the database has it (all replicas), read when /metrics is scraped.
+        self.queue = Gauge(
+            "servicepuls_connector_queue_notifications",
+            "Notifications in the connector's queue by state (pending, done, dead; done and "
+            "dead are kept keep_done_days)",
+            ["state"],
+            registry=self.registry,
+        )
+        self.oldest_pending = Gauge(
+            "servicepuls_connector_oldest_pending_seconds",
+            "How long the oldest pending notification has waited since it came in",
+            registry=self.registry,
+        )
         self.processing = Histogram(
             "servicepuls_connector_processing_seconds",
             "Time to process one notification (fetching, mapping, admitting, publishing)",

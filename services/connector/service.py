@@ -29,6 +29,7 @@ from services.connector.domain.klantcontacten import (
     UnmappedChannel,
     callback,
     contact_completed,
+    klant_of,
 )
 from services.connector.domain.mapping import Mapping
 from services.connector.domain.notification import (
@@ -42,6 +43,7 @@ from services.connector.domain.resources import (
     AuditTrail,
     InterneTaak,
     Klantcontact,
+    Partij,
     Resultaat,
     ResultaatType,
     Rol,
@@ -277,7 +279,12 @@ class Connector:
                 found = await self.api.get(
                     source, queued.resource_url, params={"expand": KLANTCONTACT_EXPAND}
                 )
-                return [contact_completed(Klantcontact.model_validate(found), mapping)]
+                klantcontact = Klantcontact.model_validate(found)
+                klant = klant_of(klantcontact)
+                partij = None
+                if klant is not None and klant.wasPartij is not None:
+                    partij = await self._partij(source, klant.wasPartij.url)
+                return [contact_completed(klantcontact, mapping, partij)]
             if feed is Feed.INTERNETAAK:
                 taak = InterneTaak.model_validate(await self.api.get(source, queued.resource_url))
                 return callback(taak, mapping, changed_at=queued.aanmaakdatum)
@@ -318,9 +325,53 @@ class Connector:
             params={"zaak": zaak.url, "omschrijvingGeneriek": "initiator"},
         )
         initiator = Rol.model_validate(rollen[0]) if rollen else None
+        bsn = (initiator.betrokkeneIdentificatie or {}).get("inpBsn") if initiator else None
+        partij = await self._partij_by_bsn(source, bsn) if isinstance(bsn, str) and bsn else None
         return ZaakFacts(
-            zaak, zaaktype, statuses, resultaat, initiator, await self._history(source, zaak)
+            zaak,
+            zaaktype,
+            statuses,
+            resultaat,
+            initiator,
+            await self._history(source, zaak),
+            partij=partij,
         )
+
+    async def _partij(self, source: Source, url: str) -> Partij | None:
+        """A partij with its digitale adressen (where a resident's consent to be asked is)."""
+        try:
+            found = await self.api.get(source, url, params={"expand": "digitaleAdressen"})
+        except FetchFailed as error:
+            if error.status in (401, 403, 404):  # not ours to read: no addresses from it
+                _partij_not_readable(source, error)
+                return None
+            raise
+        return Partij.model_validate(found)
+
+    async def _partij_by_bsn(self, source: Source, bsn: str) -> Partij | None:
+        """The zaak's initiator in Open Klant, by the BSN the Zaken API gives (when the
+        municipality has a Klantinteracties API); none found or not readable: None."""
+        if source.klantinteracties is None:
+            return None
+        try:
+            found = await self.api.all_pages(
+                source,
+                f"{source.klantinteracties.base_url.rstrip('/')}/partijen",
+                params={
+                    "partijIdentificator__codeSoortObjectId": "bsn",
+                    "partijIdentificator__objectId": bsn,
+                    "expand": "digitaleAdressen",
+                },
+            )
+        except FetchFailed as error:
+            if error.status in (401, 403, 404):
+                _partij_not_readable(source, error)
+                return None
+            raise
+        partijen = [Partij.model_validate(entry) for entry in found]
+        # Open Klant can hold a resident twice (an old, inactive partij): the active one counts.
+        active = [partij for partij in partijen if partij.indicatieActief]
+        return (active or partijen or [None])[0]
 
     async def _history(self, source: Source, zaak: Zaak) -> list[AuditTrail] | None:
         """The zaak's audit trail: when each opschorting and verlenging happened. An API that
@@ -339,6 +390,15 @@ class Connector:
             found = model.model_validate(await self.api.get(source, url))
             self._catalogi[url] = found
         return found
+
+
+def _partij_not_readable(source: Source, error: FetchFailed) -> None:
+    """Consent stays unknown; said in the log, as a wrong token would otherwise pass unseen."""
+    log.warning(
+        "partij not readable in Open Klant: consent unknown",
+        municipality=source.municipality,
+        status=error.status,
+    )
 
 
 def _short_type(headers: list[tuple[str, bytes]]) -> str:

@@ -329,8 +329,11 @@ class FakeZgw:
         kanaal: str = "e-mail",
         bsn: str | None = None,
         email: str | None = None,
+        ident: str | None = None,
     ) -> dict[str, Any]:
-        url, ident = _new(ZAKEN, "zaken")
+        """A zaak (with its initiator rol when `bsn` or `email` is given); `ident` fixes its
+        uuid (the simulator derives it from its own case id)."""
+        url, ident = (f"{ZAKEN}/zaken/{ident}", ident) if ident else _new(ZAKEN, "zaken")
         zaak = {
             "url": url,
             "uuid": ident,
@@ -484,6 +487,86 @@ class FakeZgw:
         zaak["resultaat"] = url
         return self.resources[url]
 
+    def _digitaal_adres(
+        self, adres: str, soort: str, *, consent: bool, by: str, of: dict[str, str]
+    ) -> dict[str, Any]:
+        """A digitaal adres given by a betrokkene (`by` betrokkene) or a partij; one the
+        resident agreed to be asked on carries the referentie `kto`, another one a tag of
+        another use (the spec allows no empty referentie: `^[-a-zA-Z0-9_]+$`)."""
+        url, ident = _new(KLANTINTERACTIES, "digitaleadressen")
+        return {
+            "uuid": ident,
+            "url": url,
+            "verstrektDoorBetrokkene": of if by == "betrokkene" else None,
+            "verstrektDoorPartij": of if by == "partij" else None,
+            "adres": adres,
+            "soortDigitaalAdres": soort,
+            "isStandaardAdres": True,
+            "omschrijving": soort,
+            "referentie": "kto" if consent else "portaalvoorkeur",
+            "verificatieDatum": None,
+        }
+
+    def partij(
+        self,
+        *,
+        bsn: str,
+        email: str | None = None,
+        phone: str | None = None,
+        consent: bool = True,
+        actief: bool = True,
+    ) -> dict[str, Any]:
+        """A resident as Open Klant knows them (a persoon, identified by BSN in the BRP), with
+        the digitale adressen they gave for future contact with the municipality."""
+        url, ident = _new(KLANTINTERACTIES, "partijen")
+        fk = {"uuid": ident, "url": url}
+        adressen = [
+            self._digitaal_adres(adres, soort, consent=consent, by="partij", of=fk)
+            for adres, soort in ((email, "email"), (phone, "telefoonnummer"))
+            if adres
+        ]
+        i_url, i_id = _new(KLANTINTERACTIES, "partij-identificatoren")
+        partij = {
+            "uuid": ident,
+            "url": url,
+            "nummer": "0000000001",
+            "interneNotitie": "",
+            "betrokkenen": [],
+            "categorieRelaties": [],
+            "digitaleAdressen": [{"uuid": a["uuid"], "url": a["url"]} for a in adressen],
+            "voorkeursDigitaalAdres": (
+                {"uuid": adressen[0]["uuid"], "url": adressen[0]["url"]} if adressen else None
+            ),
+            "vertegenwoordigden": [],
+            "rekeningnummers": [],
+            "voorkeursRekeningnummer": None,
+            "partijIdentificatoren": [
+                {
+                    "uuid": i_id,
+                    "url": i_url,
+                    "identificeerdePartij": fk,
+                    "anderePartijIdentificator": "",
+                    "partijIdentificator": {
+                        "codeObjecttype": "natuurlijk_persoon",
+                        "codeSoortObjectId": "bsn",
+                        "objectId": bsn,
+                        "codeRegister": "brp",
+                    },
+                    "subIdentificatorVan": None,
+                }
+            ],
+            "soortPartij": "persoon",
+            "indicatieGeheimhouding": False,
+            "voorkeurstaal": "dut",
+            "indicatieActief": actief,
+            "bezoekadres": None,
+            "correspondentieadres": None,
+            "partijIdentificatie": {"contactnaam": None, "volledigeNaam": "Inwoner"},
+            "_expand": {"digitaleAdressen": adressen},
+        }
+        self.resources[url] = partij
+        return partij
+
     def klantcontact(
         self,
         *,
@@ -495,7 +578,10 @@ class FakeZgw:
         email: str | None = None,
         consent: bool = True,
         initiator: bool = True,
+        partij: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
+        """A klantcontact with its klant betrokkene: `email` is an address given in this
+        contact; `partij` the resident as Open Klant knows them (their addresses are there)."""
         url, ident = _new(KLANTINTERACTIES, "klantcontacten")
         fk = {"uuid": ident, "url": url}
         onderwerpen = []
@@ -518,25 +604,19 @@ class FakeZgw:
         b_url, b_id = _new(KLANTINTERACTIES, "betrokkenen")
         adressen = []
         if email:
-            a_url, a_id = _new(KLANTINTERACTIES, "digitaleadressen")
             adressen.append(
-                {
-                    "uuid": a_id,
-                    "url": a_url,
-                    "verstrektDoorBetrokkene": {"uuid": b_id, "url": b_url},
-                    "verstrektDoorPartij": None,
-                    "adres": email,
-                    "soortDigitaalAdres": "email",
-                    "isStandaardAdres": True,
-                    "omschrijving": "e-mail",
-                    "referentie": "kto" if consent else "",
-                    "verificatieDatum": None,
-                }
+                self._digitaal_adres(
+                    email,
+                    "email",
+                    consent=consent,
+                    by="betrokkene",
+                    of={"uuid": b_id, "url": b_url},
+                )
             )
         betrokkene = {
             "uuid": b_id,
             "url": b_url,
-            "wasPartij": None,
+            "wasPartij": {"uuid": partij["uuid"], "url": partij["url"]} if partij else None,
             "hadKlantcontact": fk,
             "digitaleAdressen": [{"uuid": a["uuid"], "url": a["url"]} for a in adressen],
             "bezoekadres": None,
@@ -666,6 +746,20 @@ class FakeZgw:
                 and query.get("identificatie", r["identificatie"]) == r["identificatie"]
             ]
             return 200, {"count": len(found), "next": None, "previous": None, "results": found}
+        if path == "/partijen":
+            found = [
+                self._shown_partij(r, query)
+                for r in self.resources.values()
+                if r["url"].startswith(f"{KLANTINTERACTIES}/partijen/")
+                and any(
+                    i["partijIdentificator"]["objectId"]
+                    == query.get("partijIdentificator__objectId")
+                    and i["partijIdentificator"]["codeSoortObjectId"]
+                    == query.get("partijIdentificator__codeSoortObjectId", "bsn")
+                    for i in r["partijIdentificatoren"]
+                )
+            ]
+            return 200, {"count": len(found), "next": None, "previous": None, "results": found}
         if path.endswith("/audittrail"):
             if self.audit_forbidden:
                 return 403, _fout(403, "Niet geautoriseerd voor de audittrail.", url)
@@ -673,6 +767,8 @@ class FakeZgw:
         resource = self.resources.get(url)
         if resource is None:
             return 404, _fout(404, "Niet gevonden.", url)
+        if "/partijen/" in path:
+            return 200, self._shown_partij(resource, query)
         resource = deepcopy(resource)
         if "/klantcontacten/" in path:
             wanted = set(query.get("expand", "").split(","))
@@ -688,6 +784,15 @@ class FakeZgw:
             if shown:
                 resource["_expand"] = shown
         return 200, resource
+
+    @staticmethod
+    def _shown_partij(partij: dict[str, Any], query: Any) -> dict[str, Any]:
+        """A partij as the API shows it: its addresses in full only when asked to expand."""
+        shown = deepcopy(partij)
+        expand = shown.pop("_expand")
+        if "digitaleAdressen" in set(query.get("expand", "").split(",")):
+            shown["_expand"] = expand
+        return shown
 
     async def _abonnement(self, request: Request, url: str, path: str) -> tuple[int, Any]:
         if path == "/abonnement" and request.method == "GET":

@@ -148,6 +148,15 @@ class Store:
         )
         return int(result.split()[-1])
 
+    async def oldest_pending_seconds(self) -> float:
+        """How long the oldest notification still to be worked has waited since it came in
+        (0 when none waits): a queue that no longer drains shows here first."""
+        age = await self.pool.fetchval(
+            f"""SELECT extract(epoch FROM now() - min(received_at))
+                FROM {self._notifications} WHERE state = 'pending'"""
+        )
+        return float(age or 0)
+
     async def backlog(self) -> dict[str, int]:
         rows = await self.pool.fetch(
             f"SELECT state, count(*) AS n FROM {self._notifications} GROUP BY state"

@@ -3,18 +3,29 @@
 Open Klant keeps `kanaal` and `onderwerp` as free text: both are mapped through the
 municipality's mapping, never copied (an onderwerp can name a person). The resident's digital
 addresses go into the resident part, which intake seals for the feedback service, and only
-where the resident agreed (a digitaal adres marked with the mapping's `toestemming_referentie`).
+where the resident agreed. The Klantinteracties API 0.9 has no consent field: a digitaal adres
+carries a machine-readable tag (`referentie`), and the one the mapping names
+(`toestemming_referentie`) marks an address given to be asked on. Such addresses are given in a
+contact (by its betrokkene) or kept on the resident's partij "for future contact with the
+municipality"; a partij that is not `indicatieActief` may not be contacted through its data.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from services.connector.domain.drafts import Draft, event_id, resident
 from services.connector.domain.mapping import Mapping
-from services.connector.domain.resources import Betrokkene, InterneTaak, Klantcontact
+from services.connector.domain.resources import (
+    Betrokkene,
+    DigitaalAdres,
+    InterneTaak,
+    Klantcontact,
+    Partij,
+)
 
 _REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-/]{0,127}$")
 
@@ -32,20 +43,22 @@ def _zaak_of(klantcontact: Klantcontact) -> str | None:
     return None
 
 
-def _klant(klantcontact: Klantcontact) -> Betrokkene | None:
+def klant_of(klantcontact: Klantcontact) -> Betrokkene | None:
+    """The betrokkene with rol `klant`: the resident the contact was with."""
     for betrokkene in klantcontact.expand.hadBetrokkenen:
         if betrokkene.rol == "klant":
             return betrokkene
     return None
 
 
-def betrokkene_resident(betrokkene: Betrokkene | None, mapping: Mapping) -> dict[str, Any] | None:
-    """The betrokkene's e-mail address and phone number where they agreed to be asked."""
-    if betrokkene is None:
-        return None
+def agreed_addresses(
+    addresses: Iterable[DigitaalAdres], mapping: Mapping
+) -> tuple[str | None, str | None, bool]:
+    """The first e-mail address and phone number the resident agreed to be asked on (the
+    digitaal adres tagged with the mapping's `toestemming_referentie`), and whether any was."""
     email = phone = None
     consent = False
-    for address in betrokkene.expand.digitaleAdressen:
+    for address in addresses:
         agreed = address.referentie.strip().lower() == mapping.toestemming_referentie.lower()
         if not (agreed or mapping.adressen_zonder_toestemming):
             continue
@@ -54,19 +67,43 @@ def betrokkene_resident(betrokkene: Betrokkene | None, mapping: Mapping) -> dict
             email = address.adres
         elif address.soortDigitaalAdres == "telefoonnummer" and phone is None:
             phone = address.adres
+    return email, phone, consent
+
+
+def partij_addresses(partij: Partij | None) -> list[DigitaalAdres]:
+    """The addresses a partij gave for future contact; none of a partij that is not active
+    (Klantinteracties API: "Gegevens van niet-actieve partijen mogen hiervoor niet worden
+    gebruikt")."""
+    if partij is None or not partij.indicatieActief:
+        return []
+    return list(partij.expand.digitaleAdressen or [])
+
+
+def betrokkene_resident(
+    betrokkene: Betrokkene | None, mapping: Mapping, partij: Partij | None = None
+) -> dict[str, Any] | None:
+    """The betrokkene's e-mail address and phone number where they agreed to be asked: those
+    given in this contact (the betrokkene's own) first, then those of the partij they were."""
+    if betrokkene is None:
+        return None
+    email, phone, consent = agreed_addresses(
+        [*betrokkene.expand.digitaleAdressen, *partij_addresses(partij)], mapping
+    )
     if email is None and phone is None:
         return None
     return resident(email=email, phone=phone, survey_consent=True if consent else None)
 
 
-def contact_completed(klantcontact: Klantcontact, mapping: Mapping) -> Draft:
+def contact_completed(
+    klantcontact: Klantcontact, mapping: Mapping, partij: Partij | None = None
+) -> Draft:
     channel = mapping.contact_channel(klantcontact.kanaal)
     if channel is None:
         raise UnmappedChannel(
             f"klantcontact kanaal {klantcontact.kanaal[:40]!r} is not in the mapping and there "
             "is no default_contact_channel"
         )
-    klant = _klant(klantcontact)
+    klant = klant_of(klantcontact)
     data: dict[str, Any] = {
         "contact_id": klantcontact.uuid,
         "channel": channel.value,
@@ -79,7 +116,7 @@ def contact_completed(klantcontact: Klantcontact, mapping: Mapping) -> Draft:
     case_id = _zaak_of(klantcontact)
     if case_id:
         data["case_id"] = case_id
-    person = betrokkene_resident(klant, mapping)
+    person = betrokkene_resident(klant, mapping, partij)
     if person:
         data["resident"] = person
     return Draft(

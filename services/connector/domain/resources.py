@@ -142,7 +142,24 @@ class Betrokkene(_Resource):
     uuid: str
     rol: str  # klant | vertegenwoordiger
     initiator: bool = False
+    # The partij (the resident as Open Klant knows them) this betrokkene was, if known.
+    wasPartij: ForeignKey | None = None
     expand: BetrokkeneExpand = Field(default_factory=BetrokkeneExpand, alias="_expand")
+
+
+class PartijExpand(_Resource):
+    digitaleAdressen: list[DigitaalAdres] | None = None
+
+
+class Partij(_Resource):
+    """A resident or organisation as Open Klant keeps them. Their digitale adressen
+    (`verstrektDoorPartij`) are given "for future contact with the municipality"; those of a
+    partij that is not `indicatieActief` may not be used to contact them (the spec says so)."""
+
+    url: str
+    uuid: str
+    indicatieActief: bool
+    expand: PartijExpand = Field(default_factory=PartijExpand, alias="_expand")
 
 
 class Onderwerpobjectidentificator(_Resource):

@@ -19,9 +19,11 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.connector.domain.drafts import Draft, event_id, resident
+from services.connector.domain.klantcontacten import agreed_addresses, partij_addresses
 from services.connector.domain.mapping import Mapping, NotADuration, iso_duration
 from services.connector.domain.resources import (
     AuditTrail,
+    Partij,
     Resultaat,
     ResultaatType,
     Rol,
@@ -69,6 +71,8 @@ class ZaakFacts:
     # The zaak's changes from its audit trail, oldest first; None when the Zaken API does
     # not give it (then a change is dated by the notification and seen only if it lasts).
     history: list[AuditTrail] | None = None
+    # The initiator as Open Klant knows them (found by BSN), with their digitale adressen.
+    partij: Partij | None = None
 
 
 @dataclass(frozen=True)
@@ -134,20 +138,30 @@ def opened_at(zaak: Zaak, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, time(0), tzinfo=zone)
 
 
-def initiator_resident(rol: Rol | None) -> dict[str, Any] | None:
+def initiator_resident(
+    rol: Rol | None, mapping: Mapping, partij: Partij | None = None
+) -> dict[str, Any] | None:
     """The initiator of a zaak as intake's resident: BSN or KvK number to recognise them by,
-    and the contact person's e-mail address and phone number given with the zaak."""
+    and where to ask them. The Zaken API keeps no consent: an address the resident agreed to
+    be asked on comes from their partij in Open Klant (survey consent then true); otherwise
+    the contact person's e-mail address and phone number given with the zaak are kept, with
+    consent unknown, so the municipality's survey policy decides."""
     if rol is None:
         return None
     ident = rol.betrokkeneIdentificatie or {}
     bsn = ident.get("inpBsn")
     kvk = ident.get("kvkNummer") or ident.get("innNnpId")
-    contact = rol.contactpersoonRol
+    email, phone, consent = agreed_addresses(partij_addresses(partij), mapping)
+    if not consent:
+        contact = rol.contactpersoonRol
+        email = contact.emailadres if contact else None
+        phone = contact.telefoonnummer if contact else None
     return resident(
         bsn=bsn if isinstance(bsn, str) else None,
         identifier=f"kvk:{kvk}" if isinstance(kvk, str) and kvk else None,
-        email=contact.emailadres if contact else None,
-        phone=contact.telefoonnummer if contact else None,
+        email=email,
+        phone=phone,
+        survey_consent=True if consent else None,
     )
 
 
@@ -177,7 +191,7 @@ def reconcile(
         else ZaakState(case_id=zaak.uuid, case_type=case_type, channel=channel.value)
     )
     base = {"case_id": state.case_id, "case_type": state.case_type}
-    the_resident = initiator_resident(facts.initiator)
+    the_resident = initiator_resident(facts.initiator, mapping, facts.partij)
     drafts: list[Draft] = []
 
     if known is None:

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -20,6 +21,8 @@ from pydantic import ValidationError
 from services.connector.domain.notification import Notification
 from services.connector.entrypoints.worker import prune, work
 from services.connector.service import Connector
+
+log = structlog.get_logger("connector")
 
 PROBLEM_JSON = "application/problem+json"
 # A notification is a few hundred bytes of references; anything near this is not one.
@@ -132,6 +135,18 @@ def create_app(
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
         connector = state["connector"]
+        # The queue is the database's, shared by every replica: read it now (two small
+        # queries on indexed columns); an unreachable database leaves the last values.
+        try:
+            async with asyncio.timeout(2):
+                backlog = await connector.store.backlog()
+                oldest = await connector.store.oldest_pending_seconds()
+        except Exception:  # the counters are still worth serving
+            log.warning("queue metrics not read: database unavailable")
+        else:
+            for queue_state in ("pending", "done", "dead"):
+                connector.metrics.queue.labels(queue_state).set(backlog.get(queue_state, 0))
+            connector.metrics.oldest_pending.set(oldest)
         return Response(generate_latest(connector.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -11,6 +11,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from services.common.kafka import durable_producer
 from tests.integration.connector.support import (
@@ -260,6 +261,37 @@ async def test_a_resource_that_cannot_be_fetched_is_dead_lettered_with_the_reaso
     assert b'"resourceUrl"' in record.value
     backlog = await rig.connector.store.backlog()
     assert backlog.get("dead") == 1 and not backlog.get("pending")
+
+
+async def test_the_queue_is_in_the_metrics_its_pending_its_oldest_age_and_its_dead(
+    rig: Rig,
+) -> None:
+    """What Prometheus scrapes to see a queue that no longer drains (ConnectorQueueStuck)."""
+    _, zaak = zaak_world(rig.fake)
+    rig.fake.fail[zaak["url"]] = 1000
+    await rig.post(
+        zaak_message(zaak, "zaak", zaak["url"], "create", datetime(2026, 11, 2, 9, tzinfo=UTC))
+    )
+    await asyncio.sleep(1.1)
+    waiting = await _queue_metrics(rig)
+    assert waiting["pending"] == 1 and waiting["dead"] == 0
+    assert waiting["oldest"] >= 1
+    await rig.drain()
+    await rig.drain()  # the second attempt fails too: dead-lettered (max_attempts 2 here)
+    after = await _queue_metrics(rig)
+    assert after == {"pending": 0, "done": 0, "dead": 1, "oldest": 0}
+
+
+async def _queue_metrics(rig: Rig) -> dict[str, float]:
+    text = (await rig.http.get("/metrics")).text
+    found: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "servicepuls_connector_queue_notifications":
+                found[sample.labels["state"]] = sample.value
+            elif sample.name == "servicepuls_connector_oldest_pending_seconds":
+                found["oldest"] = sample.value
+    return found
 
 
 async def test_an_unmapped_zaaktype_is_dead_lettered_at_once(rig: Rig) -> None:

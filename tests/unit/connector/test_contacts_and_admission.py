@@ -14,7 +14,7 @@ from services.connector.config import Source
 from services.connector.domain.drafts import Draft
 from services.connector.domain.klantcontacten import UnmappedChannel, callback, contact_completed
 from services.connector.domain.mapping import Mapping
-from services.connector.domain.resources import InterneTaak, Klantcontact
+from services.connector.domain.resources import InterneTaak, Klantcontact, Partij
 from services.intake.domain.admission import admit
 from tests.support.zgw import FakeZgw
 from tests.unit.connector.test_zaken import World
@@ -71,6 +71,54 @@ def test_addresses_without_consent_are_left_out_and_free_text_onderwerp_is_not_c
     draft = contact_completed(_expanded(contact), MAPPING)
     assert "resident" not in draft.data
     assert draft.data["topic"] == "overig"
+
+
+def test_consent_is_read_from_the_partij_the_resident_was() -> None:
+    """Open Klant keeps a resident's addresses for future contact on their partij
+    (`verstrektDoorPartij`), not on the betrokkene of one contact: the agreed address is
+    found there (before this, a resident who agreed in their profile was never asked)."""
+    fake = FakeZgw(validate=False)
+    partij = fake.partij(bsn="111222333", email="profiel@example.nl", phone="0612345678")
+    contact = fake.klantcontact(
+        kanaal="Telefoon", onderwerp="Afval", plaatsgevonden=AT, partij=partij
+    )
+    draft = contact_completed(_expanded(contact), MAPPING, Partij.model_validate(partij))
+    assert draft.data["resident"] == {
+        "email": "profiel@example.nl",
+        "phone": "0612345678",
+        "survey_consent": True,
+    }
+
+
+@pytest.mark.parametrize(
+    ("consent", "actief"),
+    [(False, True), (True, False)],
+    ids=["address-without-the-consent-marker", "partij-not-active"],
+)
+def test_no_address_of_a_partij_without_consent_or_not_active(consent: bool, actief: bool) -> None:
+    fake = FakeZgw(validate=False)
+    partij = fake.partij(
+        bsn="111222333", email="profiel@example.nl", consent=consent, actief=actief
+    )
+    contact = fake.klantcontact(
+        kanaal="Telefoon", onderwerp="Afval", plaatsgevonden=AT, partij=partij
+    )
+    draft = contact_completed(_expanded(contact), MAPPING, Partij.model_validate(partij))
+    assert "resident" not in draft.data
+
+
+def test_an_address_given_in_the_contact_comes_before_the_partijs() -> None:
+    fake = FakeZgw(validate=False)
+    partij = fake.partij(bsn="111222333", email="profiel@example.nl")
+    contact = fake.klantcontact(
+        kanaal="Telefoon",
+        onderwerp="Afval",
+        plaatsgevonden=AT,
+        email="nu@example.nl",
+        partij=partij,
+    )
+    draft = contact_completed(_expanded(contact), MAPPING, Partij.model_validate(partij))
+    assert draft.data["resident"]["email"] == "nu@example.nl"
 
 
 def test_an_unmapped_kanaal_is_refused_for_review() -> None:

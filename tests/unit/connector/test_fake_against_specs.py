@@ -13,6 +13,7 @@ from tests.support.zgw import (
     CATALOGI,
     JWT_SECRET,
     KLANT_TOKEN,
+    KLANTINTERACTIES,
     NOTIFICATIES,
     NRC_SECRET,
     ZAKEN,
@@ -46,12 +47,14 @@ async def test_every_kind_of_answer_the_connector_reads_is_valid_by_the_specs() 
     zaak["verlenging"] = {"reden": "complex", "duur": "P4W"}
     fake.set_status(zaak, fake.statustype(zaaktype, "Ontvangen"), AT)
     fake.set_resultaat(zaak, fake.resultaattype(zaaktype, "Gegrond"))
+    partij = fake.partij(bsn="111222333", email="a@b.nl", phone="0612345678")
     contact = fake.klantcontact(
         kanaal="telefoon",
         onderwerp="afval",
         plaatsgevonden=AT,
         zaak_uuid=zaak["uuid"],
         email="a@b.nl",
+        partij=partij,
     )
     taak = fake.internetaak(contact, handeling="terugbellen", toegewezen=AT)
     taak["status"] = "verwerkt"
@@ -70,6 +73,16 @@ async def test_every_kind_of_answer_the_connector_reads_is_valid_by_the_specs() 
             (zaaktype["resultaattypen"][0], oz, {}),
             (contact["url"], ok, {"expand": expand}),
             (taak["url"], ok, {}),
+            (partij["url"], ok, {"expand": "digitaleAdressen"}),
+            (
+                f"{KLANTINTERACTIES}/partijen",
+                ok,
+                {
+                    "partijIdentificator__codeSoortObjectId": "bsn",
+                    "partijIdentificator__objectId": "111222333",
+                    "expand": "digitaleAdressen",
+                },
+            ),
         ]:
             response = await http.get(url, headers=headers, params=params)
             assert response.status_code == 200, url
@@ -82,7 +95,7 @@ async def test_every_kind_of_answer_the_connector_reads_is_valid_by_the_specs() 
         created = await http.post(f"{NOTIFICATIES}/abonnement", json=body, headers=nrc)
         assert created.status_code == 201
         assert (await http.get(f"{NOTIFICATIES}/abonnement", headers=nrc)).status_code == 200
-    assert fake.validated == 12
+    assert fake.validated == 14
 
 
 @needs_specs

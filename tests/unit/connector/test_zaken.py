@@ -12,6 +12,7 @@ from services.common.config import load_yaml_model
 from services.connector.domain.mapping import Mapping
 from services.connector.domain.resources import (
     AuditTrail,
+    Partij,
     Resultaat,
     ResultaatType,
     Rol,
@@ -54,6 +55,7 @@ class World:
             self.zaaktype, registratiedatum=date(2026, 11, 2), bsn="111222333", email="a@b.nl"
         )
         self.state: ZaakState | None = None
+        self.partij: dict[str, object] | None = None  # the initiator in Open Klant
 
     def facts(self) -> ZaakFacts:
         r = self.fake.resources
@@ -77,6 +79,7 @@ class World:
             resultaat,
             Rol.model_validate(rollen[0]) if rollen else None,
             [AuditTrail.model_validate(e) for e in self.fake.audit.get(self.zaak["url"], [])],
+            partij=Partij.model_validate(self.partij) if self.partij else None,
         )
 
     def step(self, at: datetime = T0) -> list[tuple[str, datetime, dict[str, object]]]:
@@ -96,6 +99,29 @@ def test_a_new_zaak_opens_a_case_on_its_registration_day_with_the_initiator() ->
     assert data["case_id"] == world.zaak["uuid"]
     assert data["case_type"] == "omgevingsvergunning"
     assert data["channel"] == "email"  # communicatiekanaalNaam e-mail
+    assert data["resident"] == {"bsn": "111222333", "email": "a@b.nl"}
+
+
+def test_the_address_the_resident_agreed_to_in_open_klant_is_the_one_asked_on() -> None:
+    world = World()
+    world.partij = world.fake.partij(bsn="111222333", email="kto@example.nl")
+    [(_, _, data)] = world.step()
+    assert data["resident"] == {
+        "bsn": "111222333",
+        "email": "kto@example.nl",
+        "survey_consent": True,
+    }
+
+
+@pytest.mark.parametrize(("consent", "actief"), [(False, True), (True, False)])
+def test_without_consent_in_open_klant_the_zaaks_own_address_stays_and_consent_unknown(
+    consent: bool, actief: bool
+) -> None:
+    world = World()
+    world.partij = world.fake.partij(
+        bsn="111222333", email="kto@example.nl", consent=consent, actief=actief
+    )
+    [(_, _, data)] = world.step()
     assert data["resident"] == {"bsn": "111222333", "email": "a@b.nl"}
 
 
