@@ -5,6 +5,7 @@ reported loudly and does not fail, any other pip-audit failure fails."""
 from __future__ import annotations
 
 import importlib.util
+import sys
 
 from tests.support.services import REPO_ROOT
 
@@ -13,6 +14,7 @@ _spec = importlib.util.spec_from_file_location(
 )
 assert _spec is not None and _spec.loader is not None
 audit = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = audit  # dataclasses look their module up
 _spec.loader.exec_module(audit)
 
 
