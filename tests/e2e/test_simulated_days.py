@@ -147,7 +147,7 @@ async def test_a_simulated_week_through_every_service() -> None:
     logs_before = log_sizes(LOG_DIR / f"{name}-{port}.log" for name, port in ports.items())
     infra = InfraSettings()
     all_topics = [*TOPICS.values(), DEADLETTER_TOPIC]
-    topics_before = await topic_ends(infra.kafka_bootstrap, all_topics)
+    topics_before = await topic_ends(all_topics)
     async with (
         contextlib.AsyncExitStack() as stack,
         running_service("intake", port=ports["intake"], env=env),

@@ -24,6 +24,8 @@ import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from tests.support.kafka import end_offsets
+
 _EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+")
 # Digits, possibly with single hyphens or spaces between them, possibly after a '+'; a whole
 # token (not a run of digits inside a hex digest, an identifier or a longer number).
@@ -127,20 +129,13 @@ def scan_logs(data: PersonalData, since: Mapping[Path, int]) -> list[Hit]:
     return hits
 
 
-async def topic_ends(bootstrap: str, topics: Iterable[str]) -> dict[TopicPartition, int]:
+async def topic_ends(topics: Iterable[str]) -> dict[TopicPartition, int]:
     """Where each partition of `topics` ends now: scan from there afterwards."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        await consumer._client.force_metadata_update()
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in topics
-            for p in sorted(consumer.partitions_for_topic(topic) or [])
-        ]
-        return dict(await consumer.end_offsets(partitions))
-    finally:
-        await consumer.stop()
+    ends: dict[TopicPartition, int] = {}
+    for topic in topics:
+        for partition, offset in (await end_offsets(topic)).items():
+            ends[TopicPartition(topic, partition)] = offset
+    return ends
 
 
 async def scan_topics(
