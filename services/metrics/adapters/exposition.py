@@ -73,7 +73,7 @@ class AggregateView(Collector):
         a wrong code from a channel system cannot grow the number of series; an event source
         (stored as sent) becomes the configured channel system that may post it; a case type
         the municipality did not declare becomes `other` (the consumer stores it so already;
-        this covers rows stored before, and the state tables)."""
+        this covers rows stored before the municipality declared its list, state tables included)."""
         at = _CASE_TYPE_AT.get(metric)
         if at is not None and self.case_types is not None:
             case_type = labels[at]
