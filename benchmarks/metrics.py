@@ -35,7 +35,12 @@ from schemas.common import Channel
 from schemas.envelope import decode, encode, new_event
 from schemas.events import CaseOpened
 from services.common.kafka import durable_producer, seek_to_start, send_records
-from tests.integration.metrics.support import DATABASE_URL, config_with, scrape
+from tests.integration.metrics.support import (
+    DATABASE_URL,
+    config_with,
+    fresh_municipality,
+    scrape,
+)
 from tests.integration.metrics.traffic import make_traffic, mismatches
 from tests.support.services import running_service
 
@@ -74,13 +79,20 @@ def _case_document(case_type: str, number: int) -> dict[str, object]:
 async def freshness(rate: float, seconds: float) -> dict[str, float]:
     run = uuid.uuid4().hex[:8]
     case_type = f"bench_{run}"
+    # A case type of this run only, so other traffic does not count: declared in a config of
+    # its own (an undeclared one would be counted as `other`).
+    config = tempfile.TemporaryDirectory()
     env = {
         **QUIET,
+        "SERVICEPULS_CONFIG_DIR": str(
+            config_with(Path(config.name), fresh_municipality(), case_types=[case_type])
+        ),
         "SERVICEPULS_METRICS_PORT": str(METRICS_PORT),
         "SERVICEPULS_METRICS_CONSUMER_GROUP": f"metrics-bench-{run}",
         "SERVICEPULS_METRICS_AUTO_OFFSET_RESET": "latest",
     }
     async with AsyncExitStack() as stack:
+        stack.enter_context(config)
         client = await stack.enter_async_context(
             httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=500))
         )

@@ -35,6 +35,11 @@ echo "== ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check --quiet . || { echo "ruff format: run .venv/bin/ruff format ."; exit 1; }
 
+echo "== dependency audit (pip-audit, uv.lock)"
+# Fails on a known vulnerability with a fixed release; an unreachable service is reported
+# loudly and does not fail the run (scripts/audit_dependencies.py).
+.venv/bin/python scripts/audit_dependencies.py
+
 echo "== pytest"
 if (($# > 0)); then
     .venv/bin/pytest "$@"

@@ -439,6 +439,21 @@ def servicenormen() -> dict[str, Any]:
                 ],
                 width=12,
             ),
+            Panel(
+                "Onbekende zaaktypen per kanaalsysteem (per uur)",
+                "Case events whose case type the municipality did not declare "
+                "(deploy/config/case_types/), per channel system and hour: counted as "
+                'case_type="other". Declare the code or have the channel system fixed '
+                "(alert CaseTypesUndeclared).",
+                [
+                    (
+                        "sum by (channel_system) "
+                        f"(increase(servicepuls_case_types_undeclared_total{{{M}}}[1h]))",
+                        "{{channel_system}}",
+                    )
+                ],
+                width=12,
+            ),
         ],
     )
 

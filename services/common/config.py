@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from schemas.common import MunicipalityCode
+from schemas.common import Code, MunicipalityCode
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -46,6 +46,8 @@ class Municipality(BaseModel):
     calendar: str = Field(default="default", pattern=r"^[a-z0-9_\-]+$")
     norms: str = Field(default="default", pattern=r"^[a-z0-9_\-]+$")
     survey_policy: str = Field(default="default", pattern=r"^[a-z0-9_\-]+$")
+    # The case types it reports on: a file in case_types/ (docs/metrics.md, "Bounded labels").
+    case_types: str = Field(default="default", pattern=r"^[a-z0-9_\-]+$")
 
     @field_validator("timezone")
     @classmethod
@@ -81,3 +83,34 @@ class Municipalities(BaseModel):
 
 def load_municipalities(config_dir: Path) -> Municipalities:
     return load_yaml_model(config_dir / "municipalities.yaml", Municipalities)
+
+
+# Label values the metrics service gives itself: a declared case type may not take them.
+RESERVED_CASE_TYPES = frozenset({"other", "none"})
+
+
+class CaseTypeFile(BaseModel):
+    """The case types a municipality reports on (code: description). Metrics count any other
+    code a channel system sends under `other`, so the number of series stays bounded."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    case_types: dict[Code, str] = Field(min_length=1)
+
+    @field_validator("case_types")
+    @classmethod
+    def _not_reserved(cls, value: dict[str, str]) -> dict[str, str]:
+        reserved = sorted(RESERVED_CASE_TYPES & set(value))
+        if reserved:
+            raise ValueError(f"reserved, not a case type: {', '.join(reserved)}")
+        return value
+
+
+def load_case_types(config_dir: Path, municipalities: Municipalities) -> dict[str, frozenset[str]]:
+    """Per served municipality, the case types it declared (`case_types/<name>.yaml`)."""
+    files: dict[str, frozenset[str]] = {}
+    for m in municipalities.municipalities:
+        if m.case_types not in files:
+            path = config_dir / "case_types" / f"{m.case_types}.yaml"
+            files[m.case_types] = frozenset(load_yaml_model(path, CaseTypeFile).case_types)
+    return {m.code: files[m.case_types] for m in municipalities.municipalities}

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from services.common.config import ConfigError, load_yaml_model
+from services.common.config import CaseTypeFile, ConfigError, load_yaml_model
 from services.connector.adapters.apis import ApiClient
 from services.connector.config import Source, callback_digest, secret
 from services.connector.domain.catalogue_norms import norms_for
@@ -123,6 +123,29 @@ def seed_mapping(path: Path, found: list[ZaakType]) -> list[str]:
     text = re.sub(r"^(zaaktypen:\s*\n)", lambda m: m.group(1) + lines, text, count=1, flags=re.M)
     _write_checked(path, text, Mapping)
     return sorted(new)
+
+
+def seed_case_types(path: Path, mapping: Mapping) -> list[str]:
+    """Declare in a case-type file (deploy/config/case_types/) the case types the connector's
+    mapping admits that it does not declare yet, so metrics count them by name rather than as
+    `other`; marked for review. Returns the codes added."""
+    declared = load_yaml_model(path, CaseTypeFile).case_types
+    names: dict[str, str] = {}
+    for entry in mapping.zaaktypen.values():
+        if entry.case_type not in declared:
+            names.setdefault(entry.case_type, entry.omschrijving or entry.case_type)
+    if mapping.default_case_type and mapping.default_case_type not in declared:
+        names.setdefault(mapping.default_case_type, mapping.default_case_type)
+    if not names:
+        return []
+    text = path.read_text(encoding="utf-8").rstrip("\n") + "\n"
+    text += "".join(
+        f"  {code}: {yaml.safe_dump(name, default_style=chr(34)).strip()}"
+        "  # from the connector's zaaktype mapping: review\n"
+        for code, name in sorted(names.items())
+    )
+    _write_checked(path, text, CaseTypeFile)
+    return sorted(names)
 
 
 def write_norms(path: Path, zaaktype: ZaakType, case_type: str) -> list[str]:

@@ -31,7 +31,7 @@ from prometheus_client import (
 )
 
 from schemas.envelope import Envelope
-from services.common.config import load_municipalities, load_yaml_model
+from services.common.config import load_case_types, load_municipalities, load_yaml_model
 from services.common.consumer import BatchConsumer, no_decoder, raw_batch_parser, records_of
 from services.common.deadletters import DeadLetters, dead_letter_counter
 from services.common.health import (
@@ -95,6 +95,7 @@ def build_app(
             m.code: calendar_files[m.calendar].build(m.zone) for m in municipalities.municipalities
         },
         default_calendar=BusinessCalendar(zone=ZoneInfo("Europe/Amsterdam")),
+        case_types=load_case_types(infra.config_dir, municipalities),
     )
     topics = settings.topics
 
@@ -106,6 +107,7 @@ def build_app(
         policy.municipalities,
         # Data-quality problems per channel system: intake's channel systems.
         SourceLabels.from_file(IntakeSettings(infra=infra).channel_systems_path()),
+        policy.case_types,
     )
     # One exporter per consumer group (a deployment, or a test run with a group of its own).
     exporter_lock = zlib.crc32(f"servicepuls-metrics-exporter:{settings.consumer_group}".encode())

@@ -6,7 +6,9 @@ the simulator's own ledger (tests/e2e/expected.py):
 - per norm, exactly the clocks the ledger implies are met and missed, clock by clock;
 - every survey the policy allows is scheduled once per resident, and every e-mail survey sent
   is one mail in the Maildir;
-- the metrics service and Prometheus show the same totals as the norms topic.
+- the metrics service and Prometheus show the same totals as the norms topic;
+- none of the e-mail addresses, phone numbers and BSNs the run posted is in a service's log
+  lines, a record on a topic, a /metrics page or a table of the database (tests/support/pii_scan.py).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import pytest
 
 from schemas.envelope import Envelope
 from schemas.events import TOPICS, Family
+from services.common.deadletters import DEADLETTER_TOPIC
 from services.common.settings import InfraSettings
 from simulator.cli import default_start
 from simulator.ledger import read_ledger
@@ -36,7 +39,16 @@ from simulator.surveys import read_mail
 from simulator.watch import TopicWatcher
 from tests.e2e.expected import ClockKey, cycle_keys, expected_clocks, survey_candidates
 from tests.support.kafka import TopicTail, topic_tail
-from tests.support.services import REPO_ROOT, running_service
+from tests.support.pii_scan import (
+    PersonalData,
+    log_sizes,
+    scan_database,
+    scan_logs,
+    scan_pages,
+    scan_topics,
+    topic_ends,
+)
+from tests.support.services import LOG_DIR, REPO_ROOT, running_service
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -131,6 +143,11 @@ async def test_a_simulated_week_through_every_service() -> None:
     ledger_path = REPO_ROOT / ".stack" / "simulator" / f"{run}.jsonl"
     summary_path = REPO_ROOT / ".stack" / "simulator" / f"{run}.summary.json"
     start = default_start(DAYS)
+    # Where the services' logs and the topics end now: the personal-data scan reads from here.
+    logs_before = log_sizes(LOG_DIR / f"{name}-{port}.log" for name, port in ports.items())
+    infra = InfraSettings()
+    all_topics = [*TOPICS.values(), DEADLETTER_TOPIC]
+    topics_before = await topic_ends(all_topics)
     async with (
         contextlib.AsyncExitStack() as stack,
         running_service("intake", port=ports["intake"], env=env),
@@ -306,6 +323,23 @@ async def test_a_simulated_week_through_every_service() -> None:
                     "metrics totals checked as at least this run's",
                     stacklevel=1,
                 )
+
+            # --- personal data: nowhere in plaintext -----------------------------------------
+            personal = PersonalData.of_events(events)
+            assert personal.emails and personal.phones and personal.bsns
+            hits = scan_logs(personal, logs_before)
+            topic_hits, records = await scan_topics(personal, infra.kafka_bootstrap, topics_before)
+            assert records >= len(events)
+            hits += topic_hits
+            hits += await scan_pages(
+                personal, [f"http://127.0.0.1:{port}/metrics" for port in ports.values()]
+            )
+            table_hits, tables = await scan_database(personal, infra.database_url)
+            assert tables >= 10
+            hits += table_hits
+            assert not hits, f"{len(hits)} plaintext personal data found:\n" + "\n".join(
+                str(h) for h in hits[:20]
+            )
         finally:
             await watcher.stop()
 

@@ -5,6 +5,8 @@ subscribe GMxxxx [--kanaal K] [--filter K:name=value]
                                register or renew the abonnement with the Notificaties API
 unsubscribe GMxxxx             remove it
 seed-mapping GMxxxx            add the Catalogi API's zaaktypen to the mapping, for review
+seed-case-types GMxxxx         declare the mapping's case types in the municipality's case-type
+                               file (what metrics report on by name), for review
 norms GMxxxx ZAAKTYPE [--case-type C] [--norm-file PATH]
                                write the norms of a zaaktype's doorlooptijd and servicenorm
                                into the municipality's norm file, for review
@@ -45,6 +47,10 @@ def _parser() -> argparse.ArgumentParser:
     unsub.add_argument("municipality")
     seed = commands.add_parser("seed-mapping", help="add zaaktypen from the Catalogi API")
     seed.add_argument("municipality")
+    declare = commands.add_parser(
+        "seed-case-types", help="declare the mapping's case types for the metrics"
+    )
+    declare.add_argument("municipality")
     norms = commands.add_parser("norms", help="norms from a zaaktype, into the norm file")
     norms.add_argument("municipality")
     norms.add_argument("zaaktype", help="identificatie of the zaaktype")
@@ -124,6 +130,13 @@ def run(
         found = with_api(catalogue.zaaktypen)
         added = catalogue.seed_mapping(mapping_path, found)
         return f"{mapping_path}: {len(added)} zaaktype(n) added for review" + "".join(
+            f"\n  {a}" for a in added
+        )
+    if args.command == "seed-case-types":
+        municipality = load_municipalities(settings.infra.config_dir).by_code()[source.municipality]
+        path = settings.infra.config_dir / "case_types" / f"{municipality.case_types}.yaml"
+        added = catalogue.seed_case_types(path, mappings_by_code[source.municipality])
+        return f"{path}: {len(added)} case type(s) declared for review" + "".join(
             f"\n  {a}" for a in added
         )
     # norms

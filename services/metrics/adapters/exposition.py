@@ -9,7 +9,7 @@ advisory lock — exposes the business metrics, so Prometheus never sees the sam
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -21,7 +21,14 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from services.metrics.adapters.store import Snapshot
-from services.metrics.domain.definitions import BY_NAME, DEFINITIONS, UNKNOWN_MUNICIPALITY, Kind
+from services.metrics.domain.definitions import (
+    BY_NAME,
+    DEFINITIONS,
+    NONE,
+    OTHER_CASE_TYPE,
+    UNKNOWN_MUNICIPALITY,
+    Kind,
+)
 from services.metrics.domain.tally import Labels, SeriesKey, Tally
 
 # Gauges over state tables, and the counter whose label sets they take (so a gauge shows 0,
@@ -39,6 +46,11 @@ _CHANNEL_SYSTEM_AT = {
     d.name: d.labels.index("channel_system") for d in DEFINITIONS if "channel_system" in d.labels
 }
 
+# Per metric, where its `case_type` label is.
+_CASE_TYPE_AT = {
+    d.name: d.labels.index("case_type") for d in DEFINITIONS if "case_type" in d.labels
+}
+
 
 class AggregateView(Collector):
     def __init__(
@@ -46,6 +58,7 @@ class AggregateView(Collector):
         phone_answer_norm_seconds: float,
         served: Iterable[str],
         channel_system: Callable[[str], str] | None = None,
+        case_types: Mapping[str, frozenset[str]] | None = None,
     ) -> None:
         self.snapshot = Snapshot()
         self.exporting = False
@@ -53,11 +66,19 @@ class AggregateView(Collector):
         self.phone_answer_norm_seconds = phone_answer_norm_seconds
         self.served = frozenset(served)
         self.channel_system = channel_system
+        self.case_types = case_types
 
     def public(self, metric: str, labels: Labels) -> Labels:
         """Municipalities this deployment does not serve become one `unknown` label value, so
         a wrong code from a channel system cannot grow the number of series; an event source
-        (stored as sent) becomes the configured channel system that may post it."""
+        (stored as sent) becomes the configured channel system that may post it; a case type
+        the municipality did not declare becomes `other` (the consumer stores it so already;
+        this covers rows stored before the municipality declared its list, state tables included)."""
+        at = _CASE_TYPE_AT.get(metric)
+        if at is not None and self.case_types is not None:
+            case_type = labels[at]
+            if case_type != NONE and case_type not in self.case_types.get(labels[0], ()):
+                labels = (*labels[:at], OTHER_CASE_TYPE, *labels[at + 1 :])
         if labels and BY_NAME[metric].labels[0] == "municipality" and labels[0] not in self.served:
             labels = (UNKNOWN_MUNICIPALITY, *labels[1:])
         at = _CHANNEL_SYSTEM_AT.get(metric)

@@ -181,6 +181,13 @@ DEFINITIONS: tuple[MetricDefinition, ...] = (
         "servicepuls_cases_reopened", Kind.COUNTER, "Cases reopened.", (_M, "case_type")
     ),
     MetricDefinition(
+        "servicepuls_case_types_undeclared",
+        Kind.COUNTER,
+        "Case events whose case type the municipality did not declare (counted under "
+        'case_type="other"), by the channel system that sent them.',
+        (_M, "channel_system"),
+    ),
+    MetricDefinition(
         "servicepuls_case_data_quality_problems",
         Kind.COUNTER,
         "Case events that contradict the case, by the channel system that sent them and "
@@ -340,3 +347,6 @@ NONE = "none"
 # Municipality label for events of a municipality this deployment does not serve (bounds the
 # cardinality even if a channel system sends a wrong code).
 UNKNOWN_MUNICIPALITY = "unknown"
+# Case-type label for a code the municipality did not declare (its `case_types` file): bounds
+# the cardinality whatever codes channel systems send.
+OTHER_CASE_TYPE = "other"

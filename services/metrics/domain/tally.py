@@ -23,6 +23,7 @@ from schemas.events import (
     CaseReopened,
     ContactCompleted,
     ContactReceived,
+    Family,
     NormBreached,
     NormCancelled,
     NormClockStarted,
@@ -38,7 +39,7 @@ from schemas.events import (
     SurveySent,
     SurveySuppressed,
 )
-from services.metrics.domain.definitions import BY_NAME, NONE, Kind
+from services.metrics.domain.definitions import BY_NAME, NONE, OTHER_CASE_TYPE, Kind
 from services.norms.domain.calendar import BusinessCalendar, Measure, to_us
 
 Labels = tuple[str, ...]
@@ -65,6 +66,17 @@ class Policy:
     # For a municipality without one (not served here): weekdays and Dutch public holidays, so
     # replicas with different configurations still count the same observations.
     default_calendar: BusinessCalendar | None = None
+    # The case types each served municipality declared (docs/metrics.md, "Bounded labels"): any
+    # other code is counted as `other`, also for a municipality not served here. None: codes
+    # are taken as sent (only for tests of the aggregation itself; the service always declares).
+    case_types: Mapping[str, frozenset[str]] | None = None
+
+    def case_type_label(self, municipality: str, case_type: str | None) -> str:
+        if case_type is None:
+            return NONE
+        if self.case_types is None or case_type in self.case_types.get(municipality, ()):
+            return case_type
+        return OTHER_CASE_TYPE
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +201,15 @@ def tally(events: Iterable[Envelope[Any]], known: Known, policy: Policy) -> Tall
             data.family.value,
             event.type.removeprefix("nl.servicepuls."),
         )
+        # A channel system's case event with a code its municipality did not declare: counted
+        # (by its source, shown as the channel system) so the mistake is seen, not as a label.
+        raw_case_type = getattr(data, "case_type", None)
+        if (
+            data.family is Family.INTAKE
+            and raw_case_type is not None
+            and policy.case_type_label(municipality, raw_case_type) == OTHER_CASE_TYPE
+        ):
+            result.count("servicepuls_case_types_undeclared", municipality, event.source)
         if isinstance(data, ContactReceived):
             _contact_received(result, municipality, day, data)
         elif isinstance(data, ContactCompleted):
@@ -196,9 +217,9 @@ def tally(events: Iterable[Envelope[Any]], known: Known, policy: Policy) -> Tall
         elif isinstance(data, CaseOpened | CaseReopened | CaseClosed):
             _case(result, cases, municipality, day, event, policy)
         elif isinstance(data, NormOutcome):
-            _norm(result, clocks, municipality, day, event)
+            _norm(result, clocks, municipality, day, event, policy)
         else:
-            _survey(result, municipality, day, data)
+            _survey(result, municipality, day, data, policy)
     result.cases = {k: v for k, v in cases.items() if k not in known.cases or known.cases[k] != v}
     result.clocks = {
         k: v for k, v in clocks.items() if k not in known.clocks or known.clocks[k] != v
@@ -279,11 +300,11 @@ def _case(
 ) -> None:
     data = event.data
     key = (municipality, data.case_id)
-    case_type = data.case_type
+    case_type = policy.case_type_label(municipality, data.case_type)
     if isinstance(data, CaseOpened):
         t.count("servicepuls_cases_opened", municipality, case_type, data.channel.value)
         t.fact(municipality, day, "case_opened", case_type, data.channel.value)
-        if case_type in policy.complaint_case_types:
+        if data.case_type in policy.complaint_case_types:
             t.count("servicepuls_complaints_received", municipality, data.channel.value)
             t.fact(municipality, day, "complaint_received", data.channel.value)
         cases[key] = OpenCase(case_type, event.time)
@@ -321,7 +342,7 @@ def _case(
                     municipality,
                     case_type,
                 )
-        if data.complaint_verdict is not None or case_type in policy.complaint_case_types:
+        if data.complaint_verdict is not None or data.case_type in policy.complaint_case_types:
             verdict = _label(data.complaint_verdict)
             t.count("servicepuls_complaints_closed", municipality, verdict)
             t.fact(municipality, day, "complaint_closed", verdict)
@@ -337,10 +358,11 @@ def _norm(
     municipality: str,
     day: date,
     event: Envelope[Any],
+    policy: Policy,
 ) -> None:
     data: NormOutcome = event.data
     norm, key = data.norm_id, (municipality, data.clock_id)
-    case_type = _label(data.case_type)
+    case_type = policy.case_type_label(municipality, data.case_type)
     previous = t.goals.get((municipality, norm))
     if previous is None or previous[1] <= event.time:
         t.goals[(municipality, norm)] = (data.compliance_goal, event.time)
@@ -392,7 +414,7 @@ def _norm(
 # --- surveys -----------------------------------------------------------------------------------
 
 
-def _survey(t: Tally, municipality: str, day: date, data: Any) -> None:
+def _survey(t: Tally, municipality: str, day: date, data: Any, policy: Policy) -> None:
     if isinstance(data, SurveySent):
         channel = data.delivery_channel.value
         t.count("servicepuls_surveys_sent", municipality, channel)
@@ -403,7 +425,8 @@ def _survey(t: Tally, municipality: str, day: date, data: Any) -> None:
         t.count("servicepuls_surveys_suppressed", municipality, data.reason.value)
         t.fact(municipality, day, "survey_suppressed", data.reason.value)
     elif isinstance(data, SurveyResponded):
-        channel, case_type = _label(data.channel), _label(data.case_type)
+        channel = _label(data.channel)
+        case_type = policy.case_type_label(municipality, data.case_type)
         t.count("servicepuls_surveys_responded", municipality, channel, case_type)
         t.observe("servicepuls_survey_score", float(data.score), municipality, channel, case_type)
         t.fact(municipality, day, "survey_response", channel, case_type, str(data.score))

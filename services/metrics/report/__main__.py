@@ -17,9 +17,9 @@ from pathlib import Path
 
 import asyncpg
 
-from services.common.config import load_municipalities
+from services.common.config import load_case_types, load_municipalities
 from services.common.settings import InfraSettings
-from services.metrics.report.figures import Facts, Period, compute
+from services.metrics.report.figures import Facts, Period, bound_case_types, compute
 from services.metrics.report.render import render_html, write_csv
 
 
@@ -59,7 +59,8 @@ async def load_facts(conn: asyncpg.Connection, municipality: str, period: Period
 
 async def run(args: argparse.Namespace) -> list[Path]:
     infra = InfraSettings()
-    municipalities = load_municipalities(infra.config_dir).by_code()
+    listing = load_municipalities(infra.config_dir)
+    municipalities = listing.by_code()
     if args.municipality not in municipalities:
         raise SystemExit(
             f"unknown municipality {args.municipality!r}; known: {', '.join(sorted(municipalities))}"
@@ -72,6 +73,8 @@ async def run(args: argparse.Namespace) -> list[Path]:
         before = await load_facts(conn, args.municipality, baseline)
     finally:
         await conn.close()
+    declared = load_case_types(infra.config_dir, listing)[args.municipality]
+    current, before = bound_case_types(current, declared), bound_case_types(before, declared)
     figures = compute(
         args.municipality,
         municipalities[args.municipality].name,

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from schemas.common import DIGITAL_CHANNELS
+from services.metrics.domain.definitions import NONE, OTHER_CASE_TYPE
 
 Facts = Mapping[tuple[str, tuple[str, ...]], float]
 DIGITAL = {c.value for c in DIGITAL_CHANNELS}
@@ -102,6 +103,24 @@ class PeriodFigures:
 
 def _ratio(part: float, whole: float) -> float | None:
     return part / whole if whole else None
+
+
+# Where a fact's dimensions hold the case type (services.metrics.domain.tally writes them).
+CASE_TYPE_DIMENSION = {"case_opened": 0, "case_closed": 0, "survey_response": 1}
+
+
+def bound_case_types(
+    facts: Facts, declared: frozenset[str]
+) -> dict[tuple[str, tuple[str, ...]], float]:
+    """Case types the municipality does not declare (facts stored before it declared its list)
+    are shown as `other`, as the consumer stores them now."""
+    bounded: dict[tuple[str, tuple[str, ...]], float] = {}
+    for (fact, dims), value in facts.items():
+        at = CASE_TYPE_DIMENSION.get(fact)
+        if at is not None and dims[at] not in declared and dims[at] != NONE:
+            dims = (*dims[:at], OTHER_CASE_TYPE, *dims[at + 1 :])
+        bounded[(fact, dims)] = bounded.get((fact, dims), 0.0) + value
+    return bounded
 
 
 def _norm_counts(facts: Facts) -> tuple[dict[str, Counter[str]], dict[str, Counter[float]]]:

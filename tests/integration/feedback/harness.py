@@ -11,7 +11,7 @@ import shutil
 import socket
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -22,6 +22,8 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiosmtpd.controller import Controller
+from axe_playwright_python.async_playwright import Axe
+from playwright.async_api import Browser, async_playwright
 
 from schemas.common import Channel, ContactMedium, Language, ResidentRef
 from schemas.envelope import Envelope, encode, new_event
@@ -282,3 +284,43 @@ async def wait_row(
         if asyncio.get_running_loop().time() > deadline:
             raise TimeoutError(f"survey row of {subject_id} not as expected: {row and dict(row)}")
         await asyncio.sleep(0.2)
+
+
+@asynccontextmanager
+async def axe_checked_browser(
+    base_url: str,
+) -> AsyncIterator[tuple[Browser, Callable[..., Awaitable[str]]]]:
+    """Chromium, and `accessible(url=None, html=None)`: opens the page (or shows the HTML at the
+    service's origin, so its style sheet loads), asserts axe finds no WCAG violation, and
+    returns the page's HTML."""
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        try:
+            axe = Axe()
+            # axe runs as a script: it gets its own context (the page itself has no script,
+            # and its CSP forbids any); a resident's browser has JavaScript off.
+            checker = await (await browser.new_context(bypass_csp=True)).new_page()
+
+            async def accessible(url: str | None = None, html: str | None = None) -> str:
+                if url:
+                    await checker.goto(url)
+                else:
+                    await checker.goto(base_url + "/health")
+                    await checker.set_content(html or "")
+                results = await axe.run(checker)
+                assert results.violations_count == 0, results.generate_report()
+                return await checker.content()
+
+            yield browser, accessible
+        finally:
+            await browser.close()

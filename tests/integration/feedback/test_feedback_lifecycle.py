@@ -19,6 +19,7 @@ from tests.integration.feedback.harness import (
     INFRA,
     Intake,
     MailCatcher,
+    axe_checked_browser,
     case_closed,
     contact_completed,
     drop_schema,
@@ -116,6 +117,12 @@ async def test_an_unanswered_link_expires_with_a_friendly_410_and_the_address_is
         page = await client.get(link)
         assert page.status_code == 410
         assert "Deze vragenlijst is verlopen" in page.text
+        english = await client.get(link + "?lang=en")
+        assert english.status_code == 410 and "This survey has expired" in english.text
+        # The same axe check as the form (test_feedback_surveys.py), in both languages.
+        async with axe_checked_browser(feedback.base_url) as (_, accessible):
+            assert "Deze vragenlijst is verlopen" in await accessible(link)
+            assert "This survey has expired" in await accessible(link + "?lang=en")
         one_click = await client.get(link + "?score=9")
         assert one_click.status_code == 410
         await asyncio.sleep(0.5)

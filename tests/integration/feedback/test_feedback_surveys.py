@@ -19,8 +19,6 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 import pytest_asyncio
-from axe_playwright_python.async_playwright import Axe
-from playwright.async_api import async_playwright
 
 from schemas.common import Channel
 from schemas.events import TOPICS, CaseOutcome, Family
@@ -28,6 +26,7 @@ from simulator.surveys import parse_forms
 from tests.integration.feedback.harness import (
     Intake,
     MailCatcher,
+    axe_checked_browser,
     case_closed,
     case_opened,
     contact_completed,
@@ -216,71 +215,42 @@ async def test_closed_case_is_surveyed_and_answered_in_a_browser(
         await events.wait_for(for_subject(case_id, "sent"))
         assert email not in json.dumps([e.model_dump(mode="json") for e in events.seen])
 
-        async with async_playwright() as pw:
-            browser = await pw.chromium.launch(
-                executable_path="/usr/bin/chromium",
-                args=[
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-sync",
-                    "--no-first-run",
-                ],
-            )
-            try:
-                axe = Axe()
-                # axe runs as a script: it gets its own context (the page itself has no script,
-                # and its CSP forbids any); the resident's browser below has JavaScript off.
-                checker = await (await browser.new_context(bypass_csp=True)).new_page()
-
-                async def accessible(url: str | None = None, html: str | None = None) -> None:
-                    if url:
-                        await checker.goto(url)
-                    else:
-                        await checker.goto(feedback.base_url + "/health")
-                        await checker.set_content(html or "")
-                    results = await axe.run(checker)
-                    assert results.violations_count == 0, results.generate_report()
-
-                await accessible(link)
-                await accessible(link + "?lang=en")
-                await accessible(link + "?score=7")  # opened from a score link: nothing recorded
-                await accessible(link + "?score=7&lang=en")
-                resident_browser = await browser.new_context(java_script_enabled=False)
-                page = await resident_browser.new_page()
-                await page.goto(link)
-                second_tab = await resident_browser.new_page()
-                await second_tab.goto(link)
-                assert await page.locator("script").count() == 0
-                # Keyboard only: score 3, a remark, permission to contact, send.
-                await page.focus("#score-1")
-                await page.keyboard.press("Space")
-                await page.keyboard.press("ArrowRight")
-                await page.keyboard.press("ArrowRight")
-                await page.keyboard.press("Tab")
-                await page.keyboard.type("Het duurde te lang <script>alert(1)</script>")
-                await page.keyboard.press("Tab")
-                await page.keyboard.press("Space")
-                await page.keyboard.press("Tab")
-                async with page.expect_navigation():
-                    await page.keyboard.press("Enter")
-                assert "Bedankt voor uw antwoord" in await page.content(), await page.content()
-                assert "een 3" in await page.content()
-                await accessible(html=await page.content())
-                # The same form submitted again (another tab): "already answered", no event.
-                await second_tab.check("#score-9")
-                async with second_tab.expect_navigation():
-                    await second_tab.click("button[type=submit] >> nth=0")
-                assert "U heeft deze vragenlijst al ingevuld" in await second_tab.content()
-                # Going back re-fetches the page (no-store): it says so as well.
-                await page.go_back()
-                assert "U heeft deze vragenlijst al ingevuld" in await page.content()
-                await accessible(link)
-                await accessible(link + "?lang=en")
-                assert "You already answered" in await checker.content()
-            finally:
-                await browser.close()
+        async with axe_checked_browser(feedback.base_url) as (browser, accessible):
+            await accessible(link)
+            await accessible(link + "?lang=en")
+            await accessible(link + "?score=7")  # opened from a score link: nothing recorded
+            await accessible(link + "?score=7&lang=en")
+            resident_browser = await browser.new_context(java_script_enabled=False)
+            page = await resident_browser.new_page()
+            await page.goto(link)
+            second_tab = await resident_browser.new_page()
+            await second_tab.goto(link)
+            assert await page.locator("script").count() == 0
+            # Keyboard only: score 3, a remark, permission to contact, send.
+            await page.focus("#score-1")
+            await page.keyboard.press("Space")
+            await page.keyboard.press("ArrowRight")
+            await page.keyboard.press("ArrowRight")
+            await page.keyboard.press("Tab")
+            await page.keyboard.type("Het duurde te lang <script>alert(1)</script>")
+            await page.keyboard.press("Tab")
+            await page.keyboard.press("Space")
+            await page.keyboard.press("Tab")
+            async with page.expect_navigation():
+                await page.keyboard.press("Enter")
+            assert "Bedankt voor uw antwoord" in await page.content(), await page.content()
+            assert "een 3" in await page.content()
+            await accessible(html=await page.content())
+            # The same form submitted again (another tab): "already answered", no event.
+            await second_tab.check("#score-9")
+            async with second_tab.expect_navigation():
+                await second_tab.click("button[type=submit] >> nth=0")
+            assert "U heeft deze vragenlijst al ingevuld" in await second_tab.content()
+            # Going back re-fetches the page (no-store): it says so as well.
+            await page.go_back()
+            assert "U heeft deze vragenlijst al ingevuld" in await page.content()
+            await accessible(link)
+            assert "You already answered" in await accessible(link + "?lang=en")
 
         responded = await events.wait_for(for_subject(case_id, "responded"))
         follow_up = await events.wait_for(for_subject(case_id, "follow_up_requested"))
@@ -297,6 +267,36 @@ async def test_closed_case_is_surveyed_and_answered_in_a_browser(
         row = await survey_row(feedback.schema, subject_id=case_id)  # type: ignore[attr-defined]
         assert row["sealed_contact"] is None  # erased once answered
         assert row["comment"] == "Het duurde te lang <script>alert(1)</script>"
+
+
+async def test_error_opt_out_and_expired_pages_pass_the_same_axe_check_in_both_languages(
+    feedback: ServiceProcess, mail: MailCatcher
+) -> None:
+    """The pages besides the form: a form sent without a score (400) and the opt-out
+    confirmation, in Dutch and in English (the 410: test_feedback_lifecycle.py)."""
+    case_id = f"Z-{uuid.uuid4()}"
+    email = addr()
+    async with (
+        Intake() as intake,
+        httpx.AsyncClient() as client,
+        axe_checked_browser(feedback.base_url) as (_, accessible),
+    ):
+        await intake.send(
+            case_opened(case_id, resident(email=email, consent=True)), case_closed(case_id, None)
+        )
+        link = survey_link(await mail.wait_for(email, timeout=30))
+        csrf = await csrf_of(client, link)
+        for lang, error in (("nl", "Kies een cijfer van 1 tot 10."), ("en", "Choose a score")):
+            missing = await client.post(link, data={"csrf": csrf, "comment": "", "lang": lang})
+            assert missing.status_code == 400 and error in missing.text, missing.text[:500]
+            await accessible(html=missing.text)
+        for lang, title in (
+            ("nl", "U krijgt geen vragenlijsten meer"),
+            ("en", "You will not receive surveys any more"),
+        ):
+            opted = await client.post(link + "/opt-out", data={"csrf": csrf, "lang": lang})
+            assert opted.status_code == 200 and title in opted.text, opted.text[:500]
+            await accessible(html=opted.text)
 
 
 async def test_forged_and_altered_links_get_a_plain_404(

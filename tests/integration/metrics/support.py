@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from schemas.envelope import Envelope
 from schemas.events import TOPICS
 from services.common.kafka import durable_producer, publish
-from tests.integration.metrics.traffic import SampleKey, parse_metrics
+from tests.integration.metrics.traffic import TRAFFIC_CASE_TYPES, SampleKey, parse_metrics
 from tests.support.services import REPO_ROOT
 
 BOOTSTRAP = os.environ.get("SERVICEPULS_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
@@ -33,10 +33,17 @@ def fresh_municipality() -> str:
     return f"GM9{random.randint(0, 999):03d}"
 
 
-def config_with(tmp_path: Path, municipality: str) -> Path:
-    """A copy of deploy/config whose municipality list also serves the test's municipality."""
+def config_with(
+    tmp_path: Path, municipality: str, case_types: Sequence[str] = TRAFFIC_CASE_TYPES
+) -> Path:
+    """A copy of deploy/config whose municipality list also serves the test's municipality, and
+    whose case-type list (every municipality's) also declares `case_types`."""
     target = tmp_path / "config"
     shutil.copytree(REPO_ROOT / "deploy" / "config", target)
+    declared = target / "case_types" / "default.yaml"
+    listing = yaml.safe_load(declared.read_text())
+    listing["case_types"].update({code: f"test: {code}" for code in case_types})
+    declared.write_text(yaml.safe_dump(listing))
     listing = yaml.safe_load((target / "municipalities.yaml").read_text())
     listing["municipalities"].append(
         {

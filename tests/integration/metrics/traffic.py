@@ -44,6 +44,8 @@ SampleKey = tuple[str, frozenset[tuple[str, str]]]
 SOURCE = "urn:servicepuls:test:metrics"
 NORM = "reactie_3_werkdagen"
 PHONE_NORM_SECONDS = 30.0
+# The case types of this traffic that deploy/config does not declare (support.config_with adds them).
+TRAFFIC_CASE_TYPES = ("melding_openbare_ruimte", "aanvraag")
 
 
 def sample_key(name: str, **labels: str) -> SampleKey:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from services.common.config import ConfigError
+from services.common.config import ConfigError, load_case_types, load_municipalities
 from services.connector.entrypoints.cli import run
 from services.connector.settings import ConnectorSettings
 from services.norms.config import load_catalogs
@@ -128,3 +128,20 @@ def test_norms_from_a_zaaktype_land_in_the_norm_file_and_norms_accepts_it(config
         transport=fake.transport(),
     )
     assert "nothing written" in again
+
+
+def test_seed_case_types_declares_the_mappings_case_types_for_the_metrics(config: Path) -> None:
+    fake = FakeZgw()
+    fake.zaaktype("ZT-HOND", "Hondenbelasting bezwaar")
+    run(["seed-mapping", "GM0383"], ConnectorSettings(), transport=fake.transport())
+    path = config / "case_types" / "default.yaml"
+    said = run(["seed-case-types", "GM0383"], ConnectorSettings())
+    assert "1 case type(s) declared" in said and "hondenbelasting-bezwaar" in said
+    text = path.read_text()
+    assert text.startswith("# The case types")  # the comments stay
+    assert yaml.safe_load(text)["case_types"]["hondenbelasting-bezwaar"] == (
+        "Hondenbelasting bezwaar"
+    )
+    declared = load_case_types(config, load_municipalities(config))
+    assert "hondenbelasting-bezwaar" in declared["GM0383"]
+    assert "0 case type(s)" in run(["seed-case-types", "GM0383"], ConnectorSettings())

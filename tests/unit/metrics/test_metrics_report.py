@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from services.metrics.report.__main__ import baseline_for
-from services.metrics.report.figures import Period, compute
+from services.metrics.report.figures import Period, bound_case_types, compute
 from services.metrics.report.render import render_html, write_csv
 
 PERIOD = Period(date(2026, 1, 1), date(2026, 3, 31))
@@ -78,3 +78,21 @@ def test_default_baseline_is_the_equally_long_period_before():
     assert baseline_for(PERIOD, None, None) == Period(
         date(2025, 10, 3), date(2025, 12, 31)
     )  # 90 days
+
+
+def test_facts_of_undeclared_case_types_stored_before_are_reported_as_other():
+    facts = {
+        ("case_opened", ("klacht", "email")): 2.0,
+        ("case_opened", ("oud-zaaktype", "email")): 3.0,
+        ("case_opened", ("nog-een", "email")): 1.0,
+        ("survey_response", ("phone", "none", "8")): 1.0,
+        ("survey_response", ("webform", "oud-zaaktype", "8")): 4.0,
+        ("contact", ("email", "inwoner", "inbound")): 5.0,
+    }
+    assert bound_case_types(facts, frozenset({"klacht"})) == {
+        ("case_opened", ("klacht", "email")): 2.0,
+        ("case_opened", ("other", "email")): 4.0,
+        ("survey_response", ("phone", "none", "8")): 1.0,
+        ("survey_response", ("webform", "other", "8")): 4.0,
+        ("contact", ("email", "inwoner", "inbound")): 5.0,
+    }

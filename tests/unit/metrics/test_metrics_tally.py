@@ -345,3 +345,95 @@ def test_business_lead_time_skips_the_weekend_with_the_norms_calendar():
     working = t.histograms[("servicepuls_case_lead_time_business_seconds", ("GM0383", "aanvraag"))]
     assert calendar_time.sum == 3 * 86400
     assert working.sum == 86400  # Friday 10:00 -> Monday 10:00 is one working day
+
+
+# --- bounded case types (docs/metrics.md, "Bounded labels") ------------------------------------
+
+DECLARED = Policy(
+    municipalities={"GM0383": AMS},
+    case_types={"GM0383": frozenset({"klacht", "melding-openbare-ruimte"})},
+)
+
+
+def _case_events(case_type, source="/buch/zaaksysteem", municipality="GM0383", case="z1"):
+    opened = CaseOpened(case_id=case, case_type=case_type, channel=Channel.WEBFORM)
+    closed = CaseClosed(case_id=case, case_type=case_type, outcome=CaseOutcome.RESOLVED)
+    return [
+        new_event(opened, source=source, municipality=municipality, time=T0),
+        new_event(closed, source=source, municipality=municipality, time=T0 + timedelta(days=1)),
+    ]
+
+
+def test_an_undeclared_case_type_is_counted_as_other_and_per_channel_system():
+    t = tally(
+        [*_case_events("melding-openbare-ruimte"), *_case_events("zz-invented", case="z2")],
+        Known(),
+        DECLARED,
+    )
+    opened = {k[1][1]: v for k, v in t.counters.items() if k[0] == "servicepuls_cases_opened"}
+    assert opened == {"melding-openbare-ruimte": 1, "other": 1}
+    assert ("servicepuls_case_lead_time_seconds", ("GM0383", "other")) in t.histograms
+    assert not [k for k in [*t.counters, *t.histograms] if "zz-invented" in k[1]]
+    assert not [f for f in t.facts if "zz-invented" in f[3]]  # nor in the period report
+    assert [f[3] for f in t.facts if f[2] == "case_opened"] == [
+        ("melding-openbare-ruimte", "webform"),
+        ("other", "webform"),
+    ]
+    # Opened and closed: two events of the channel system with an undeclared code.
+    undeclared = ("servicepuls_case_types_undeclared", ("GM0383", "/buch/zaaksysteem"))
+    assert t.counters[undeclared] == 2
+    assert t.cases == {("GM0383", "z1"): None, ("GM0383", "z2"): None}
+
+
+def test_a_complaint_is_recognised_by_its_code_and_norm_and_survey_labels_are_bounded():
+    complaint = Policy(
+        municipalities={"GM0383": AMS},
+        complaint_case_types=frozenset({"klacht-intern"}),  # a complaint type not declared
+        case_types={"GM0383": frozenset({"klacht"})},
+    )
+    met = NormMet(**norm_fields("k9"), case_type="zz-invented", stopped_at=T0)
+    response = SurveyResponded(
+        survey_id="s1",
+        subject_id="z1",
+        subject_kind="case",
+        case_type="zz-invented",
+        channel=Channel.WEBFORM,
+        score=7,
+        answered_via=AnsweredVia.WEB,
+    )
+    t = tally(
+        [*_case_events("klacht-intern"), ev(met), ev(response)],
+        Known(),
+        complaint,
+    )
+    assert t.counters[("servicepuls_complaints_received", ("GM0383", "webform"))] == 1
+    assert t.counters[("servicepuls_cases_opened", ("GM0383", "other", "webform"))] == 1
+    key = ("servicepuls_norm_elapsed_business_seconds", ("GM0383", "reactie", "other"))
+    assert key in t.histograms
+    assert ("servicepuls_survey_score", ("GM0383", "webform", "other")) in t.histograms
+    # Only channel systems' case events count as undeclared: norm and survey events derive theirs.
+    undeclared = {k: v for k, v in t.counters.items() if k[0].endswith("_undeclared")}
+    assert undeclared == {("servicepuls_case_types_undeclared", ("GM0383", "/buch/zaaksysteem")): 2}
+
+
+def test_case_types_of_an_unserved_municipality_are_other_too():
+    t = tally(_case_events("klacht", municipality="GM0999"), Known(), DECLARED)
+    assert t.counters[("servicepuls_cases_opened", ("GM0999", "other", "webform"))] == 1
+    assert t.counters[("servicepuls_case_types_undeclared", ("GM0999", "/buch/zaaksysteem"))] == 2
+
+
+def test_the_exposition_folds_undeclared_case_types_stored_before_and_in_state_tables():
+    view = AggregateView(30, served={"GM0383"}, case_types={"GM0383": frozenset({"klacht"})})
+    view.exporting = True
+    stored = Snapshot()
+    for code in ("klacht", "oud-1", "oud-2"):
+        stored.counters[("servicepuls_cases_opened", ("GM0383", code, "webform"))] = 2.0
+    stored.counters[("servicepuls_surveys_responded", ("GM0383", "phone", "none"))] = 1.0
+    stored.gauges["servicepuls_cases_open"] = {("GM0383", "oud-1"): 1.0, ("GM0383", "oud-2"): 3.0}
+    view.replace(stored)
+    text = generate_latest(_registry(view)).decode()
+    assert 'servicepuls_cases_opened_total{case_type="other",channel="webform",' in text
+    assert 'case_type="other",channel="webform",municipality="GM0383"} 4.0' in text
+    assert 'servicepuls_cases_open{case_type="other",municipality="GM0383"} 4.0' in text
+    assert 'case_type="none"' in text  # "none" (no case type at all) stays what it is
+    assert "oud-" not in text
