@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from services.common.serve import serve
-from services.metrics.app import build_app
+from services.metrics.bootstrap import build_app
 from services.metrics.settings import MetricsSettings
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from services.common.migrations import migrate
 from services.metrics.adapters.store import AggregateStore
-from services.metrics.app import MIGRATIONS
+from services.metrics.service import MIGRATIONS
 from tests.integration.metrics.support import DATABASE_URL, config_with, start_group_at_end
 from tests.support.services import running_service
 
