@@ -351,8 +351,8 @@ class RevisedCycle(Contract):
     started_at: AwareDatetime
     # The instant of the final outcome (old or new), which decides the local day it counts on.
     stopped_at: AwareDatetime
-    previous_outcome: RevisedOutcome | None  # None: the cycle had no final outcome before
-    outcome: RevisedOutcome | None  # None: the active version has no final outcome (yet)
+    previous_outcome: RevisedOutcome | None = None  # None: no final outcome before
+    outcome: RevisedOutcome | None = None  # None: the active version has none (yet)
 
 
 class RunningCycle(Contract):
@@ -381,7 +381,7 @@ class NormRevised(EventData):
     case_type: Code | None = None
     compliance_goal: float = Field(ge=0, le=1)
     cycles: list[RevisedCycle] = Field(max_length=1000)  # those whose final outcome changed
-    running: RunningCycle | None  # None: no cycle of the clock runs now
+    running: RunningCycle | None = None  # None: no cycle of the clock runs now
 
     def subject(self) -> str:
         return self.subject_id
