@@ -436,19 +436,7 @@ def bootstrap(
             applied = await migrate(conn, settings.db_schema, MIGRATIONS)
         if applied:
             log.info("migrations applied", versions=applied)
-        runtime.repository = ClockRepository(
-            runtime.pool,
-            settings.db_schema,
-            catalogs,
-            intake_topic=settings.intake_topic,
-            norms_topic=settings.norms_topic,
-            event_clock=settings.clock == "event",
-            allowed_lateness_seconds=settings.allowed_lateness_seconds,
-            idle_partition_seconds=settings.idle_partition_seconds,
-            future_tolerance_seconds=settings.future_tolerance_seconds,
-            history_horizon_seconds=settings.history_horizon_seconds,
-            history_settle_seconds=settings.history_settle_seconds,
-        )
+        runtime.repository = ClockRepository.configured(runtime.pool, catalogs, settings)
         runtime.tasks = [asyncio.create_task(housekeeping())]
         if settings.scheduler_enabled:
             runtime.tasks.append(asyncio.create_task(schedule()))

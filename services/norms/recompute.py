@@ -232,19 +232,7 @@ async def revise(
     try:
         async with pool.acquire() as conn:
             await migrate(conn, settings.db_schema, MIGRATIONS)
-        repository = ClockRepository(
-            pool,
-            settings.db_schema,
-            catalogs,
-            intake_topic=settings.intake_topic,
-            norms_topic=settings.norms_topic,
-            event_clock=settings.clock == "event",
-            allowed_lateness_seconds=settings.allowed_lateness_seconds,
-            idle_partition_seconds=settings.idle_partition_seconds,
-            future_tolerance_seconds=settings.future_tolerance_seconds,
-            history_horizon_seconds=settings.history_horizon_seconds,
-            history_settle_seconds=settings.history_settle_seconds,
-        )
+        repository = ClockRepository.configured(pool, catalogs, settings)
         return await repository.revise(municipality, first, last)
     finally:
         await pool.close()

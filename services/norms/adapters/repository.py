@@ -45,6 +45,7 @@ from services.norms.handlers import (
     plan_events,
 )
 from services.norms.revision import ClockRevision, StoredDecisions, revise_clock
+from services.norms.settings import NormsSettings
 
 
 def _ts(instant: int | None) -> datetime | None:
@@ -126,6 +127,26 @@ class ClockRepository:
         # Importing history (wall clock only; 0: no hold): see `hold_before`.
         self.horizon_us = 0 if event_clock else round(history_horizon_seconds * 1_000_000)
         self.settle_seconds = history_settle_seconds
+
+    @classmethod
+    def configured(
+        cls, pool: asyncpg.Pool, catalogs: dict[str, NormCatalog], settings: NormsSettings
+    ) -> ClockRepository:
+        """The repository as the service's settings describe it (the service and the recompute
+        command must see the same schema, topics and now)."""
+        return cls(
+            pool,
+            settings.db_schema,
+            catalogs,
+            intake_topic=settings.intake_topic,
+            norms_topic=settings.norms_topic,
+            event_clock=settings.clock == "event",
+            allowed_lateness_seconds=settings.allowed_lateness_seconds,
+            idle_partition_seconds=settings.idle_partition_seconds,
+            future_tolerance_seconds=settings.future_tolerance_seconds,
+            history_horizon_seconds=settings.history_horizon_seconds,
+            history_settle_seconds=settings.history_settle_seconds,
+        )
 
     # ---- now -----------------------------------------------------------------------------
 

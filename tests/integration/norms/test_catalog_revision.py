@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import subprocess
 import sys
 import uuid
@@ -48,6 +47,7 @@ from services.common.kafka import durable_producer, send_records
 from services.metrics.report.__main__ import load_facts
 from services.metrics.report.figures import Period, compute
 from tests.integration.metrics.support import (
+    config_with,
     fresh_municipality,
     scrape,
     start_group_at_end,
@@ -84,20 +84,7 @@ def catalog_config(
 ) -> Path:
     """deploy/config serving `municipality`, with the catalog under `version`, report_reaction
     at `days` working days and the extra closing days."""
-    target = tmp / f"config-{version}"
-    shutil.copytree(REPO_ROOT / "deploy" / "config", target)
-    listing = yaml.safe_load((target / "municipalities.yaml").read_text())
-    listing["municipalities"].append(
-        {
-            "code": municipality,
-            "name": f"Testgemeente {municipality}",
-            "timezone": "Europe/Amsterdam",
-            "calendar": "buch",
-            "norms": "default",
-            "survey_policy": "default",
-        }
-    )
-    (target / "municipalities.yaml").write_text(yaml.safe_dump(listing))
+    target = config_with(tmp / version, municipality)
     norms_path = target / "norms" / "default.yaml"
     catalog = yaml.safe_load(norms_path.read_text())
     catalog["version"] = version
@@ -208,6 +195,16 @@ async def compliance(base_url: str, municipality: str) -> tuple[int, int]:
     return row["met"], row["missed"]
 
 
+async def revisions(base_url: str, municipality: str) -> tuple[list[Any], dict[str, Any]]:
+    """GET /v1/revisions, and the latest with its clocks (GET /v1/revisions/{id})."""
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        listed = (await client.get("/v1/revisions", params={"municipality": municipality})).json()[
+            "revisions"
+        ]
+        latest = (await client.get(f"/v1/revisions/{listed[-1]['revision_id']}")).json()
+    return listed, latest
+
+
 async def outcomes_by_case(schema: str, municipality: str) -> dict[str, tuple[str, str | None]]:
     conn = await asyncpg.connect(DATABASE_URL)
     try:
@@ -309,14 +306,11 @@ async def test_a_catalog_change_gives_one_answer_everywhere(tmp_path: Path) -> N
             async with running_service("norms", port=norms_port, env=norms_env(config_b)) as norms:
                 await wait_decided(schema)
                 assert await compliance(norms.base_url, municipality) == (1, 3)
+                listed, detail = await revisions(norms.base_url, municipality)
                 async with httpx.AsyncClient(base_url=norms.base_url) as client:
-                    listed = (
-                        await client.get("/v1/revisions", params={"municipality": municipality})
-                    ).json()["revisions"]
-                    [first] = listed
-                    detail = (await client.get(f"/v1/revisions/{first['revision_id']}")).json()
                     assert (await client.get("/v1/revisions/not-a-uuid")).status_code == 400
                     assert (await client.get(f"/v1/revisions/{uuid.uuid4()}")).status_code == 404
+            [first] = listed
             assert first["catalog_version"] == b
             assert (first["outcomes_changed"], first["alerts_published"]) == (2, 1)
             changed = {
@@ -355,12 +349,7 @@ async def test_a_catalog_change_gives_one_answer_everywhere(tmp_path: Path) -> N
             async with running_service("norms", port=norms_port, env=norms_env(config_c)) as norms:
                 await wait_decided(schema)
                 assert await compliance(norms.base_url, municipality) == (2, 2)
-                async with httpx.AsyncClient(base_url=norms.base_url) as client:
-                    listed = (
-                        await client.get("/v1/revisions", params={"municipality": municipality})
-                    ).json()["revisions"]
-                    second = listed[-1]
-                    detail = (await client.get(f"/v1/revisions/{second['revision_id']}")).json()
+                listed, detail = await revisions(norms.base_url, municipality)
             assert [r["catalog_version"] for r in listed] == [b, c]
             assert [
                 (x["clock_id"].rsplit("/", 1)[1], x["previous_outcome"], x["outcome"])
