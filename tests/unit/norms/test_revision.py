@@ -14,7 +14,14 @@ import yaml
 
 from schemas.common import Channel
 from schemas.envelope import Envelope, new_event
-from schemas.events import CaseOpened, CaseResponded, EventData
+from schemas.events import (
+    CaseClosed,
+    CaseOpened,
+    CaseOutcome,
+    CaseReopened,
+    CaseResponded,
+    EventData,
+)
 from services.norms.config import load_catalogs
 from services.norms.domain.calendar import to_us
 from services.norms.domain.catalog import NormCatalog
@@ -31,14 +38,16 @@ def at(day: int, hour: int) -> datetime:
     return datetime(2026, 11, day, hour, tzinfo=AMS)
 
 
-def catalog(tmp: Path, version: str, days: int, closing: list[date]) -> NormCatalog:
+def catalog(
+    tmp: Path, version: str, days: int, closing: list[date], norm_id: str = NORM
+) -> NormCatalog:
     target = tmp / version
     shutil.copytree(CONFIG, target)
     path = target / "norms" / "default.yaml"
     norms = yaml.safe_load(path.read_text())
     norms["version"] = version
     for norm in norms["norms"]:
-        if norm["id"] == NORM:
+        if norm["id"] == norm_id:
             norm["target"]["amount"] = days
     path.write_text(yaml.safe_dump(norms, sort_keys=False))
     path = target / "calendars" / "buch.yaml"
@@ -101,6 +110,7 @@ def catalogs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, NormCatalog]
         "a": catalog(tmp, "a", 3, []),
         "b": catalog(tmp, "b", 2, []),
         "c": catalog(tmp, "c", 2, [date(2026, 11, 13)]),
+        "resolved-3": catalog(tmp, "resolved-3", 3, [], norm_id="report_resolved"),
     }
 
 
@@ -149,6 +159,32 @@ def test_outside_the_period_nothing_changes_compliance(catalogs: dict[str, NormC
     ]
     revised = revise_clock(clock, stored, catalogs["b"], now, first=to_us(at(10, 0)))
     assert revised is not None and revised.changes == [] and not revised.changed
+
+
+def test_an_earlier_cycle_of_a_reopened_case_is_revised_too(
+    catalogs: dict[str, NormCatalog],
+) -> None:
+    """ "Resolved within 10 working days" becomes 3: the first cycle (9 working days) was met and
+    is missed now; the cycle after the reopening (1 day) stays met. The old outcome of the first
+    cycle is not stored (the row keeps the latest): met, as its breach was never taken."""
+    kind = {"case_type": "melding-openbare-ruimte"}
+    events = [
+        event(CaseOpened(case_id="R", channel=Channel.WEBFORM, **kind), at(2, 9)),
+        event(CaseClosed(case_id="R", outcome=CaseOutcome.RESOLVED, **kind), at(13, 9)),
+        event(CaseReopened(case_id="R", **kind), at(16, 9)),
+        event(CaseClosed(case_id="R", outcome=CaseOutcome.RESOLVED, **kind), at(17, 9)),
+    ]
+    now = to_us(at(20, 13))
+    [(clock, stored)] = [
+        cs for cs in decided(events, catalogs["a"], now) if cs[0].norm_id == "report_resolved"
+    ]
+    assert stored.outcome == "met" and {"final", "2:final"} <= clock.taken
+    revised = revise_clock(clock, stored, catalogs["resolved-3"], now)
+    assert revised is not None
+    assert [(c.cycle, c.previous, c.outcome, c.stopped_at) for c in revised.changes] == [
+        (1, "met", "missed", to_us(at(13, 9)))
+    ]
+    assert revised.running is None and revised.update.outcome == "met"
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
