@@ -32,7 +32,6 @@ from services.norms.handlers import (
     Outcome,
     StoredClock,
     _start_context,
-    advance_clock,
     clock_timeline,
     explanation_json,
     outcome_record,
@@ -112,14 +111,20 @@ def revise_clock(
     if norm is None or norm.definition.instant:
         return None
     decisions = clock_timeline(catalog, norm, [t for t, _ in clock.transitions])
-    ready, _ = decisions_due(decisions, set(), now)
-    # The clock row's new state: every decision of the active version that is due, plus the
-    # alerts already published (a warning or breach already sent is not sent again).
-    fresh = StoredClock(clock.clock_id, clock.municipality, clock.norm_id, clock.subject_id)
-    fresh.transitions = clock.transitions
-    update = advance_clock(fresh, catalog, now)
-    update.taken |= {k for k in clock.taken if _is_alert(k)}
-    update.events = []
+    ready, upcoming = decisions_due(decisions, set(), now)
+    # The clock row's new state, as `advance_clock` would store it for a clock that took every
+    # decision of the active version that is due (without framing them: nothing is published),
+    # plus the alerts already published (a warning or breach already sent is not sent again).
+    update = ClockUpdate(
+        events=[],
+        taken={d.key for d in ready} | {k for k in clock.taken if _is_alert(k)},
+        next_decision_at=upcoming,
+        norm_version=norm.version,
+    )
+    for decision in ready:
+        update.started_at, update.due_at = decision.started_at, decision.due_at
+        if decision.kind in FINAL_KINDS:
+            update.outcome, update.stopped_at = decision.kind.value, decision.stopped_at
     revision = ClockRevision(clock, norm.version, update, previous_due_at=stored.due_at)
 
     def in_period(started_at: int) -> bool:

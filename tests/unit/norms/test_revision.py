@@ -202,6 +202,20 @@ def test_revising_with_the_same_catalog_or_twice_changes_nothing(
         if same is None:
             continue
         assert not same.changed and not same.alerts, clock.clock_id
+        # The row's new state is what the live path stores for these decisions.
+        fresh = StoredClock(clock.clock_id, clock.municipality, clock.norm_id, clock.subject_id)
+        fresh.transitions = clock.transitions
+        live = advance_clock(fresh, shipped, now)
+        assert (same.update.taken, same.update.next_decision_at, same.update.outcome) == (
+            live.taken,
+            live.next_decision_at,
+            live.outcome,
+        )
+        assert (same.update.started_at, same.update.due_at, same.update.stopped_at) == (
+            live.started_at,
+            live.due_at,
+            live.stopped_at,
+        )
         first = revise_clock(clock, stored, catalogs["b"], now)
         assert first is not None
         clock.taken = first.update.taken
