@@ -627,10 +627,11 @@ class ClockRepository:
                 f"""SELECT clock_id, municipality, norm_id, subject_id, transitions::text, taken,
                            norm_version, outcome, due_at, stopped_at
                     FROM {self.s}.clock
-                    WHERE municipality = $1 AND started_at >= $2
+                    WHERE municipality = $1 AND started_at >= $2 AND started_at < $3
                     ORDER BY clock_id FOR UPDATE""",
                 municipality,
                 from_us(first_us),
+                from_us(last_us),
             )
             revisions: list[ClockRevision] = []
             for row in rows:

@@ -19,7 +19,7 @@ Public-space reports ("report_reaction": a reaction within 3 working days), week
 
 The last event (Fri 20 13:00) concerns no norm: with no allowed lateness the watermark ("now")
 stands at it, so F runs and E is overdue under a 2-day target.
-Takes about 60 s (three norms service starts, two recompute runs).
+The first test takes about 90 s (three norms service starts, two recompute runs).
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from schemas.events import CaseOpened, CaseResponded, EventData
 from services.common.kafka import durable_producer, send_records
 from services.metrics.report.__main__ import load_facts
 from services.metrics.report.figures import Period, compute
+from services.norms.config import load_catalogs
 from tests.integration.metrics.support import (
     config_with,
     fresh_municipality,
@@ -63,6 +64,7 @@ from tests.integration.norms.support import (
     free_ports,
     new_schema,
     read_all,
+    repository,
     service_env,
 )
 from tests.support.kafka import BOOTSTRAP, private_topics
@@ -402,3 +404,64 @@ async def test_a_catalog_change_gives_one_answer_everywhere(tmp_path: Path) -> N
         if e.type.split(".")[-2] in ("met", "missed") and e.data.norm_id == NORM
     ]
     assert sorted(e.data.subject_id for e in finals) == sorted(case[n] for n in "ABCD")
+
+
+async def test_a_revision_touches_only_the_clocks_of_its_period(
+    tmp_path: Path, pool: tuple[asyncpg.Pool, str]
+) -> None:
+    """PostgreSQL only (the repository, wall clock). Under 2 working days B (opened 9
+    November) and D (12 November) would both be missed; a revision of 1-10 November changes
+    B alone, one of 10-30 November D alone, each in its row and in compliance; the other's row
+    keeps the version it had. Revising again with the same catalog changes nothing and is
+    recorded as such. About 2 s."""
+    db, schema = pool
+    municipality = fresh_municipality()
+    old = load_catalogs(catalog_config(tmp_path, municipality, "a", 3, []))
+    new = load_catalogs(catalog_config(tmp_path, municipality, "b", 2, []))
+
+    def report(data: EventData, time: datetime) -> tuple[int, Envelope[Any]]:
+        return 0, new_event(data, source=SOURCE, municipality=municipality, time=time)
+
+    def opened(case: str, time: datetime) -> tuple[int, Envelope[Any]]:
+        return report(CaseOpened(case_id=case, case_type=REPORT, channel=Channel.WEBFORM), time)
+
+    def responded(case: str, time: datetime) -> tuple[int, Envelope[Any]]:
+        return report(CaseResponded(case_id=case, case_type=REPORT, channel=Channel.EMAIL), time)
+
+    live = repository(db, schema, old)
+    await live.apply_batch(
+        [
+            opened("B", at(9, 10)),
+            responded("B", at(12, 15)),
+            opened("D", at(12, 10)),
+            responded("D", at(17, 12)),
+        ]
+    )
+    revising = repository(db, schema, new)
+
+    async def state() -> tuple[dict[str, tuple[str, str]], tuple[int, int]]:
+        async with db.acquire() as conn:
+            rows = await conn.fetch(
+                f'SELECT subject_id, norm_version, outcome FROM "{schema}".clock'
+                " WHERE norm_id = $1",
+                NORM,
+            )
+        [counts] = [
+            (r["met"], r["missed"])
+            for r in await revising.compliance(municipality, date(2026, 11, 1), date(2026, 11, 30))
+            if r["norm_id"] == NORM
+        ]
+        return {r["subject_id"]: (r["norm_version"], r["outcome"]) for r in rows}, counts
+
+    assert await state() == ({"B": ("a", "met"), "D": ("a", "met")}, (2, 0))
+    earlier = await revising.revise(municipality, date(2026, 11, 1), date(2026, 11, 10))
+    assert await state() == ({"B": ("b", "missed"), "D": ("a", "met")}, (1, 1))
+    later = await revising.revise(municipality, date(2026, 11, 10), date(2026, 11, 30))
+    assert await state() == ({"B": ("b", "missed"), "D": ("b", "missed")}, (0, 2))
+    again = await revising.revise(municipality, date(2026, 11, 1), date(2026, 11, 30))
+    assert await state() == ({"B": ("b", "missed"), "D": ("b", "missed")}, (0, 2))
+    changed = [(r["outcomes_changed"], r["clocks_changed"]) for r in (earlier, later, again)]
+    assert changed == [(1, 1), (1, 1), (0, 0)]
+    assert [r["revision_id"] for r in await revising.revisions(municipality)] == [
+        r["revision_id"] for r in (earlier, later, again)
+    ]
