@@ -19,7 +19,7 @@ Public-space reports ("report_reaction": a reaction within 3 working days), week
 
 The last event (Fri 20 13:00) concerns no norm: with no allowed lateness the watermark ("now")
 stands at it, so F runs and E is overdue under a 2-day target.
-The first test takes about 90 s (three norms service starts, two recompute runs).
+The first test takes 40-90 s, by load (three norms service starts, two recompute runs).
 """
 
 from __future__ import annotations
