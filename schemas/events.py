@@ -334,6 +334,59 @@ class NormDataQuality(NormOutcome):
     cause_time: AwareDatetime
 
 
+class RevisedOutcome(StrEnum):
+    """A cycle's final outcome as compliance counts it (`data_quality`: cancelled because its
+    closure is dated before its opening)."""
+
+    MET = "met"
+    MISSED = "missed"
+    CANCELLED = "cancelled"
+    DATA_QUALITY = "data_quality"
+
+
+class RevisedCycle(Contract):
+    """One cycle of a clock whose final outcome a catalog revision changed."""
+
+    cycle: int = Field(ge=1)  # 1 from the start; one more for each restart (a reopened case)
+    started_at: AwareDatetime
+    # The instant of the final outcome (old or new), which decides the local day it counts on.
+    stopped_at: AwareDatetime
+    previous_outcome: RevisedOutcome | None = None  # None: no final outcome before
+    outcome: RevisedOutcome | None = None  # None: the active version has none (yet)
+
+
+class RunningCycle(Contract):
+    """The clock's latest cycle while it runs, as the active catalog version sees it."""
+
+    started_at: AwareDatetime
+    due_at: AwareDatetime  # while suspended (Awb 4:15): as it stood when the term stopped
+    warned: bool  # a warning threshold passed
+    breached: bool  # the due instant passed
+
+
+class NormRevised(EventData):
+    """A catalog revision changed this clock: its final outcomes, or its due instant while it
+    runs (docs/norms.md, "Recompute after a catalog change"). The outcomes of the active catalog
+    version replace the earlier version's; `GET /v1/revisions/{revision_id}` lists them all."""
+
+    family: ClassVar[Family] = Family.NORMS
+    event_type: ClassVar[str] = f"{PREFIX}.norm.revised.v1"
+
+    revision_id: Reference
+    clock_id: str = Field(min_length=1, max_length=300)
+    norm_id: Code
+    previous_version: str | None = Field(default=None, min_length=1, max_length=40)
+    norm_version: str = Field(min_length=1, max_length=40)
+    subject_id: Reference
+    case_type: Code | None = None
+    compliance_goal: float = Field(ge=0, le=1)
+    cycles: list[RevisedCycle] = Field(max_length=1000)  # those whose final outcome changed
+    running: RunningCycle | None = None  # None: no cycle of the clock runs now
+
+    def subject(self) -> str:
+        return self.subject_id
+
+
 # --------------------------------------------------------------------------------------------
 # Satisfaction surveys (KTO)
 # --------------------------------------------------------------------------------------------
@@ -470,6 +523,7 @@ CATALOG: dict[str, type[EventData]] = {
         NormMissed,
         NormCancelled,
         NormDataQuality,
+        NormRevised,
         SurveyScheduled,
         SurveySent,
         SurveyDeliveryFailed,

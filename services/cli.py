@@ -3,7 +3,7 @@
     servicepuls run {intake,norms,feedback,metrics,connector}   run one service (env settings)
     servicepuls deadletters list [--service S] [--reason R] [--topic T] [--json]
     servicepuls deadletters redrive ORIGIN ... | --all [--service S] [--reason R] [--topic T]
-    servicepuls recompute ...     norms outcomes of a catalog version over the intake topic
+    servicepuls recompute ...     norms outcomes of a catalog version; --emit revises to it
     servicepuls report ...        the period report for management and the council
     servicepuls simulate ...      the simulated municipality (realistic traffic through intake)
     servicepuls connector ...     the Notificaties API connector (serve, subscribe, norms, ...)
@@ -31,7 +31,10 @@ from services.common.settings import InfraSettings
 SERVICES = ("intake", "norms", "feedback", "metrics", "connector")
 # Subcommands that are whole programs of their own: their arguments are passed on unchanged.
 PASS_ON = {
-    "recompute": ("services.norms.recompute", "norms outcomes of a catalog version, from the log"),
+    "recompute": (
+        "services.norms.recompute",
+        "norms outcomes of a catalog version, from the log; --emit revises to it",
+    ),
     "report": ("services.metrics.report.__main__", "the period report (HTML and CSV)"),
     "simulate": ("simulator.cli", "a simulated municipality posting through intake"),
     "connector": (

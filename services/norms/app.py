@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -435,19 +436,7 @@ def bootstrap(
             applied = await migrate(conn, settings.db_schema, MIGRATIONS)
         if applied:
             log.info("migrations applied", versions=applied)
-        runtime.repository = ClockRepository(
-            runtime.pool,
-            settings.db_schema,
-            catalogs,
-            intake_topic=settings.intake_topic,
-            norms_topic=settings.norms_topic,
-            event_clock=settings.clock == "event",
-            allowed_lateness_seconds=settings.allowed_lateness_seconds,
-            idle_partition_seconds=settings.idle_partition_seconds,
-            future_tolerance_seconds=settings.future_tolerance_seconds,
-            history_horizon_seconds=settings.history_horizon_seconds,
-            history_settle_seconds=settings.history_settle_seconds,
-        )
+        runtime.repository = ClockRepository.configured(runtime.pool, catalogs, settings)
         runtime.tasks = [asyncio.create_task(housekeeping())]
         if settings.scheduler_enabled:
             runtime.tasks.append(asyncio.create_task(schedule()))
@@ -535,6 +524,31 @@ def bootstrap(
         }
         return _json(head | body, 200)
 
+    @get
+    async def revisions(scope: Any) -> AsgiResponse:
+        """GET /v1/revisions?municipality=GM0383: the catalog revisions, oldest first."""
+        query = {k: v[0] for k, v in parse_qs(scope.get("query_string", b"").decode()).items()}
+        municipality = query.get("municipality", "")
+        if municipality not in catalogs:
+            return _json({"error": "unknown municipality"}, 404)
+        assert runtime.repository is not None
+        listed = await runtime.repository.revisions(municipality)
+        return _json({"municipality": municipality, "revisions": listed}, 200)
+
+    @get
+    async def revision(scope: Any) -> AsgiResponse:
+        """GET /v1/revisions/{revision_id}: one revision and every clock it changed."""
+        text = scope.get("path", "").removeprefix(REVISIONS_PATH)
+        try:
+            revision_id = uuid.UUID(text)
+        except ValueError:
+            return _json({"error": f"not a revision id (a UUID): {text!r}"}, 400)
+        assert runtime.repository is not None
+        body = await runtime.repository.revision(revision_id)
+        if body is None:
+            return _json({"error": f"no revision {text}"}, 404)
+        return _json(body, 200)
+
     return _PrefixRoutes(
         broker,
         asgi_routes=[
@@ -549,8 +563,9 @@ def bootstrap(
             ),
             ("/metrics", make_asgi_app(registry)),
             ("/v1/compliance", compliance),
+            ("/v1/revisions", revisions),
         ],
-        prefix_routes=[(CLOCKS_PATH, clock)],
+        prefix_routes=[(CLOCKS_PATH, clock), (REVISIONS_PATH, revision)],
         on_startup=[start],
         on_shutdown=[drain],
         after_shutdown=[stop],
@@ -558,6 +573,7 @@ def bootstrap(
 
 
 CLOCKS_PATH = "/v1/clocks/"
+REVISIONS_PATH = "/v1/revisions/"
 
 
 def _json(body: dict[str, Any], status: int) -> AsgiResponse:

@@ -1,14 +1,19 @@
-"""Recompute norm outcomes for a period from the intake topic, e.g. after a catalog change.
+"""Recompute norm outcomes for a period after a catalog change, and make the change take effect.
 
-    python -m services.norms.recompute --municipality GM0383 --from 2026-01-01 --to 2026-04-01
-    python -m services.norms.recompute ... --emit      # also publish the outcomes
+    python -m services.norms.recompute --municipality GM0383 --from 2026-01-01 --to 2026-03-31
+    python -m services.norms.recompute ... --emit      # revise: the active version everywhere
 
 Reads the intake topic from its start up to its current end, applies the current catalog (its
-`version` is in every outcome, so recomputed outcomes are told apart from earlier ones), and
-decides every clock that started in [from, to) as the live service would: in event time, with
-decisions taken up to the watermark (the last event time minus the allowed lateness). Prints the
-compliance per norm against its goal; with --emit publishes the outcome events to the norms
-topic with the same deterministic ids the live service uses for that catalog version.
+`version` is in every outcome), and decides every clock that started in the period as the live
+service would: in event time, with decisions taken up to the watermark (the last event time
+minus the allowed lateness). Prints the compliance per norm against its goal: a preview.
+
+With --emit it revises the norms service's own state (`ClockRepository.revise`, one
+transaction): the clocks of the period are decided afresh with the active catalog, the clock
+rows and compliance counts (`/v1/compliance`) take the new outcomes, the revision is recorded
+(`/v1/revisions`), and one `norm.revised` event per changed clock (with the new version's alerts
+never sent) goes out through the outbox, from which the metrics service moves its counts.
+Run it after the norms service was restarted with the new catalog (docs/norms.md).
 """
 
 from __future__ import annotations
@@ -17,19 +22,22 @@ import argparse
 import asyncio
 import sys
 from collections import Counter
-from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from time import monotonic
 from typing import Any
 
+import asyncpg
 from aiokafka import AIOKafkaConsumer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from schemas.envelope import Envelope, decode, encode
-from services.common.kafka import durable_producer, seek_to_start, send_records, topic_partitions
+from schemas.envelope import Envelope, decode
+from services.common.kafka import seek_to_start, topic_partitions
+from services.common.migrations import migrate
 from services.common.settings import InfraSettings
+from services.norms.adapters.repository import ClockRepository
+from services.norms.app import MIGRATIONS
 from services.norms.config import load_catalogs
 from services.norms.domain.calendar import to_us
 from services.norms.domain.catalog import NormCatalog
@@ -167,7 +175,11 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--municipality", required=True, help="CBS code, e.g. GM0383")
     parser.add_argument("--from", dest="first", required=True, type=date.fromisoformat)
     parser.add_argument("--to", dest="last", required=True, type=date.fromisoformat)
-    parser.add_argument("--emit", action="store_true", help="publish outcomes to the norms topic")
+    parser.add_argument(
+        "--emit",
+        action="store_true",
+        help="revise: the norms tables, compliance, metrics and report take the active version",
+    )
     args = parser.parse_args(argv)
     infra, settings = InfraSettings(), NormsSettings()
     console = Console(stderr=True)
@@ -192,24 +204,38 @@ async def main(argv: list[str] | None = None) -> int:
         first = _day_start(args.first, catalog)
         last = _day_start(args.last + timedelta(days=1), catalog)
         outcomes = recompute(events, catalog, first, last, now, progress)
-        if args.emit and outcomes:
-            producer = durable_producer(infra.kafka_bootstrap, "servicepuls-norms-recompute")
-            await producer.start()
-            try:
-                task = progress.add_task("publishing", total=len(outcomes))
-                for start in range(0, len(outcomes), 5000):
-                    chunk = outcomes[start : start + 5000]
-                    records = [replace(encode(e), topic=settings.norms_topic) for e in chunk]
-                    await send_records(producer, records)
-                    progress.advance(task, len(chunk))
-            finally:
-                await producer.stop()
     console.print(compliance_table(outcomes, catalog))
-    console.print(
-        f"{len(events):,} events read, {len(outcomes):,} outcomes"
-        + (" published" if args.emit else " (not published; add --emit)")
-    )
+    console.print(f"{len(events):,} events read, {len(outcomes):,} outcomes")
+    if not args.emit:
+        console.print("preview only: add --emit to revise the norms tables, metrics and report")
+        return 0
+    try:
+        revision = await revise(infra, settings, catalogs, args.municipality, args.first, args.last)
+    except (RuntimeError, ValueError) as problem:
+        console.print(f"[red]not revised: {problem}[/red]")
+        return 1
+    console.print_json(data=revision)
     return 0
+
+
+async def revise(
+    infra: InfraSettings,
+    settings: NormsSettings,
+    catalogs: dict[str, NormCatalog],
+    municipality: str,
+    first: date,
+    last: date,
+) -> dict[str, Any]:
+    """Revise the clocks of the period in the norms service's schema (`DB_SCHEMA`) with the
+    active catalog; returns the revision record (as `GET /v1/revisions/{id}` lists it)."""
+    pool = await asyncpg.create_pool(infra.database_url, min_size=1, max_size=2)
+    try:
+        async with pool.acquire() as conn:
+            await migrate(conn, settings.db_schema, MIGRATIONS)
+        repository = ClockRepository.configured(pool, catalogs, settings)
+        return await repository.revise(municipality, first, last)
+    finally:
+        await pool.close()
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import asyncpg
@@ -170,6 +171,8 @@ class AggregateStore:
                 [SEP.join(k[3]) for k, _ in facts],
                 [v for _, v in facts],
             )
+        for (municipality, day, norm, outcome, goal), count in sorted(t.retracted.items()):
+            await self._retract(conn, municipality, day, norm, outcome, goal, count)
         await self._write_cases(conn, t)
         await self._write_clocks(conn, t)
         if t.goals:
@@ -185,6 +188,45 @@ class AggregateStore:
                 [v[0] for _, v in goals],
                 [v[1] for _, v in goals],
             )
+
+    async def _retract(
+        self,
+        conn: asyncpg.Connection,
+        municipality: str,
+        day: date,
+        norm: str,
+        outcome: str,
+        goal: str,
+        count: int,
+    ) -> None:
+        """Take `count` norm outcomes back from the period report's facts of that day (a catalog
+        revision). They were counted with the old version's goal, which the revision event does
+        not carry: the facts with another goal than the active one go first, then the largest.
+        Runs rarely (one statement per revised day and outcome), so it is kept plain."""
+        while count > 0:
+            row = await conn.fetchrow(
+                "SELECT dims, value FROM metrics.daily_fact"
+                " WHERE municipality = $1 AND day = $2 AND fact = 'norm_outcome'"
+                " AND dims[1] = $3 AND dims[2] = $4 AND value > 0"
+                " ORDER BY (dims[3] <> $5) DESC, value DESC, dims LIMIT 1 FOR UPDATE",
+                municipality,
+                day,
+                norm,
+                outcome,
+                goal,
+            )
+            if row is None:
+                return  # counted before this store kept facts: nothing to take back
+            taken = min(count, int(row["value"]))
+            await conn.execute(
+                "UPDATE metrics.daily_fact SET value = value - $4"
+                " WHERE municipality = $1 AND day = $2 AND fact = 'norm_outcome' AND dims = $3",
+                municipality,
+                day,
+                row["dims"],
+                float(taken),
+            )
+            count -= taken
 
     async def _write_cases(self, conn: asyncpg.Connection, t: Tally) -> None:
         opened = sorted((k, v) for k, v in t.cases.items() if v is not None)

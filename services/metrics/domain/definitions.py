@@ -253,6 +253,14 @@ DEFINITIONS: tuple[MetricDefinition, ...] = (
         (_M, "norm", "outcome"),
     ),
     MetricDefinition(
+        "servicepuls_norm_outcomes_revised",
+        Kind.COUNTER,
+        "Final outcomes of norm clock cycles a catalog revision changed, by previous and new "
+        "outcome (none: no final outcome); norm.revised events. servicepuls_norm_clocks_stopped "
+        "already counts the new outcomes instead of the old.",
+        (_M, "norm", "previous", "outcome"),
+    ),
+    MetricDefinition(
         "servicepuls_norm_data_quality_problems",
         Kind.COUNTER,
         "Input events dated before the start of a norm clock they concern, by the channel "

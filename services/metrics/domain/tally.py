@@ -31,6 +31,7 @@ from schemas.events import (
     NormMet,
     NormMissed,
     NormOutcome,
+    NormRevised,
     NormWarning,
     SurveyDeliveryFailed,
     SurveyExpired,
@@ -139,6 +140,11 @@ class Tally:
     clocks: dict[ClockKey, RunningClock | None] = field(default_factory=dict)
     # Latest compliance goal per (municipality, norm), with the event time it was seen at.
     goals: dict[tuple[str, str], tuple[float, datetime]] = field(default_factory=dict)
+    # Period-report facts a catalog revision takes back: (municipality, local day, norm,
+    # outcome, the active version's goal) → how many. The goal the fact was counted with is the
+    # old version's, which the revision does not know: the store takes them from the fact with
+    # another goal first (docs/metrics.md, "A catalog revision").
+    retracted: dict[tuple[str, date, str, str, str], int] = field(default_factory=dict)
     events: int = 0
 
     def count(self, metric: str, *labels: str, by: float = 1.0) -> None:
@@ -174,7 +180,7 @@ def touched(events: Iterable[Envelope[Any]], policy: Policy) -> tuple[set[CaseKe
         municipality = _municipality(event, policy)
         if isinstance(event.data, CaseOpened | CaseClosed | CaseReopened):
             cases.add((municipality, event.data.case_id))
-        elif isinstance(event.data, NormOutcome):
+        elif isinstance(event.data, NormOutcome | NormRevised):
             clocks.add((municipality, event.data.clock_id))
     return cases, clocks
 
@@ -218,6 +224,8 @@ def tally(events: Iterable[Envelope[Any]], known: Known, policy: Policy) -> Tall
             _case(result, cases, municipality, day, event, policy)
         elif isinstance(data, NormOutcome):
             _norm(result, clocks, municipality, day, event, policy)
+        elif isinstance(data, NormRevised):
+            _revised(result, clocks, municipality, zone, event, policy)
         else:
             _survey(result, municipality, day, data, policy)
     result.cases = {k: v for k, v in cases.items() if k not in known.cases or known.cases[k] != v}
@@ -409,6 +417,56 @@ def _norm(
             # The goal travels with the fact, so a report shows the goal that applied then.
             t.fact(municipality, day, "norm_outcome", norm, outcome, f"{data.compliance_goal:.4f}")
         clocks[key] = None
+
+
+def _revised(
+    t: Tally,
+    clocks: dict[ClockKey, RunningClock | None],
+    municipality: str,
+    zone: ZoneInfo,
+    event: Envelope[Any],
+    policy: Policy,
+) -> None:
+    """A catalog revision replaced a clock's outcomes with the active version's: each changed
+    cycle leaves its old outcome (counter and report fact) and joins its new one, and the
+    running-clock gauges take the clock as the active version sees it. Alerts already counted
+    stay counted: they were sent."""
+    data: NormRevised = event.data
+    norm = data.norm_id
+    goal = f"{data.compliance_goal:.4f}"
+    previous = t.goals.get((municipality, norm))
+    if previous is None or previous[1] <= event.time:
+        t.goals[(municipality, norm)] = (data.compliance_goal, event.time)
+    for cycle in data.cycles:
+        day = cycle.stopped_at.astimezone(zone).date()
+        before = _label(cycle.previous_outcome)
+        after = _label(cycle.outcome)
+        t.count("servicepuls_norm_outcomes_revised", municipality, norm, before, after)
+        if cycle.previous_outcome is not None:
+            t.count("servicepuls_norm_clocks_stopped", municipality, norm, before, by=-1.0)
+            if before in ("met", "missed"):
+                key = (municipality, day, norm, before, goal)
+                t.retracted[key] = t.retracted.get(key, 0) + 1
+        if cycle.outcome is not None:
+            t.count("servicepuls_norm_clocks_stopped", municipality, norm, after)
+            if after in ("met", "missed"):
+                t.fact(municipality, day, "norm_outcome", norm, after, goal)
+    key = (municipality, data.clock_id)
+    running = data.running
+    if running is None:
+        clocks[key] = None
+    else:
+        clock = clocks.get(key)
+        clocks[key] = RunningClock(
+            norm,
+            policy.case_type_label(municipality, data.case_type)
+            if clock is None
+            else clock.case_type,
+            running.started_at,
+            running.due_at,
+            running.warned,
+            running.breached,
+        )
 
 
 # --- surveys -----------------------------------------------------------------------------------

@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from datetime import time as dt_time
 from typing import Any
 
 import asyncpg
 import orjson
 
-from schemas.envelope import Envelope
+from schemas.envelope import Envelope, deterministic_id, encode, new_event
+from schemas.events import NormRevised, RevisedCycle, RevisedOutcome, RunningCycle
 from services.norms.adapters import outbox
 from services.norms.domain.calendar import from_us, to_us
 from services.norms.domain.catalog import NormCatalog
@@ -30,14 +34,18 @@ from services.norms.domain.clock import (
     TransitionKind,
 )
 from services.norms.handlers import (
+    SOURCE,
     ClockUpdate,
     Outcome,
     Plan,
     StoredClock,
+    _start_context,
     advance_clock,
     compliance_increments,
     plan_events,
 )
+from services.norms.revision import ClockRevision, StoredDecisions, revise_clock
+from services.norms.settings import NormsSettings
 
 
 def _ts(instant: int | None) -> datetime | None:
@@ -119,6 +127,26 @@ class ClockRepository:
         # Importing history (wall clock only; 0: no hold): see `hold_before`.
         self.horizon_us = 0 if event_clock else round(history_horizon_seconds * 1_000_000)
         self.settle_seconds = history_settle_seconds
+
+    @classmethod
+    def configured(
+        cls, pool: asyncpg.Pool, catalogs: dict[str, NormCatalog], settings: NormsSettings
+    ) -> ClockRepository:
+        """The repository as the service's settings describe it (the service and the recompute
+        command must see the same schema, topics and now)."""
+        return cls(
+            pool,
+            settings.db_schema,
+            catalogs,
+            intake_topic=settings.intake_topic,
+            norms_topic=settings.norms_topic,
+            event_clock=settings.clock == "event",
+            allowed_lateness_seconds=settings.allowed_lateness_seconds,
+            idle_partition_seconds=settings.idle_partition_seconds,
+            future_tolerance_seconds=settings.future_tolerance_seconds,
+            history_horizon_seconds=settings.history_horizon_seconds,
+            history_settle_seconds=settings.history_settle_seconds,
+        )
 
     # ---- now -----------------------------------------------------------------------------
 
@@ -565,6 +593,247 @@ class ClockRepository:
             await self._store(conn, updates, [], [], result, write_transitions=False)
         return result, now
 
+    # ---- catalog revision ----------------------------------------------------------------------
+
+    async def revise(
+        self, municipality: str, first: date, last: date, revision_id: uuid.UUID | None = None
+    ) -> dict[str, Any]:
+        """Decide the clocks of `municipality` whose latest cycle started in [first, last]
+        (local days) afresh with the active catalog, in ONE transaction: the clock rows, the
+        compliance counts (each changed cycle moves from its old outcome to its new one), the
+        revision record, and on the outbox a `norm.revised` event per changed clock plus the
+        new version's alerts never published. Returns the revision record."""
+        catalog = self.catalogs.get(municipality)
+        if catalog is None:
+            raise ValueError(f"no catalog for municipality {municipality!r}")
+        if last < first:
+            raise ValueError(f"period: {first} is after {last}")
+        revision_id = revision_id or uuid.uuid4()
+        calendar = catalog.calendar
+        first_us = to_us(datetime.combine(first, dt_time(0), tzinfo=calendar.zone))
+        last_us = to_us(
+            datetime.combine(last + timedelta(days=1), dt_time(0), tzinfo=calendar.zone)
+        )
+        async with self.pool.acquire() as conn, conn.transaction():
+            now = await self.now(conn)
+            if now is None:
+                raise RuntimeError("no watermark yet: the service has not read every partition")
+            if await self.hold_before(conn) is not None:
+                raise RuntimeError(
+                    "an import of history is in progress: revise once it has settled"
+                )
+            # Clock rows locked in key order, as the consumer locks them: no deadlock with it.
+            rows = await conn.fetch(
+                f"""SELECT clock_id, municipality, norm_id, subject_id, transitions::text, taken,
+                           norm_version, outcome, due_at, stopped_at
+                    FROM {self.s}.clock
+                    WHERE municipality = $1 AND started_at >= $2 AND started_at < $3
+                    ORDER BY clock_id FOR UPDATE""",
+                municipality,
+                from_us(first_us),
+                from_us(last_us),
+            )
+            revisions: list[ClockRevision] = []
+            for row in rows:
+                stored = StoredDecisions(
+                    row["norm_version"],
+                    row["outcome"],
+                    None if row["due_at"] is None else to_us(row["due_at"]),
+                    None if row["stopped_at"] is None else to_us(row["stopped_at"]),
+                )
+                revised = revise_clock(_stored(row), stored, catalog, now, first_us, last_us)
+                if revised is not None:
+                    revisions.append(revised)
+            await self._write_revision(
+                conn, revision_id, catalog, first, last, now, rows, revisions
+            )
+            record = await conn.fetchrow(
+                f"SELECT * FROM {self.s}.revision WHERE revision_id = $1", revision_id
+            )
+        assert record is not None
+        return _revision_json(record)
+
+    async def _write_revision(
+        self,
+        conn: asyncpg.Connection,
+        revision_id: uuid.UUID,
+        catalog: NormCatalog,
+        first: date,
+        last: date,
+        now: int,
+        rows: list[Any],
+        revisions: list[ClockRevision],
+    ) -> None:
+        previous_versions = {r["clock_id"]: r["norm_version"] for r in rows}
+        if revisions:
+            await conn.execute(
+                f"""UPDATE {self.s}.clock AS c SET
+                      taken = u.taken, next_decision_at = u.next, norm_version = u.version,
+                      outcome = u.outcome, started_at = COALESCE(u.started, c.started_at),
+                      due_at = COALESCE(u.due, c.due_at), stopped_at = u.stopped,
+                      updated_at = now()
+                    FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[],
+                                $5::text[], $6::timestamptz[], $7::timestamptz[],
+                                $8::timestamptz[])
+                         AS u(id, taken, next, version, outcome, started, due, stopped)
+                    WHERE c.clock_id = u.id""",
+                [r.clock.clock_id for r in revisions],
+                ["|".join(sorted(r.update.taken)) for r in revisions],
+                [_ts(r.update.next_decision_at) for r in revisions],
+                [r.norm_version for r in revisions],
+                [r.update.outcome for r in revisions],
+                [_ts(r.update.started_at) for r in revisions],
+                [_ts(r.update.due_at) for r in revisions],
+                [_ts(r.update.stopped_at) for r in revisions],
+            )
+        # Compliance: each changed cycle leaves its old outcome and joins its new one, on the
+        # local day of its final (the stop's instant: the same for either version).
+        deltas: dict[tuple[str, date], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+        for r in revisions:
+            for change in r.changes:
+                day = catalog.calendar.local_date(change.stopped_at)
+                if change.previous is not None:
+                    deltas[(r.clock.norm_id, day)][_COLUMN[change.previous]] -= 1
+                if change.outcome is not None:
+                    deltas[(r.clock.norm_id, day)][_COLUMN[change.outcome]] += 1
+        if deltas:
+            ordered = sorted(deltas.items())
+            await conn.execute(
+                f"""INSERT INTO {self.s}.compliance_daily AS d
+                        (municipality, norm_id, day, met, missed, cancelled, data_quality)
+                    SELECT $1, * FROM unnest($2::text[], $3::date[], $4::bigint[],
+                                             $5::bigint[], $6::bigint[], $7::bigint[])
+                    ON CONFLICT (municipality, norm_id, day) DO UPDATE SET
+                      met = d.met + EXCLUDED.met, missed = d.missed + EXCLUDED.missed,
+                      cancelled = d.cancelled + EXCLUDED.cancelled,
+                      data_quality = d.data_quality + EXCLUDED.data_quality""",
+                catalog.municipality,
+                [k[0] for k, _ in ordered],
+                [k[1] for k, _ in ordered],
+                *[[v[i] for _, v in ordered] for i in range(4)],
+            )
+        changed = [r for r in revisions if r.changed]
+        alerts = [a for r in revisions for a in r.alerts]
+        await conn.execute(
+            f"""INSERT INTO {self.s}.revision (revision_id, municipality, catalog_version,
+                    period_from, period_to, decided_as_of, clocks_examined, clocks_changed,
+                    outcomes_changed, alerts_published)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)""",
+            revision_id,
+            catalog.municipality,
+            catalog.version,
+            first,
+            last,
+            from_us(now),
+            len(revisions),
+            len(changed),
+            sum(len(r.changes) for r in revisions),
+            len(alerts),
+        )
+        entries = []
+        for r in changed:
+            previous = previous_versions.get(r.clock.clock_id)
+            for c in r.changes:
+                entries.append(
+                    (
+                        r.clock.clock_id,
+                        c.cycle,
+                        r.clock.norm_id,
+                        previous,
+                        r.norm_version,
+                        c.previous,
+                        c.outcome,
+                        from_us(c.started_at),
+                        from_us(c.stopped_at),
+                        None,
+                        None,
+                    )
+                )
+            if r.running is not None and r.running_changed:
+                entries.append(
+                    (
+                        r.clock.clock_id,
+                        0,
+                        r.clock.norm_id,
+                        previous,
+                        r.norm_version,
+                        None,
+                        None,
+                        from_us(r.running.started_at),
+                        None,
+                        _ts(r.previous_due_at),
+                        from_us(r.running.due_at),
+                    )
+                )
+        if entries:
+            await conn.executemany(
+                f"""INSERT INTO {self.s}.revision_clock (revision_id, clock_id, cycle, norm_id,
+                        previous_version, norm_version, previous_outcome, outcome, started_at,
+                        stopped_at, previous_due_at, due_at)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)""",
+                [(revision_id, *e) for e in entries],
+            )
+        records: list[outbox.Packed] = []
+        for r in changed:
+            event = revised_event(
+                r, revision_id, catalog, previous_versions.get(r.clock.clock_id), now
+            )
+            record = encode(event)
+            records.append((record.key, record.value, record.headers))
+        records += [(a.key, a.value, a.headers) for a in alerts]
+        if records:
+            await conn.execute(
+                f"""INSERT INTO {self.s}.outbox (topic, records, format, count)
+                    VALUES ($1, $2, $3, $4)""",
+                self.norms_topic,
+                outbox.pack(records),
+                outbox.FORMAT,
+                len(records),
+            )
+            await conn.execute("SELECT pg_notify($1, '')", self.notify_channel)
+
+    async def revisions(self, municipality: str) -> list[dict[str, Any]]:
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                f"""SELECT * FROM {self.s}.revision WHERE municipality = $1
+                    ORDER BY created_at, revision_id""",
+                municipality,
+            )
+        return [_revision_json(r) for r in rows]
+
+    async def revision(self, revision_id: uuid.UUID) -> dict[str, Any] | None:
+        """One revision with every clock it changed (None: no such revision)."""
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(
+                f"SELECT * FROM {self.s}.revision WHERE revision_id = $1", revision_id
+            )
+            if row is None:
+                return None
+            clocks = await conn.fetch(
+                f"""SELECT * FROM {self.s}.revision_clock WHERE revision_id = $1
+                    ORDER BY clock_id, cycle""",
+                revision_id,
+            )
+        body = _revision_json(row)
+        body["clocks"] = [
+            {
+                "clock_id": c["clock_id"],
+                "norm_id": c["norm_id"],
+                "cycle": c["cycle"] or None,
+                "running": c["cycle"] == 0,
+                "previous_version": c["previous_version"],
+                "norm_version": c["norm_version"],
+                "previous_outcome": c["previous_outcome"],
+                "outcome": c["outcome"],
+                "started_at": _iso(c["started_at"]),
+                "stopped_at": _iso(c["stopped_at"]),
+                "previous_due_at": _iso(c["previous_due_at"]),
+                "due_at": _iso(c["due_at"]),
+            }
+            for c in clocks
+        ]
+        return body
+
     # ---- reading ---------------------------------------------------------------------------
 
     async def compliance(self, municipality: str, first: date, last: date) -> list[dict[str, Any]]:
@@ -630,6 +899,79 @@ class ClockRepository:
                 older_than_days,
             )
         return int(status.split()[-1])
+
+
+_COLUMN = {"met": 0, "missed": 1, "cancelled": 2, "data_quality": 3}
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _revision_json(row: Any) -> dict[str, Any]:
+    return {
+        "revision_id": str(row["revision_id"]),
+        "municipality": row["municipality"],
+        "catalog_version": row["catalog_version"],
+        "from": str(row["period_from"]),
+        "to": str(row["period_to"]),
+        "decided_as_of": _iso(row["decided_as_of"]),
+        "clocks_examined": row["clocks_examined"],
+        "clocks_changed": row["clocks_changed"],
+        "outcomes_changed": row["outcomes_changed"],
+        "alerts_published": row["alerts_published"],
+        "created_at": _iso(row["created_at"]),
+    }
+
+
+def revised_event(
+    revision: ClockRevision,
+    revision_id: uuid.UUID,
+    catalog: NormCatalog,
+    previous_version: str | None,
+    now: int,
+) -> Envelope[NormRevised]:
+    """The `norm.revised` event of one changed clock; its id follows from the revision and the
+    clock, so the relay re-sending it after a crash sends the same event."""
+    clock = revision.clock
+    norm = catalog.norms[clock.norm_id]
+    zone = catalog.calendar.zone
+    running = revision.running
+    data = NormRevised(
+        revision_id=str(revision_id),
+        clock_id=clock.clock_id,
+        norm_id=clock.norm_id,
+        previous_version=previous_version,
+        norm_version=revision.norm_version,
+        subject_id=clock.subject_id,
+        case_type=_start_context(clock).get("case_type"),
+        compliance_goal=norm.definition.compliance_goal,
+        cycles=[
+            RevisedCycle(
+                cycle=c.cycle,
+                started_at=from_us(c.started_at).astimezone(zone),
+                stopped_at=from_us(c.stopped_at).astimezone(zone),
+                previous_outcome=None if c.previous is None else RevisedOutcome(c.previous),
+                outcome=None if c.outcome is None else RevisedOutcome(c.outcome),
+            )
+            for c in revision.changes
+        ],
+        running=None
+        if running is None
+        else RunningCycle(
+            started_at=from_us(running.started_at).astimezone(zone),
+            due_at=from_us(running.due_at).astimezone(zone),
+            warned=running.warned,
+            breached=running.breached,
+        ),
+    )
+    return new_event(
+        data,
+        source=SOURCE,
+        municipality=clock.municipality,
+        time=from_us(now).astimezone(zone),
+        id=deterministic_id(SOURCE, "revised", str(revision_id), clock.clock_id),
+    )
 
 
 def _stored(row: Any) -> StoredClock:

@@ -35,6 +35,7 @@ from schemas.events import (
     SuppressionReason,
     SurveyDeliveryFailed,
     SurveyExpired,
+    SurveyFollowUpRequested,
     SurveyResponded,
     SurveySent,
     SurveySuppressed,
@@ -349,7 +350,7 @@ def make_traffic(municipality: str, *, scale: int = 1, seed: int = 7) -> Traffic
         else:
             t.expect("servicepuls_cases_open", municipality=m, case_type=case_type)
 
-    # Surveys: sent, failed, suppressed, answered, expired.
+    # Surveys: sent, failed, suppressed, answered (a low score asks for follow-up), expired.
     reasons = [
         SuppressionReason.NO_CONSENT,
         SuppressionReason.THROTTLED,
@@ -400,6 +401,11 @@ def make_traffic(municipality: str, *, scale: int = 1, seed: int = 7) -> Traffic
         t.expect("servicepuls_surveys_responded_total", municipality=m, **labels)
         t.expect("servicepuls_survey_score_count", municipality=m, **labels)
         t.expect("servicepuls_survey_score_sum", by=float(score), municipality=m, **labels)
+        if score <= 5:
+            # A low score with permission to contact (the board's "callback after a low score"):
+            # without it the traffic left that panel to whatever earlier tests had published.
+            t.emit(SurveyFollowUpRequested(**survey, score=score), at + timedelta(minutes=31))
+            t.expect("servicepuls_survey_follow_ups_requested_total", municipality=m)
     return t
 
 

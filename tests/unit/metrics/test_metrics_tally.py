@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 
 from schemas.common import Channel, Direction, Duration, DurationUnit
-from schemas.envelope import new_event
+from schemas.envelope import decode, encode, new_event
 from schemas.events import (
     AnsweredVia,
     CaseClosed,
@@ -27,14 +27,18 @@ from schemas.events import (
     NormClockStarted,
     NormDataQuality,
     NormMet,
+    NormRevised,
     NormWarning,
+    RevisedCycle,
+    RevisedOutcome,
+    RunningCycle,
     SurveyResponded,
 )
 from services.intake.domain.channel_systems import ChannelSystem, ChannelSystems, SourceLabels
 from services.metrics.adapters.exposition import AggregateView
 from services.metrics.adapters.store import Snapshot
 from services.metrics.domain.definitions import BY_NAME, Kind
-from services.metrics.domain.tally import Known, Policy, tally
+from services.metrics.domain.tally import Known, Policy, RunningClock, tally
 from services.norms.domain.calendar import BusinessCalendar
 
 AMS = ZoneInfo("Europe/Amsterdam")
@@ -437,3 +441,60 @@ def test_the_exposition_folds_undeclared_case_types_stored_before_and_in_state_t
     assert 'servicepuls_cases_open{case_type="other",municipality="GM0383"} 4.0' in text
     assert 'case_type="none"' in text  # "none" (no case type at all) stays what it is
     assert "oud-" not in text
+
+
+def test_a_revision_moves_outcomes_and_the_running_state_to_the_active_version():
+    """norm.revised (docs/metrics.md, "A catalog revision"): the old outcome is taken back,
+    the new one counted; the running clock takes the revision's state. Through the codec, as
+    the consumer reads it (None members are left out on the wire)."""
+    revised = ev(
+        NormRevised(
+            revision_id="r1",
+            clock_id="k1",
+            norm_id="reactie",
+            previous_version="1",
+            norm_version="2",
+            subject_id="z1",
+            compliance_goal=0.9,
+            cycles=[
+                RevisedCycle(
+                    cycle=1,
+                    started_at=T0,
+                    stopped_at=T0 + timedelta(days=2),
+                    previous_outcome=RevisedOutcome.MET,
+                    outcome=RevisedOutcome.MISSED,
+                )
+            ],
+        )
+    )
+    running = ev(
+        NormRevised(
+            revision_id="r1",
+            clock_id="k2",
+            norm_id="reactie",
+            norm_version="2",
+            subject_id="z2",
+            compliance_goal=0.9,
+            cycles=[],
+            running=RunningCycle(
+                started_at=T0, due_at=T0 + timedelta(days=1), warned=True, breached=True
+            ),
+        )
+    )
+    wire = [decode(r.headers, r.value) for r in map(encode, (revised, running))]
+    before = RunningClock("reactie", "none", T0, T0 + timedelta(days=3), True, False)
+    t = tally(wire, Known(clocks={("GM0383", "k2"): before}), POLICY)
+    stopped = "servicepuls_norm_clocks_stopped"
+    assert t.counters[(stopped, ("GM0383", "reactie", "met"))] == -1
+    assert t.counters[(stopped, ("GM0383", "reactie", "missed"))] == 1
+    assert (
+        t.counters[("servicepuls_norm_outcomes_revised", ("GM0383", "reactie", "met", "missed"))]
+        == 1
+    )
+    day = (T0 + timedelta(days=2)).astimezone(AMS).date()
+    assert t.facts[("GM0383", day, "norm_outcome", ("reactie", "missed", "0.9000"))] == 1
+    assert t.retracted == {("GM0383", day, "reactie", "met", "0.9000"): 1}
+    assert t.clocks[("GM0383", "k1")] is None
+    assert t.clocks[("GM0383", "k2")] == RunningClock(
+        "reactie", "none", T0, T0 + timedelta(days=1), True, True
+    )
