@@ -16,7 +16,8 @@ from prometheus_client import (
     make_asgi_app,
 )
 
-from services.common.config import load_case_types, load_municipalities, load_yaml_model
+from services.common.calendar import BusinessCalendar, load_calendars
+from services.common.config import load_case_types, load_municipalities
 from services.common.consumer import BatchConsumer
 from services.common.deadletters import DeadLetters, dead_letter_counter
 from services.common.health import (
@@ -35,8 +36,6 @@ from services.metrics.entrypoints.consumer import register_consumer
 from services.metrics.metrics import ServiceMetrics
 from services.metrics.service import MetricsService
 from services.metrics.settings import MetricsSettings
-from services.norms.domain.calendar import BusinessCalendar
-from services.norms.domain.catalog import CalendarFile
 
 
 def build_app(
@@ -46,19 +45,11 @@ def build_app(
     infra = infra or InfraSettings()
     log = configure_logging("metrics", infra.log_level, infra.log_format)
     municipalities = load_municipalities(infra.config_dir)
-    calendar_files: dict[str, CalendarFile] = {}
-    for m in municipalities.municipalities:
-        if m.calendar not in calendar_files:
-            calendar_files[m.calendar] = load_yaml_model(
-                infra.config_dir / "calendars" / f"{m.calendar}.yaml", CalendarFile
-            )
     policy = Policy(
         municipalities={m.code: m.zone for m in municipalities.municipalities},
         phone_answer_norm_seconds=settings.phone_answer_norm_seconds,
         complaint_case_types=frozenset(settings.complaint_case_types),
-        calendars={
-            m.code: calendar_files[m.calendar].build(m.zone) for m in municipalities.municipalities
-        },
+        calendars=load_calendars(infra.config_dir, municipalities),
         default_calendar=BusinessCalendar(zone=ZoneInfo("Europe/Amsterdam")),
         case_types=load_case_types(infra.config_dir, municipalities),
     )

@@ -41,7 +41,7 @@ from schemas.events import (
     NormOutcome,
     NormWarning,
 )
-from services.norms.domain.calendar import US, to_us
+from services.common.calendar import US, to_us
 from services.norms.domain.catalog import UNIT_SECONDS, Norm, NormCatalog, clock_id
 from services.norms.domain.clock import (
     FINAL_KINDS,

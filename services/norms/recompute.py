@@ -33,13 +33,13 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from schemas.envelope import Envelope, decode
+from services.common.calendar import to_us
 from services.common.kafka import seek_to_start, topic_partitions
 from services.common.migrations import migrate
 from services.common.settings import InfraSettings
 from services.norms.adapters.repository import ClockRepository
 from services.norms.app import MIGRATIONS
 from services.norms.config import load_catalogs
-from services.norms.domain.calendar import to_us
 from services.norms.domain.catalog import NormCatalog
 from services.norms.domain.clock import STOPPED_BEFORE_START
 from services.norms.handlers import StoredClock, advance_clock, plan_events

@@ -40,8 +40,8 @@ from schemas.events import (
     SurveySent,
     SurveySuppressed,
 )
+from services.common.calendar import BusinessCalendar, Measure, to_us
 from services.metrics.domain.definitions import BY_NAME, NONE, OTHER_CASE_TYPE, Kind
-from services.norms.domain.calendar import BusinessCalendar, Measure, to_us
 
 Labels = tuple[str, ...]
 SeriesKey = tuple[str, Labels]  # (metric name, label values in definition order)

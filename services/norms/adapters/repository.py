@@ -23,8 +23,8 @@ import orjson
 
 from schemas.envelope import Envelope, deterministic_id, encode, new_event
 from schemas.events import NormRevised, RevisedCycle, RevisedOutcome, RunningCycle
+from services.common.calendar import from_us, to_us
 from services.norms.adapters import outbox
-from services.norms.domain.calendar import from_us, to_us
 from services.norms.domain.catalog import NormCatalog
 from services.norms.domain.clock import (
     FINAL_KINDS,

@@ -9,21 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from schemas.common import Channel, Code, Direction, Duration, DurationUnit
 from schemas.events import PREFIX, CaseOutcome, SuspensionReason
-from services.norms.domain.calendar import (
+from services.common.calendar import (
     US,
-    WEEKDAYS,
     BusinessCalendar,
-    LiberationDay,
     Measure,
-    parse_opening_hours,
     to_us,
 )
 from services.norms.domain.clock import ClockRule, Threshold, TransitionKind
@@ -55,59 +51,6 @@ def duration_us(duration: Duration) -> int:
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-# ------------------------------------------------------------------------------------------
-# Calendar file
-# ------------------------------------------------------------------------------------------
-
-
-class CalendarFile(_Strict):
-    """deploy/config/calendars/<name>.yaml"""
-
-    name: str = Field(min_length=1)
-    opening_hours: dict[str, list[str]]
-    working_days: list[str] = Field(
-        default_factory=lambda: ["monday", "tuesday", "wednesday", "thursday", "friday"],
-        min_length=1,
-    )
-    liberation_day: LiberationDay = LiberationDay.LUSTRUM
-    closed_on_good_friday: bool = False
-    closing_days: list[date] = Field(default_factory=list)
-    atw_equated_days: list[date] = Field(default_factory=list)
-
-    @field_validator("opening_hours")
-    @classmethod
-    def _known_days_and_hours(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
-        for day, ranges in value.items():
-            if day not in WEEKDAYS:
-                raise ValueError(f"{day!r} is not a weekday (monday … sunday)")
-            try:
-                parse_opening_hours(ranges)
-            except ValueError as exc:
-                raise ValueError(f"{day}: {exc}") from exc
-        return value
-
-    @field_validator("working_days")
-    @classmethod
-    def _known_days(cls, value: list[str]) -> list[str]:
-        unknown = [d for d in value if d not in WEEKDAYS]
-        if unknown:
-            raise ValueError(f"not weekdays: {', '.join(unknown)}")
-        return value
-
-    def build(self, zone: ZoneInfo) -> BusinessCalendar:
-        return BusinessCalendar(
-            zone=zone,
-            opening_hours=tuple(
-                parse_opening_hours(self.opening_hours.get(day, [])) for day in WEEKDAYS
-            ),
-            working_weekdays=frozenset(WEEKDAYS.index(d) for d in self.working_days),
-            liberation_day=self.liberation_day,
-            closed_on_good_friday=self.closed_on_good_friday,
-            closing_days=frozenset(self.closing_days),
-            atw_equated_days=frozenset(self.atw_equated_days),
-        )
 
 
 # ------------------------------------------------------------------------------------------

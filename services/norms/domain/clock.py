@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import NamedTuple
 
-from services.norms.domain.calendar import BusinessCalendar, Measure
+from services.common.calendar import BusinessCalendar, Measure
 
 
 class TransitionKind(StrEnum):

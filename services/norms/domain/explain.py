@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import NamedTuple
 
-from services.norms.domain.calendar import (
+from services.common.calendar import (
     DAY_US,
     US,
     WEEKDAYS,

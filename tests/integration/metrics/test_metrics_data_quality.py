@@ -18,8 +18,8 @@ import pytest
 from schemas.common import Channel
 from schemas.envelope import Envelope, new_event
 from schemas.events import CaseClosed, CaseOpened, CaseOutcome, EventData
+from services.common.calendar import to_us
 from services.norms.config import load_catalogs
-from services.norms.domain.calendar import to_us
 from services.norms.handlers import StoredClock, advance_clock, plan_events
 from tests.integration.metrics.support import (
     Publisher,

@@ -36,11 +36,11 @@ from schemas.events import (
     EventData,
     SuspensionReason,
 )
+from services.common.calendar import to_us
 from services.common.kafka import durable_producer, send_records
 from services.common.migrations import migrate
 from services.norms.app import MIGRATIONS
 from services.norms.config import load_catalogs
-from services.norms.domain.calendar import to_us
 from services.norms.domain.catalog import NormCatalog
 from services.norms.recompute import compliance_table, read_topic, recompute
 from tests.integration.norms.support import (

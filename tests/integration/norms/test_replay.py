@@ -30,9 +30,9 @@ from schemas.events import (
     ContactReceived,
     SuspensionReason,
 )
+from services.common.calendar import to_us
 from services.common.kafka import durable_producer, send_records
 from services.norms.config import load_catalogs
-from services.norms.domain.calendar import to_us
 from services.norms.recompute import read_topic, recompute
 from tests.integration.norms.support import (
     MUNICIPALITY,

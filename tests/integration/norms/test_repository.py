@@ -13,8 +13,8 @@ import pytest
 
 from schemas.common import Channel
 from schemas.events import ContactReceived
+from services.common.calendar import to_us
 from services.norms.adapters.repository import ClockRepository
-from services.norms.domain.calendar import to_us
 from services.norms.domain.catalog import NormCatalog
 from tests.integration.norms.support import email_answer, event, outbox_records, repository
 

@@ -34,12 +34,12 @@ from schemas.events import (
     RunningCycle,
     SurveyResponded,
 )
+from services.common.calendar import BusinessCalendar
 from services.intake.domain.channel_systems import ChannelSystem, ChannelSystems, SourceLabels
 from services.metrics.adapters.exposition import AggregateView
 from services.metrics.adapters.store import Snapshot
 from services.metrics.domain.definitions import BY_NAME, Kind
 from services.metrics.domain.tally import Known, Policy, RunningClock, tally
-from services.norms.domain.calendar import BusinessCalendar
 
 AMS = ZoneInfo("Europe/Amsterdam")
 POLICY = Policy(municipalities={"GM0383": AMS}, phone_answer_norm_seconds=30)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.norms.domain.calendar import (
+from services.common.calendar import (
     DAY_US,
     US,
     BusinessCalendar,

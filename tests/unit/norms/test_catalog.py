@@ -24,9 +24,9 @@ from schemas.events import (
     ContactReceived,
     SuspensionReason,
 )
+from services.common.calendar import DAY_US, US
 from services.common.config import ConfigError
 from services.norms.config import load_catalogs
-from services.norms.domain.calendar import DAY_US, US
 from services.norms.domain.catalog import NormDefinition, Selector
 from services.norms.domain.clock import TransitionKind
 

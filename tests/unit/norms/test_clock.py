@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.norms.domain.calendar import DAY_US, US, BusinessCalendar, Measure, from_us, to_us
+from services.common.calendar import DAY_US, US, BusinessCalendar, Measure, from_us, to_us
 from services.norms.domain.clock import (
     FINAL_KINDS,
     ClockRule,

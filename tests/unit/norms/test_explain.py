@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 
 from schemas.events import CaseSuspended, SuspensionReason
-from services.norms.domain.calendar import DAY_US, US, BusinessCalendar, Measure, to_us
+from services.common.calendar import DAY_US, US, BusinessCalendar, Measure, to_us
 from services.norms.domain.catalog import NormCatalog
 from services.norms.domain.clock import (
     ClockRule,

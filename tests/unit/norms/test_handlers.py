@@ -31,9 +31,9 @@ from schemas.events import (
     EventData,
     SuspensionReason,
 )
+from services.common.calendar import DAY_US, to_us
 from services.norms.adapters.outbox import FORMAT, pack, records_of
 from services.norms.config import load_catalogs
-from services.norms.domain.calendar import DAY_US, to_us
 from services.norms.domain.catalog import NormCatalog
 from services.norms.domain.clock import FINAL_KINDS as FINAL
 from services.norms.domain.clock import DecisionKind, timeline

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from schemas.common import Channel
 from schemas.envelope import Envelope, new_event
 from schemas.events import ContactReceived, EventData
-from services.norms.domain.calendar import DAY_US, to_us
+from services.common.calendar import DAY_US, to_us
 from services.norms.domain.catalog import NormCatalog
 from services.norms.domain.clock import DecisionKind
 from services.norms.handlers import StoredClock, advance_clock, plan_events

@@ -22,8 +22,8 @@ from schemas.events import (
     CaseResponded,
     EventData,
 )
+from services.common.calendar import to_us
 from services.norms.config import load_catalogs
-from services.norms.domain.calendar import to_us
 from services.norms.domain.catalog import NormCatalog
 from services.norms.handlers import StoredClock, advance_clock, plan_events
 from services.norms.revision import CycleChange, StoredDecisions, revise_clock

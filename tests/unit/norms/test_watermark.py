@@ -11,8 +11,8 @@ from typing import Any
 from schemas.common import Channel
 from schemas.envelope import Envelope, new_event
 from schemas.events import ContactReceived
+from services.common.calendar import to_us
 from services.norms.adapters.repository import ClockRepository
-from services.norms.domain.calendar import to_us
 from services.norms.domain.catalog import NormCatalog
 
 CONFIG = Path(__file__).resolve().parents[3] / "deploy" / "config"
