@@ -47,6 +47,7 @@ from typing import Any, cast
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import CollectorRegistry
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -699,6 +700,12 @@ async def _prepare(
 ) -> dict[int, tuple[int, int]]:
     """Migrate the schema, check that there is nothing to overwrite (or clear it when told to
     replace it), and return the intake partitions with their first and end offsets."""
+    members = await group_members(infra.kafka_bootstrap, settings.consumer_group)
+    if members:
+        raise RebuildRefused(
+            f"consumer group {settings.consumer_group} has {members} member(s): a norms service "
+            "is consuming; stop it first (the rebuild hands over to it by the group's offsets)"
+        )
     conn = await asyncpg.connect(infra.database_url)
     try:
         await migrate(conn, settings.db_schema, MIGRATIONS)
@@ -735,6 +742,18 @@ async def _prepare(
         return {tp.partition: (first[tp], end[tp]) for tp in partitions}
     finally:
         await consumer.stop()
+
+
+async def group_members(bootstrap: str, group: str) -> int:
+    """How many members the consumer group has now (a running service of the group has one)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        [response] = await admin.describe_consumer_groups([group])
+        # Kafka's DescribeGroups: (error, group, state, protocol type, protocol, members, ...)
+        return sum(len(entry[5]) for entry in response.groups)
+    finally:
+        await admin.close()
 
 
 async def _finish(

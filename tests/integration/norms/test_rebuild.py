@@ -204,6 +204,9 @@ async def test_rebuild_leaves_what_the_live_path_leaves_and_hands_over(tmp_path:
                     await asyncio.sleep(0.5)
                 else:
                     raise AssertionError("the live consumer did not go on after the rebuild")
+                # While it consumes, a rebuild (even one told to replace) leaves its state alone.
+                with pytest.raises(RebuildRefused, match="member"):
+                    await asyncio.to_thread(rebuild, infra, settings, workers=2, replace=True)
                 applied = await fetchval(f'SELECT count(*) FROM "{schemas[1]}".processed_event')
                 await asyncio.sleep(2)
                 after = await read_all(rebuilt_topic)
