@@ -517,6 +517,15 @@ async def _read(
                     if type(admitted) is not Admitted:
                         bad.append((record, cast(Problem, admitted)))
                         continue
+                    # A repeated event moves the progress too (as ClockRepository.prepare
+                    # counts every event of a batch), no further than the limit.
+                    at = admitted.at
+                    if at > limit:
+                        at = limit
+                    elif history is not None and at < history:
+                        historical.add(partition)
+                    if at > highest:
+                        highest = at
                     key = admitted.key
                     if key in seen:  # a repeated event has no second effect
                         duplicates += 1
@@ -524,13 +533,6 @@ async def _read(
                     seen.add(key)
                     pending.append(admitted)
                     await keys.add((key,))
-                    at = admitted.at
-                    if at > limit:  # (as ClockRepository.prepare: no further than the limit)
-                        at = limit
-                    elif history is not None and at < history:
-                        historical.add(partition)
-                    if at > highest:
-                        highest = at
                 if highest > -(1 << 62):
                     progress[partition] = highest
             if bad:
