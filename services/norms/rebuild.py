@@ -233,15 +233,41 @@ Fragment = tuple[str, str, str, str, list[tuple[int, str, str, int, str, dict[st
 _KINDS = {kind.value: kind for kind in TransitionKind}
 
 
-class _Copier:
-    """COPY rows into a table in chunks, one COPY in flight while the caller makes the next."""
+class _OneInFlight:
+    """Work handed on in chunks, one chunk in flight while the caller makes the next."""
+
+    def __init__(self) -> None:
+        self.in_flight: asyncio.Task[Any] | None = None
+        self.waited = 0.0  # seconds the caller waited for the chunk in flight
+        self.count = 0  # items handed on
+
+    async def _hand_on(self, work: Any, items: int) -> None:
+        await self._wait()
+        self.count += items
+        self.in_flight = asyncio.create_task(work)
+
+    async def _wait(self) -> None:
+        if self.in_flight is not None:
+            began = time.perf_counter()
+            await self.in_flight
+            self.waited += time.perf_counter() - began
+            self.in_flight = None
+
+    async def flush(self) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        await self.flush()
+        await self._wait()
+
+
+class _Copier(_OneInFlight):
+    """COPY rows into a table in chunks."""
 
     def __init__(self, conn: asyncpg.Connection, schema: str, table: str, columns: Sequence[str]):
+        super().__init__()
         self.conn, self.schema, self.table, self.columns = conn, schema, table, list(columns)
         self.rows: list[tuple[Any, ...]] = []
-        self.waited = 0.0  # seconds the caller waited for a COPY in flight
-        self.in_flight: asyncio.Task[Any] | None = None
-        self.count = 0
 
     async def add(self, row: tuple[Any, ...]) -> None:
         self.rows.append(row)
@@ -249,40 +275,25 @@ class _Copier:
             await self.flush()
 
     async def flush(self) -> None:
-        if self.in_flight is not None:
-            began = time.perf_counter()
-            await self.in_flight
-            self.waited += time.perf_counter() - began
-            self.in_flight = None
         if self.rows:
             rows, self.rows = self.rows, []
-            self.count += len(rows)
-            self.in_flight = asyncio.create_task(
-                self.conn.copy_records_to_table(
-                    self.table, records=rows, columns=self.columns, schema_name=self.schema
-                )
+            copy = self.conn.copy_records_to_table(
+                self.table, records=rows, columns=self.columns, schema_name=self.schema
             )
-
-    async def close(self) -> None:
-        await self.flush()
-        if self.in_flight is not None:
-            await self.in_flight
-            self.in_flight = None
+            await self._hand_on(copy, len(rows))
 
 
-class _Sender:
-    """Send outcome records in record batches, one chunk in flight while the caller goes on.
-    Each goes to the partition the default partitioner chooses (`send_records`: murmur2 of
-    the key), hashed once per clock rather than once per record."""
+class _Sender(_OneInFlight):
+    """Send outcome records in record batches. Each goes to the partition the default
+    partitioner chooses (`send_records`: murmur2 of the key), hashed once per clock rather than
+    once per record."""
 
     def __init__(self, producer: Any, topic: str, partitions: Iterable[int]) -> None:
+        super().__init__()
         self.producer, self.topic = producer, topic
         self.partitions = sorted(partitions)
         self.pending: dict[tuple[str, int], list[Outcome]] = {}
         self.size = 0
-        self.waited = 0.0  # seconds the caller waited for records in flight
-        self.in_flight: asyncio.Task[None] | None = None
-        self.count = 0
 
     def partition_of(self, key: bytes) -> int:
         return self.partitions[(murmur2(key) & 0x7FFFFFFF) % len(self.partitions)]
@@ -302,22 +313,9 @@ class _Sender:
             await self.flush()
 
     async def flush(self) -> None:
-        if self.in_flight is not None:
-            began = time.perf_counter()
-            await self.in_flight
-            self.waited += time.perf_counter() - began
-            self.in_flight = None
         if self.pending:
-            chunk, self.pending = self.pending, {}
-            self.count += self.size
-            self.size = 0
-            self.in_flight = asyncio.create_task(send_grouped(self.producer, chunk))
-
-    async def close(self) -> None:
-        await self.flush()
-        if self.in_flight is not None:
-            await self.in_flight
-            self.in_flight = None
+            chunk, self.pending, size, self.size = self.pending, {}, self.size, 0
+            await self._hand_on(send_grouped(self.producer, chunk), size)
 
 
 @dataclass
@@ -326,7 +324,6 @@ class _Tally:
     quality (as `compliance_daily` holds them)."""
 
     counts: dict[tuple[str, str, date], list[int]] = field(default_factory=dict)
-    waited: dict[str, float] = field(default_factory=dict)
 
     def add(
         self,
@@ -410,7 +407,9 @@ async def _work(job: Job, pipe: Connection) -> None:
         _merge(clocks, fragments)
         pipe.send(("clocks", len(clocks)))
         decided_from = time.perf_counter()
-        decided = await _decide(job, conn, catalogs, clocks, now, hold, sender, tally, pipe)
+        decided, rows_waited = await _decide(
+            job, conn, catalogs, clocks, now, hold, sender, tally, pipe
+        )
         decided_at = time.perf_counter()
         await sender.close()
         timings = {
@@ -422,7 +421,7 @@ async def _work(job: Job, pipe: Connection) -> None:
             "cpu_read": cpu_read - cpu_began,
             "cpu": time.process_time(),
             "keys_waited": summary["keys_waited"],
-            "rows_waited": tally.waited["clock rows"],
+            "rows_waited": rows_waited,
             "send_waited": sender.waited,
         }
         pipe.send(
@@ -600,9 +599,10 @@ async def _decide(
     sender: _Sender,
     tally: _Tally,
     pipe: Connection,
-) -> int:
+) -> tuple[int, float]:
     """Decide every clock this worker owns up to `now`, as the scheduler would once the live
-    consumer had applied all its events; COPY the rows, send the outcomes."""
+    consumer had applied all its events; COPY the rows, send the outcomes. Returns how many
+    clocks, and how long it waited for their COPY."""
     rows = _Copier(conn, job.schema, "clock", CLOCK_COLUMNS)
     finals: list[tuple[str, str, int, DecisionKind]] = []
     done = reported = 0
@@ -658,9 +658,8 @@ async def _decide(
                 reported, last_report = done, moment
     tally.add(finals, catalogs)
     await rows.close()
-    tally.waited["clock rows"] = rows.waited
     pipe.send(("decided", done - reported))
-    return done
+    return done, rows.waited
 
 
 def _in_event_time(item: tuple[Transition, dict[str, str]]) -> tuple[int, int, str]:
