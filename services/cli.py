@@ -4,6 +4,7 @@
     servicepuls deadletters list [--service S] [--reason R] [--topic T] [--json]
     servicepuls deadletters redrive ORIGIN ... | --all [--service S] [--reason R] [--topic T]
     servicepuls recompute ...     norms outcomes of a catalog version; --emit revises to it
+    servicepuls rebuild ...       norms state rebuilt from the intake topic in bulk (COPY)
     servicepuls report ...        the period report for management and the council
     servicepuls simulate ...      the simulated municipality (realistic traffic through intake)
     servicepuls connector ...     the Notificaties API connector (serve, subscribe, norms, ...)
@@ -34,6 +35,10 @@ PASS_ON = {
     "recompute": (
         "services.norms.recompute",
         "norms outcomes of a catalog version, from the log; --emit revises to it",
+    ),
+    "rebuild": (
+        "services.norms.rebuild",
+        "norms state rebuilt from the intake topic in bulk, handed over to the live consumer",
     ),
     "report": ("services.metrics.report.__main__", "the period report (HTML and CSV)"),
     "simulate": ("simulator.cli", "a simulated municipality posting through intake"),

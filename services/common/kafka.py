@@ -6,9 +6,9 @@ import asyncio
 import contextlib
 import struct
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import (
@@ -123,8 +123,28 @@ async def send_records(
     concurrent requests share one. `topic`, when given, is where all the records go instead of
     their own topic (a private topic in a test or benchmark). Concurrent callers that each send
     a few records do better with `SharedBatches`."""
+    await send_grouped(producer, await _by_partition(producer, records, topic))
+
+
+class RecordLike(Protocol):
+    """What a record to send needs (a `KafkaRecord`, or an object framed like one)."""
+
+    @property
+    def key(self) -> bytes: ...
+    @property
+    def value(self) -> bytes: ...
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]]: ...
+
+
+async def send_grouped(
+    producer: AIOKafkaProducer | RenewingProducer,
+    groups: Mapping[tuple[str, int], Sequence[RecordLike]],
+) -> None:
+    """Send records already grouped by (topic, partition), and wait until Kafka acknowledged
+    every one (`send_records`, for a caller that knows the partitions already)."""
     pending: list[asyncio.Future[Any]] = []
-    for (destination, partition), group in (await _by_partition(producer, records, topic)).items():
+    for (destination, partition), group in groups.items():
         if len(group) < RECORD_BATCH_MIN:
             for r in group:
                 pending.append(
@@ -132,18 +152,19 @@ async def send_records(
                         destination,
                         value=r.value,
                         key=r.key,
-                        headers=r.headers,
+                        headers=list(r.headers),
                         partition=partition,
                     )
                 )
             continue
         batch = producer.create_batch()
         for r in group:
-            if batch.append(timestamp=None, key=r.key, value=r.value, headers=r.headers) is None:
+            headers = r.headers if type(r.headers) is list else list(r.headers)  # (aiokafka's)
+            if batch.append(timestamp=None, key=r.key, value=r.value, headers=headers) is None:
                 # full: send it, start the next one
                 pending.append(await producer.send_batch(batch, destination, partition=partition))
                 batch = producer.create_batch()
-                batch.append(timestamp=None, key=r.key, value=r.value, headers=r.headers)
+                batch.append(timestamp=None, key=r.key, value=r.value, headers=headers)
         pending.append(await producer.send_batch(batch, destination, partition=partition))
     if pending:
         await asyncio.gather(*pending)
