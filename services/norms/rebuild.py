@@ -55,6 +55,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from schemas.common import EARLIEST, LATEST
 from schemas.envelope import MUNICIPALITY_ATTRIBUTE, SPECVERSION, Envelope
 from schemas.events import CATALOG
+from services.common.calendar import from_us, to_us
 from services.common.consumer import MAX_RECORD_BYTES, decode_record
 from services.common.deadletters import DEADLETTER_TOPIC, DeadLetters, Problem, dead_letter_counter
 from services.common.kafka import durable_producer, murmur2, send_grouped, topic_partitions
@@ -62,7 +63,6 @@ from services.common.migrations import migrate
 from services.common.settings import InfraSettings
 from services.norms.app import MIGRATIONS
 from services.norms.config import load_catalogs
-from services.common.calendar import from_us, to_us
 from services.norms.domain.catalog import NormCatalog
 from services.norms.domain.clock import (
     FINAL_KINDS,

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from schemas.envelope import Envelope, encode, new_event
 from schemas.events import CaseClosed, CaseOutcome
+from services.common.calendar import to_us
 from services.common.consumer import decode_record
 from services.common.deadletters import Problem
-from services.common.calendar import to_us
 from services.norms.rebuild import Admitted, admit, owner_of
 
 
