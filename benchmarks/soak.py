@@ -1,0 +1,237 @@
+"""Soak: a steady offered load on all four services for ten minutes, with consumer lag and the
+resident memory (RSS) of every service sampled over time.
+
+    python -m benchmarks.soak [--rate 150] [--minutes 10] [--sample-seconds 30]
+    bash scripts/bench.sh soak
+
+Starts intake, norms, feedback and metrics as processes on the local stack, on private intake
+and norms topics with their own schemas and metrics database (as benchmarks/reliability.py
+does), and posts the simulator's traffic for four municipalities (scale 8, so cases open and
+close, clocks start and stop, surveys are mailed to the sink) at `--rate` events per second in
+batches every half second, in event-time order, as the test channel system (no rate limit).
+Every `--sample-seconds` it records, per consumer group, the lag (end offset minus committed
+offset over its partitions) and each service's RSS (/proc/<pid>/status), and at the end prints
+them as a table over time with: events accepted, the rate achieved, answers other than 202,
+error lines in the services' logs, and whether the load was held (the achieved rate within 2%
+of the offered rate and every group's lag back under one second's worth of events at the end).
+Loopback only; bounded by `--minutes`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+
+from benchmarks.loadgen import Connection
+from benchmarks.reliability import BOOTSTRAP, FEEDBACK_TOPIC, Platform
+from services.common.kafka import topic_partitions
+from simulator.cli import default_start
+from simulator.generator import SimulatedMunicipality, SimulationPlan, TrafficGenerator
+from simulator.office_hours import AMSTERDAM
+
+MUNICIPALITIES = (
+    ("GM0373", "Bergen (NH)", 29_900),
+    ("GM0383", "Castricum", 36_900),
+    ("GM0399", "Heiloo", 24_800),
+    ("GM0450", "Uitgeest", 13_900),
+)
+AUTH = {"Authorization": "Bearer dev-test"}
+TICK = 0.5  # seconds between batches
+
+
+@dataclass(slots=True)
+class Sample:
+    at: float  # seconds since the load started
+    accepted: int
+    lag: dict[str, int]
+    rss_mib: dict[str, float]
+
+
+@dataclass(slots=True)
+class SoakResult:
+    rate: float
+    seconds: float
+    accepted: int = 0
+    refused: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    samples: list[Sample] = field(default_factory=list)
+    error_lines: dict[str, int] = field(default_factory=dict)
+
+
+def traffic(rate: float, seconds: float, seed: int) -> Iterator[dict[str, Any]]:
+    """The simulator's stream for the four municipalities, enough for `rate` × `seconds`."""
+    needed = rate * seconds * 1.1
+    scale = 8.0
+    days = max(2.0, needed / (1_000 * scale))  # about 1,000 events a day at scale 1
+    plan = SimulationPlan(
+        municipalities=tuple(SimulatedMunicipality(c, n, i) for c, n, i in MUNICIPALITIES),
+        start=default_start(days).astimezone(AMSTERDAM),
+        days=days,
+        seed=seed,
+        run_id=f"soak{int(time.time())}",
+        scale=scale,
+    )
+    for event in TrafficGenerator(plan).events():
+        yield event.cloudevent()
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def lags(platform: Platform) -> dict[str, int]:
+    """Per consumer group: end offsets minus committed offsets over the topics it reads."""
+    groups = {
+        "norms": (f"norms-{platform.uid}", [platform.intake_topic]),
+        "feedback": (f"feedback-{platform.uid}", [platform.intake_topic]),
+        "metrics": (
+            f"metrics-{platform.uid}",
+            [platform.intake_topic, platform.norms_topic, FEEDBACK_TOPIC],
+        ),
+    }
+    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+    consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False)
+    await admin.start()
+    await consumer.start()
+    try:
+        result = {}
+        for name, (group, topics) in groups.items():
+            partitions = [tp for t in topics for tp in await topic_partitions(consumer, t)]
+            ends = await consumer.end_offsets(partitions)
+            committed = await admin.list_consumer_group_offsets(group)
+            result[name] = sum(
+                max(0, ends[tp] - (committed[tp].offset if tp in committed else 0))
+                for tp in partitions
+            )
+        return result
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+async def soak(rate: float, minutes: float, sample_seconds: float, seed: int) -> SoakResult:
+    seconds = minutes * 60
+    print(f"generating the simulator's traffic for {rate:g} ev/s × {seconds:.0f} s …", flush=True)
+    stream = traffic(rate, seconds, seed)
+    platform = Platform("soak", f"soak{seed}", extra_scheduler=False)
+    result = SoakResult(rate=rate, seconds=seconds)
+    await platform.start()
+    log_sizes = {n: s.log_path.stat().st_size for n, s in platform.services.items()}
+    connection = Connection("127.0.0.1", platform.ports["intake"], AUTH)
+    per_tick = rate * TICK
+    try:
+        began = time.monotonic()
+        next_sample = 0.0
+        owed = 0.0
+        tick = 0
+        while (elapsed := time.monotonic() - began) < seconds:
+            if elapsed >= next_sample:
+                result.samples.append(await _sample(platform, elapsed, result.accepted))
+                print(_row(result.samples[-1]), flush=True)
+                next_sample += sample_seconds
+            owed += per_tick
+            batch = [event for _, event in zip(range(int(owed)), stream, strict=False)]
+            owed -= len(batch)
+            if batch:
+                status, _ = await connection.post("/v1/events:batch", json.dumps(batch).encode())
+                if status == 202:
+                    result.accepted += len(batch)
+                else:
+                    result.refused[status] += len(batch)
+            tick += 1
+            await asyncio.sleep(max(0.0, began + tick * TICK - time.monotonic()))
+        result.seconds = time.monotonic() - began
+        # The tail: how far behind each group is once the offered load stops.
+        await asyncio.sleep(5)
+        result.samples.append(await _sample(platform, time.monotonic() - began, result.accepted))
+        print(_row(result.samples[-1]), flush=True)
+    finally:
+        await connection.close()
+        for name, service in platform.services.items():
+            with service.log_path.open("rb") as log:
+                log.seek(log_sizes[name])
+                result.error_lines[name] = sum(
+                    1 for line in log if b'"level": "error"' in line or b"ERROR" in line
+                )
+        await platform.stop()
+        await platform.drop()
+    return result
+
+
+async def _sample(platform: Platform, at: float, accepted: int) -> Sample:
+    rss = {}
+    for name, service in platform.services.items():
+        if service.process is not None and service.process.poll() is None:
+            rss[name] = rss_mib(service.process.pid)
+    return Sample(at=at, accepted=accepted, lag=await lags(platform), rss_mib=rss)
+
+
+def _row(sample: Sample) -> str:
+    lag = " ".join(f"{sample.lag.get(n, 0):>7}" for n in ("norms", "feedback", "metrics"))
+    rss = " ".join(
+        f"{sample.rss_mib.get(n, 0):>7.0f}" for n in ("intake", "norms", "feedback", "metrics")
+    )
+    return f"| {sample.at:6.0f} | {sample.accepted:>8} | {lag} | {rss} |"
+
+
+def report(result: SoakResult) -> str:
+    achieved = result.accepted / result.seconds if result.seconds else 0.0
+    last = result.samples[-1]
+    held = achieved >= 0.98 * result.rate and all(v <= result.rate for v in last.lag.values())
+    first_full = result.samples[1] if len(result.samples) > 1 else result.samples[0]
+    growth = {
+        n: (last.rss_mib.get(n, 0) - first_full.rss_mib.get(n, 0))
+        / max(1e-9, (last.at - first_full.at) / 60)
+        for n in last.rss_mib
+    }
+    header = (
+        "|      s | accepted | lag: norms feedback metrics | RSS MiB: intake norms feedback "
+        "metrics |"
+    )
+    return "\n".join(
+        [
+            header,
+            "|---:|---:|---|---|",
+            *(_row(s) for s in result.samples),
+            "",
+            f"offered {result.rate:g} ev/s for {result.seconds:.0f} s; accepted {result.accepted} "
+            f"({achieved:.1f} ev/s); answers other than 202: {dict(result.refused) or 'none'}; "
+            f"error lines in the services' logs: {result.error_lines}",
+            "RSS growth after the first sample (MiB/min): "
+            + ", ".join(f"{n} {g:+.1f}" for n, g in growth.items()),
+            f"load held: {'yes' if held else 'NO'} (rate within 2% of offered, every group's lag "
+            "at the end at most one second of load)",
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.soak", description=__doc__)
+    parser.add_argument("--rate", type=float, default=150.0, help="events per second offered")
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--sample-seconds", type=float, default=30.0)
+    parser.add_argument("--seed", type=int, default=11)
+    args = parser.parse_args(argv)
+    if not 0 < args.rate <= 5_000 or not 0 < args.minutes <= 60:
+        parser.error("--rate must be in (0, 5000] and --minutes in (0, 60]")
+    result = asyncio.run(soak(args.rate, args.minutes, args.sample_seconds, args.seed))
+    print()
+    print(report(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
