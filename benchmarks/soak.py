@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from benchmarks.loadgen import Connection
@@ -39,6 +39,7 @@ from services.common.kafka import topic_partitions
 from simulator.cli import default_start
 from simulator.generator import SimulatedMunicipality, SimulationPlan, TrafficGenerator
 from simulator.office_hours import AMSTERDAM
+from tests.support.kafka import end_offsets
 
 MUNICIPALITIES = (
     ("GM0373", "Bergen (NH)", 29_900),
@@ -66,6 +67,7 @@ class SoakResult:
     refused: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     samples: list[Sample] = field(default_factory=list)
     error_lines: dict[str, int] = field(default_factory=dict)
+    reconnects: int = 0
 
 
 def traffic(rate: float, seconds: float, seed: int) -> Iterator[dict[str, Any]]:
@@ -92,8 +94,9 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
-async def lags(platform: Platform) -> dict[str, int]:
-    """Per consumer group: end offsets minus committed offsets over the topics it reads."""
+async def lags(platform: Platform, start: dict[Any, int]) -> dict[str, int]:
+    """Per consumer group: end offsets minus committed offsets over the topics it reads (where a
+    group has not committed yet: minus where the topic ended when the soak began)."""
     groups = {
         "norms": (f"norms-{platform.uid}", [platform.intake_topic]),
         "feedback": (f"feedback-{platform.uid}", [platform.intake_topic]),
@@ -113,7 +116,7 @@ async def lags(platform: Platform) -> dict[str, int]:
             ends = await consumer.end_offsets(partitions)
             committed = await admin.list_consumer_group_offsets(group)
             result[name] = sum(
-                max(0, ends[tp] - (committed[tp].offset if tp in committed else 0))
+                max(0, ends[tp] - (committed[tp].offset if tp in committed else start.get(tp, 0)))
                 for tp in partitions
             )
         return result
@@ -129,24 +132,41 @@ async def soak(rate: float, minutes: float, sample_seconds: float, seed: int) ->
     platform = Platform("soak", f"soak{seed}", extra_scheduler=False)
     result = SoakResult(rate=rate, seconds=seconds)
     await platform.start()
+    start = {
+        TopicPartition(FEEDBACK_TOPIC, p): offset
+        for p, offset in (await end_offsets(FEEDBACK_TOPIC)).items()
+    }
     log_sizes = {n: s.log_path.stat().st_size for n, s in platform.services.items()}
     connection = Connection("127.0.0.1", platform.ports["intake"], AUTH)
     per_tick = rate * TICK
+    began = time.monotonic()
+
+    async def sampling() -> None:  # apart from the load, so a slow sample never delays it
+        while True:
+            at = time.monotonic() - began
+            result.samples.append(await _sample(platform, start, at, result.accepted))
+            print(_row(result.samples[-1]), flush=True)
+            await asyncio.sleep(max(0.0, began + len(result.samples) * sample_seconds
+                                    - time.monotonic()))  # fmt: skip
+
+    sampler = asyncio.create_task(sampling())
     try:
-        began = time.monotonic()
-        next_sample = 0.0
         owed = 0.0
         tick = 0
-        while (elapsed := time.monotonic() - began) < seconds:
-            if elapsed >= next_sample:
-                result.samples.append(await _sample(platform, elapsed, result.accepted))
-                print(_row(result.samples[-1]), flush=True)
-                next_sample += sample_seconds
+        while time.monotonic() - began < seconds:
             owed += per_tick
             batch = [event for _, event in zip(range(int(owed)), stream, strict=False)]
             owed -= len(batch)
             if batch:
-                status, _ = await connection.post("/v1/events:batch", json.dumps(batch).encode())
+                body = json.dumps(batch).encode()
+                try:
+                    status, _ = await connection.post("/v1/events:batch", body)
+                except (OSError, IndexError, asyncio.IncompleteReadError):
+                    # The server closed the keep-alive connection: a new one, the same batch.
+                    await connection.close()
+                    connection = Connection("127.0.0.1", platform.ports["intake"], AUTH)
+                    result.reconnects += 1
+                    status, _ = await connection.post("/v1/events:batch", body)
                 if status == 202:
                     result.accepted += len(batch)
                 else:
@@ -154,11 +174,15 @@ async def soak(rate: float, minutes: float, sample_seconds: float, seed: int) ->
             tick += 1
             await asyncio.sleep(max(0.0, began + tick * TICK - time.monotonic()))
         result.seconds = time.monotonic() - began
+        sampler.cancel()
         # The tail: how far behind each group is once the offered load stops.
         await asyncio.sleep(5)
-        result.samples.append(await _sample(platform, time.monotonic() - began, result.accepted))
+        result.samples.append(
+            await _sample(platform, start, time.monotonic() - began, result.accepted)
+        )
         print(_row(result.samples[-1]), flush=True)
     finally:
+        sampler.cancel()
         await connection.close()
         for name, service in platform.services.items():
             with service.log_path.open("rb") as log:
@@ -171,12 +195,12 @@ async def soak(rate: float, minutes: float, sample_seconds: float, seed: int) ->
     return result
 
 
-async def _sample(platform: Platform, at: float, accepted: int) -> Sample:
+async def _sample(platform: Platform, start: dict[Any, int], at: float, accepted: int) -> Sample:
     rss = {}
     for name, service in platform.services.items():
         if service.process is not None and service.process.poll() is None:
             rss[name] = rss_mib(service.process.pid)
-    return Sample(at=at, accepted=accepted, lag=await lags(platform), rss_mib=rss)
+    return Sample(at=at, accepted=accepted, lag=await lags(platform, start), rss_mib=rss)
 
 
 def _row(sample: Sample) -> str:
@@ -208,7 +232,8 @@ def report(result: SoakResult) -> str:
             *(_row(s) for s in result.samples),
             "",
             f"offered {result.rate:g} ev/s for {result.seconds:.0f} s; accepted {result.accepted} "
-            f"({achieved:.1f} ev/s); answers other than 202: {dict(result.refused) or 'none'}; "
+            f"({achieved:.1f} ev/s); answers other than 202: {dict(result.refused) or 'none'} "
+            f"(reconnects {result.reconnects}); "
             f"error lines in the services' logs: {result.error_lines}",
             "RSS growth after the first sample (MiB/min): "
             + ", ".join(f"{n} {g:+.1f}" for n, g in growth.items()),
