@@ -72,6 +72,7 @@ OPERATIONAL = (
     "servicepuls_dead_letters",  # the poison records, set aside
     "servicepuls_metrics_records_consumed",  # raw records read, repeats and poison included
     "servicepuls_metrics_duplicate_events",  # repeats recognised by event id
+    "servicepuls_metrics_batch_duration",  # how the records were batched
     "servicepuls_kafka_",
 )
 
@@ -121,6 +122,8 @@ class Platform:
         self.services: dict[str, ServiceProcess] = {}
         self.replicas: dict[str, ServiceProcess] = {}
         self.extra_scheduler = extra_scheduler
+        # A last change to the processes before they start (benchmarks/soak.py's experiments).
+        self.before_start: Callable[[dict[str, ServiceProcess]], None] | None = None
 
     def _process(self, name: str, port: int, **more: str) -> ServiceProcess:
         env = {**os.environ, **self.env, f"SERVICEPULS_{name.upper()}_PORT": str(port), **more}
@@ -143,6 +146,8 @@ class Platform:
             self.services["norms-scheduler"] = self._process(
                 "norms", self.scheduler_port, SERVICEPULS_NORMS_CONSUMER_ENABLED="false"
             )
+        if self.before_start is not None:
+            self.before_start(self.services)
         for service in self.services.values():
             service.start()
         await asyncio.gather(*(s.wait_ready(120) for s in self.services.values()))
@@ -472,16 +477,26 @@ async def _collect(
 
 
 def _mail_files(survey_url: str) -> list[Path]:
+    """The mails in the sink with links to this survey service (parsed once per file: a
+    delivered mail does not change, and the sink may hold thousands from other runs)."""
     found = []
     for folder in ("new", "cur"):
         directory = MAILDIR / folder
         if not directory.is_dir():
             continue
         for path in directory.iterdir():
-            with contextlib.suppress(OSError, ValueError):
-                if any(link.startswith(survey_url) for link in read_mail(path).links):
-                    found.append(path)
+            key = path.name.split(":", 1)[0]
+            if key not in _LINKS:
+                try:
+                    _LINKS[key] = tuple(read_mail(path).links)
+                except (OSError, ValueError):
+                    continue
+            if any(link.startswith(survey_url) for link in _LINKS[key]):
+                found.append(path)
     return found
+
+
+_LINKS: dict[str, tuple[str, ...]] = {}
 
 
 async def _metric_totals(client: httpx.AsyncClient, platform: Platform) -> dict[Effect, float]:
