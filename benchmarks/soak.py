@@ -22,10 +22,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import subprocess
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ from simulator.cli import default_start
 from simulator.generator import SimulatedMunicipality, SimulationPlan, TrafficGenerator
 from simulator.office_hours import AMSTERDAM
 from tests.support.kafka import end_offsets
+from tests.support.services import REPO_ROOT, ServiceProcess
 
 MUNICIPALITIES = (
     ("GM0373", "Bergen (NH)", 29_900),
@@ -87,6 +89,34 @@ def traffic(rate: float, seconds: float, seed: int) -> Iterator[dict[str, Any]]:
         yield event.cloudevent()
 
 
+def cap_norms_memos(size: int) -> Callable[[dict[str, ServiceProcess]], None]:
+    """Run norms with every in-memory memo bounded at `size` entries instead of its default
+    (timelines and explanations 50,000 per catalog, calendar memos 100,000, the producer's
+    partition memo 200,000): if the RSS growth seen with the defaults is those memos filling
+    up, it is gone with small ones; a leak would grow all the same."""
+    code = (
+        "import runpy, services.norms.handlers as h, services.norms.domain.calendar as c, "
+        "services.common.kafka as k; "
+        f"h.TIMELINE_MEMO_SIZE = c._ADVANCE_MEMO_SIZE = c._ISO_MEMO_SIZE = {size}; "
+        f"k.PARTITION_MEMO_SIZE = {size}; "
+        "runpy.run_module('services.norms', run_name='__main__', alter_sys=True)"
+    )
+
+    def prepare(services: dict[str, ServiceProcess]) -> None:
+        norms = services["norms"]
+
+        def start() -> None:
+            log = norms.log_path.open("ab")
+            norms.process = subprocess.Popen(
+                [sys.executable, "-c", code], cwd=REPO_ROOT, env=norms.env,
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+
+        norms.start = start  # type: ignore[method-assign]
+
+    return prepare
+
+
 def rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -125,12 +155,16 @@ async def lags(platform: Platform, start: dict[Any, int]) -> dict[str, int]:
         await admin.close()
 
 
-async def soak(rate: float, minutes: float, sample_seconds: float, seed: int) -> SoakResult:
+async def soak(
+    rate: float, minutes: float, sample_seconds: float, seed: int, norms_memo_size: int | None
+) -> SoakResult:
     seconds = minutes * 60
     print(f"generating the simulator's traffic for {rate:g} ev/s × {seconds:.0f} s …", flush=True)
     stream = traffic(rate, seconds, seed)
     platform = Platform("soak", f"soak{seed}", extra_scheduler=False)
     result = SoakResult(rate=rate, seconds=seconds)
+    if norms_memo_size is not None:
+        platform.before_start = cap_norms_memos(norms_memo_size)
     await platform.start()
     start = {
         TopicPartition(FEEDBACK_TOPIC, p): offset
@@ -249,10 +283,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--sample-seconds", type=float, default=30.0)
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument(
+        "--norms-memo-size", type=int, help="experiment: bound norms' memos at this many entries"
+    )
     args = parser.parse_args(argv)
     if not 0 < args.rate <= 5_000 or not 0 < args.minutes <= 60:
         parser.error("--rate must be in (0, 5000] and --minutes in (0, 60]")
-    result = asyncio.run(soak(args.rate, args.minutes, args.sample_seconds, args.seed))
+    result = asyncio.run(
+        soak(args.rate, args.minutes, args.sample_seconds, args.seed, args.norms_memo_size)
+    )
     print()
     print(report(result))
     return 0
