@@ -13,7 +13,7 @@ Every `--sample-seconds` it records, per consumer group, the lag (end offset min
 offset over its partitions) and each service's RSS (/proc/<pid>/status), and at the end prints
 them as a table over time with: events accepted, the rate achieved, answers other than 202,
 error lines in the services' logs, and whether the load was held (the achieved rate within 2%
-of the offered rate and every group's lag back under one second's worth of events at the end).
+of the offered rate and no group more than ten seconds of load behind in the second half).
 Loopback only; bounded by `--minutes`.
 """
 
@@ -51,6 +51,7 @@ MUNICIPALITIES = (
 )
 AUTH = {"Authorization": "Bearer dev-test"}
 TICK = 0.5  # seconds between batches
+HELD_LAG_SECONDS = 10.0
 
 
 @dataclass(slots=True)
@@ -248,7 +249,12 @@ def _row(sample: Sample) -> str:
 def report(result: SoakResult) -> str:
     achieved = result.accepted / result.seconds if result.seconds else 0.0
     last = result.samples[-1]
-    held = achieved >= 0.98 * result.rate and all(v <= result.rate for v in last.lag.values())
+    # Held: every event offered was taken, and in the second half no group was ever more than
+    # HELD_LAG_SECONDS of load behind (a lag that grows would pass that sooner or later; one
+    # that comes and goes with batches and commits does not).
+    second_half = [s for s in result.samples if s.at >= result.seconds / 2]
+    worst = max((max(s.lag.values(), default=0) for s in second_half), default=0)
+    held = achieved >= 0.98 * result.rate and worst <= HELD_LAG_SECONDS * result.rate
     first_full = result.samples[1] if len(result.samples) > 1 else result.samples[0]
     growth = {
         n: (last.rss_mib.get(n, 0) - first_full.rss_mib.get(n, 0))
@@ -271,8 +277,8 @@ def report(result: SoakResult) -> str:
             f"error lines in the services' logs: {result.error_lines}",
             "RSS growth after the first sample (MiB/min): "
             + ", ".join(f"{n} {g:+.1f}" for n, g in growth.items()),
-            f"load held: {'yes' if held else 'NO'} (rate within 2% of offered, every group's lag "
-            "at the end at most one second of load)",
+            f"load held: {'yes' if held else 'NO'} (rate within 2% of offered; highest lag in "
+            f"the second half {worst} events, at most {HELD_LAG_SECONDS:g} s of load)",
         ]
     )
 
