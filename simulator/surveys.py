@@ -196,6 +196,11 @@ class SurveyAnsweringResidents:
                 continue
             self._done.add(key)
             try:
+                # Another run's mail (the sink keeps every mail) is passed over unparsed: the
+                # address carrying the run tag is plain ASCII in the To: header. Parsing
+                # thousands of them here would hold up the loop that posts the events.
+                if self.marker.encode() not in path.read_bytes():
+                    continue
                 mail = read_mail(path)
             except (OSError, ValueError) as exc:
                 self.stats.problems.append(f"unreadable mail {path.name}: {exc}")
