@@ -4,7 +4,7 @@
 # restarted, replicas come and go and poison records arrive; compared effect for effect.
 # Installs and starts the local stack when needed. It kills and restarts THIS stack's Kafka and
 # PostgreSQL: run it on a stack nobody else is using (e.g. in a network namespace of your own).
-#   scripts/reliability.sh                 the full table (about 15 minutes)
+#   scripts/reliability.sh                 the full table (15-25 minutes)
 #   scripts/reliability.sh --faults short  the suite's shorter version (about 4 minutes)
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
