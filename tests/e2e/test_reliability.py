@@ -4,8 +4,8 @@ kind and a second replica of each consumer joining and leaving. Every row must r
 duplicated 0, and every event intake answered 202 for must be on the topic.
 
 The broker and PostgreSQL are not stopped here (other tests share them); the full table with
-those faults is `make reliability` (benchmarks/reliability.py, docs/reliability.md). About
-four and a half minutes on the 2-core machine.
+those faults is `make reliability` (benchmarks/reliability.py, docs/reliability.md). 4 to 7
+minutes on the 2-core machine (4m10s quiet, 6m48s beside other suites).
 """
 
 from __future__ import annotations
