@@ -1,5 +1,5 @@
 # Small front door to the project's scripts; each target is one script or tool call.
-.PHONY: bootstrap stack-up stack-down stack-status stack-reset test demo bench lint schemas
+.PHONY: bootstrap stack-up stack-down stack-status stack-reset test demo bench reliability soak lint schemas
 
 bootstrap:  ## install Python deps, Debian packages and the Kafka jars (idempotent)
 	bash scripts/bootstrap.sh
@@ -24,6 +24,12 @@ demo:
 
 bench:
 	bash scripts/bench.sh
+
+reliability:  ## the fault table: kills, broker and database restarts, rebalances, poison (docs/reliability.md)
+	bash scripts/reliability.sh
+
+soak:  ## ten minutes of steady load; lag and RSS of every service over time (docs/reliability.md)
+	bash scripts/bench.sh soak
 
 lint:
 	.venv/bin/ruff check .

@@ -2,7 +2,7 @@
 # All benchmarks on the local stack (installed and started when missing). Each prints its
 # figures and their ratio to a baseline measured in the same run; see docs/benchmarks.md.
 #   scripts/bench.sh            every benchmark present
-#   scripts/bench.sh intake     one of them (intake, norms, feedback, metrics)
+#   scripts/bench.sh intake     one of them (intake, norms, feedback, metrics; soak, not in the default set)
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"

@@ -319,6 +319,7 @@ def final_summary(
             "answered": residents.stats.answered,
             "declined": residents.stats.declined,
             "failed": residents.stats.failed,
+            "retried": residents.stats.retried,
         }
         if residents
         else None,

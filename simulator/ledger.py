@@ -68,6 +68,15 @@ class Ledger:
         for event in events:
             self._write({"kind": "via_connector", "posted_at": wall, "event": event.cloudevent()})
 
+    def intake_answer(self, ids: list[str], status: int | None, outcome: str | None = None) -> None:
+        """One HTTP answer of intake to a batch (or None when it could not be reached), with the
+        ids of the events in it: a fault run checks that every 202 is on the topic and counts
+        what a 503 said."""
+        self._write(
+            {"kind": "intake_answer", "wall_time": _now(), "status": status,
+             "outcome": outcome, "ids": ids}
+        )  # fmt: skip
+
     def survey_answered(self, **answer: Any) -> None:
         self._write({"kind": "survey_answer", "wall_time": _now(), **answer})
 
@@ -88,6 +97,7 @@ class LedgerContents:
     events: list[dict[str, Any]] = field(default_factory=list)  # accepted CloudEvents
     rejected: list[dict[str, Any]] = field(default_factory=list)
     survey_answers: list[dict[str, Any]] = field(default_factory=list)
+    intake_answers: list[dict[str, Any]] = field(default_factory=list)
     ends: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -103,6 +113,8 @@ def read_ledger(path: Path) -> LedgerContents:
                 contents.events.append(record["event"])
             elif kind == "rejected":
                 contents.rejected.append(record)
+            elif kind == "intake_answer":
+                contents.intake_answers.append(record)
             elif kind == "survey_answer":
                 contents.survey_answers.append(record)
             elif kind == "run":

@@ -95,7 +95,11 @@ class IntakePoster:
             except httpx.TransportError as exc:
                 reason = f"intake unreachable: {exc!r}"
                 retry_after = delay
+                self.ledger.intake_answer([e.id for e in batch], None)
             else:
+                self.ledger.intake_answer(
+                    [e.id for e in batch], response.status_code, _outcome(response)
+                )
                 if response.status_code in (200, 201, 202):
                     self._accepted(batch)
                     return
@@ -132,6 +136,17 @@ class IntakePoster:
         self.stats.batches += 1
         detail = problem.get("detail") if isinstance(problem, dict) else str(problem)
         self.stats.problems.append(f"{response.status_code}: {str(detail)[:300]}")
+
+
+def _outcome(response: httpx.Response) -> str | None:
+    """What a 503 says about the batch (`not-written` or `unknown`), else None."""
+    if response.status_code != 503:
+        return None
+    try:
+        problem = response.json()
+    except ValueError:
+        return None
+    return problem.get("outcome") if isinstance(problem, dict) else None
 
 
 def _retry_after(response: httpx.Response, default: float) -> float:

@@ -27,6 +27,10 @@ from simulator.ledger import Ledger
 
 # Dutch report marks (rapportcijfers) as residents give them: mostly 7 and 8, a tail of low ones.
 SCORE_WEIGHTS = (2, 1, 2, 3, 6, 10, 22, 28, 16, 10)
+# A page that is down or answers 502/503/504 is tried again, like a person whose link did not
+# open; at most this many times per mail (at the answering interval of one second).
+UNAVAILABLE = frozenset({502, 503, 504})
+MAX_TRIES = 60
 COMMENTS_NL = ("Snel en vriendelijk geholpen.", "Het duurde te lang.", "Duidelijke uitleg.", "")
 _LINK = re.compile(r"https?://[^\s\"'<>]+")
 
@@ -144,6 +148,7 @@ class AnsweringStats:
     answered: int = 0
     declined: int = 0
     failed: int = 0
+    retried: int = 0  # tries whose survey page could not be reached (tried again later)
     first_link: str | None = None
     problems: list[str] = field(default_factory=list)
 
@@ -172,6 +177,7 @@ class SurveyAnsweringResidents:
         self.stats = AnsweringStats()
         self._done: set[str] = set()
         self._mails_per_address: dict[str, int] = {}
+        self._tries: dict[str, int] = {}  # per mail file: tries whose page was unreachable
 
     def _files(self) -> list[Path]:
         files: list[Path] = []
@@ -190,6 +196,11 @@ class SurveyAnsweringResidents:
                 continue
             self._done.add(key)
             try:
+                # Another run's mail (the sink keeps every mail) is passed over unparsed: the
+                # address carrying the run tag is plain ASCII in the To: header. Parsing
+                # thousands of them here would hold up the loop that posts the events.
+                if self.marker.encode() not in path.read_bytes():
+                    continue
                 mail = read_mail(path)
             except (OSError, ValueError) as exc:
                 self.stats.problems.append(f"unreadable mail {path.name}: {exc}")
@@ -201,14 +212,22 @@ class SurveyAnsweringResidents:
             self.stats.mails_seen += 1
             if self.stats.first_link is None and mail.links:
                 self.stats.first_link = survey_page(mail.links)  # never a score link
-            answered += await self._maybe_answer(mail)
+            result = await self._maybe_answer(mail)
+            if result is None:  # the page could not be reached: this mail is read again later
+                self._done.discard(key)
+                self.stats.mails_seen -= 1  # counted when it is read for the last time
+                continue
+            answered += result
         return answered
 
-    async def _maybe_answer(self, mail: SurveyMail) -> int:
+    async def _maybe_answer(self, mail: SurveyMail) -> int | None:
+        """1 when answered, 0 when not (declined, or refused by the page), None when the page
+        could not be reached (down, or 502/503/504): the resident tries again later, as a person
+        whose link did not open would, up to `MAX_TRIES` times, with the same answer."""
         nth = self._mails_per_address.get(mail.to, 0) + 1
-        self._mails_per_address[mail.to] = nth
         rng = random.Random(f"{self.seed}:{mail.to}:{nth}")
         if rng.random() >= self.response_rate or not mail.links:
+            self._mails_per_address[mail.to] = nth
             self.stats.declined += 1
             return 0
         score = rng.choices(range(1, 11), SCORE_WEIGHTS)[0]
@@ -220,9 +239,10 @@ class SurveyAnsweringResidents:
             else:
                 via, status = "web", await self._fill_in(survey_page(mail.links), score, comment)
         except httpx.HTTPError as exc:
-            self.stats.failed += 1
-            self.stats.problems.append(f"survey page unreachable: {exc!r}")
-            return 0
+            return self._unreachable(mail, nth, f"survey page unreachable: {exc!r}")
+        if status in UNAVAILABLE:
+            return self._unreachable(mail, nth, f"survey page answered HTTP {status}")
+        self._mails_per_address[mail.to] = nth
         ok = 200 <= status < 400
         self.ledger.survey_answered(to=mail.to, score=score, via=via, status=status, ok=ok)
         if ok:
@@ -230,6 +250,18 @@ class SurveyAnsweringResidents:
             return 1
         self.stats.failed += 1
         self.stats.problems.append(f"survey answer got HTTP {status}")
+        return 0
+
+    def _unreachable(self, mail: SurveyMail, nth: int, problem: str) -> int | None:
+        key = mail.path.name.split(":", 1)[0]
+        tries = self._tries.get(key, 0) + 1
+        self._tries[key] = tries
+        self.stats.retried += 1
+        if tries < MAX_TRIES:
+            return None
+        self._mails_per_address[mail.to] = nth
+        self.stats.failed += 1
+        self.stats.problems.append(f"{problem} ({tries} tries)")
         return 0
 
     async def _click(self, link: str) -> int:

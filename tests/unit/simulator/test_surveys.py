@@ -123,3 +123,50 @@ def test_a_checked_choice_is_sent_like_a_browser_sends_it():
     (form,) = parse_forms(page)
     assert form.fields == {"csrf": "abc", "score": "8"}  # not the unchecked box
     assert form.choices == {"score": ["7", "8"], "contact_me": ["yes"]}
+
+
+async def test_a_resident_whose_page_was_down_tries_again_with_the_same_answer(
+    tmp_path: Path,
+) -> None:
+    """A page that is unreachable or answers 503 (a restart) is tried again on the next pass,
+    and the resident gives the answer they would have given at once: a run with faults then
+    answers exactly as a run without."""
+
+    async def answers(down_for: int) -> list[dict[str, str]]:
+        maildir = tmp_path / f"mail{down_for}"
+        (maildir / "new").mkdir(parents=True)
+        for n in range(20):
+            (maildir / "new" / f"{n}.eml").write_bytes(
+                mail(f"inwoner.gm0383.run1.{n}@example.nl", f"Uw mening: http://feedback/s/T{n}")
+            )
+        posted: list[dict[str, str]] = []
+        calls = 0
+
+        def feedback(request: httpx.Request) -> httpx.Response:
+            nonlocal calls
+            calls += 1
+            if calls <= down_for:
+                if calls % 2:
+                    raise httpx.ConnectError("connection refused", request=request)
+                return httpx.Response(503, headers={"Retry-After": "1"})
+            if request.url.path == "/s/bedankt":
+                return httpx.Response(200, text="Bedankt")
+            if request.method == "GET":  # each mail's own page (its form posts to it)
+                page = PAGE.replace("/s/TOKEN", request.url.path)
+                return httpx.Response(200, text=page, headers={"content-type": "text/html"})
+            posted.append({"to": request.url.path, **httpx.QueryParams(request.content.decode())})
+            return httpx.Response(303, headers={"Location": "/s/bedankt"})
+
+        residents = SurveyAnsweringResidents(
+            maildir, run_tag="run1", seed=5, ledger=Ledger(tmp_path / f"l{down_for}.jsonl"),
+            client=httpx.AsyncClient(transport=httpx.MockTransport(feedback)),
+        )  # fmt: skip
+        for _ in range(5):
+            await residents.answer_new_mail()
+        assert residents.stats.failed == 0 and residents.stats.mails_seen == 20
+        assert (residents.stats.retried > 0) == (down_for > 0)
+        return sorted(posted, key=lambda p: p["to"])
+
+    undisturbed = await answers(0)
+    assert undisturbed
+    assert await answers(6) == undisturbed
