@@ -139,7 +139,13 @@ async def test_open_zaak_and_open_klant_to_norm_outcome_and_survey_mail(
                     "contact.completed": 1,
                 }
             )
-            events = await intake.wait_for(lambda e: True, count=expected.total(), timeout=60)
+            try:
+                events = await intake.wait_for(lambda e: True, count=expected.total(), timeout=60)
+            except TimeoutError:
+                seen = Counter(short(e) for e in intake.seen)
+                raise AssertionError(
+                    f"events on the topic {dict(seen)}, expected {dict(expected)}"
+                ) from None
             with pytest.raises(TimeoutError):  # and nothing more: repeats had no effect
                 await intake.wait_for(lambda e: True, count=expected.total() + 1, timeout=3)
             [met] = await outcomes.wait_for(

@@ -205,6 +205,9 @@ def reconcile(
         )
 
     later: list[Draft] = []
+    # When this pass closed the case: a change dated before that still counts (the worker may
+    # take the eindstatus' notification before the zaak update that announced the change).
+    closed_now_at: datetime | None = None
     for status, statustype in sorted(facts.statuses, key=lambda s: s[0].datumStatusGezet):
         if status.url in state.seen_statuses:
             continue
@@ -235,6 +238,7 @@ def reconcile(
             )
         if statustype.isEindstatus and not state.closed:
             state.closed = True
+            closed_now_at = when
             result = (
                 mapping.result(
                     facts.resultaat[1].omschrijving, facts.resultaat[1].omschrijvingGeneriek
@@ -293,7 +297,9 @@ def reconcile(
             )
 
     duur = zaak.verlenging.duur if zaak.verlenging and zaak.verlenging.duur else None
-    if duur and duur != state.extension and not state.closed:
+    at = (extended_at(facts, duur) or changed_at) if duur else changed_at
+    open_then = not state.closed or (closed_now_at is not None and at <= closed_now_at)
+    if duur and duur != state.extension and open_then:
         extension = _added_extension(state.extension, duur, mapping)
         state.extension = duur
         if extension is not None:
@@ -302,7 +308,7 @@ def reconcile(
                 Draft(
                     "case.extended",
                     event_id(zaak.url, f"extended:{duur}"),
-                    extended_at(facts, duur) or changed_at,
+                    at,
                     {**base, "extension": extension},
                 )
             )

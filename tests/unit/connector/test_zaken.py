@@ -314,3 +314,33 @@ def test_a_change_not_yet_in_the_audit_trail_is_dated_by_the_notification() -> N
     noticed = datetime(2026, 11, 6, tzinfo=UTC)
     [(kind, time, _)] = world.step(noticed)
     assert (kind, time) == ("case.suspended", noticed)
+
+
+def test_a_verlenging_heard_together_with_the_eindstatus_still_extends() -> None:
+    """The worker may take the eindstatus' notification before the zaak's own update: the
+    verlenging, given before the zaak was closed, must not be lost because the same pass closed
+    the case first (found by the Open Zaak end-to-end test: case.extended went missing)."""
+    world = World()
+    world.step()
+    extended = datetime(2026, 11, 13, 8, tzinfo=UTC)
+    world.fake.revise(world.zaak, extended, verlenging={"reden": "complex", "duur": "P6W"})
+    world.fake.set_resultaat(world.zaak, world.fake.resultaattype(world.zaaktype, "Verleend"))
+    end = datetime(2026, 11, 20, 15, tzinfo=UTC)
+    world.status("Afgehandeld", end)
+    kinds = [(k, t) for k, t, _ in world.step(end)]
+    assert kinds == [
+        ("case.extended", extended),
+        ("case.status_changed", end),
+        ("case.closed", end),
+    ]
+
+
+def test_a_verlenging_after_the_case_closed_extends_nothing() -> None:
+    world = World()
+    world.step()
+    end = datetime(2026, 11, 20, 15, tzinfo=UTC)
+    world.status("Afgehandeld", end)
+    world.step(end)
+    later = datetime(2026, 11, 23, 8, tzinfo=UTC)
+    world.fake.revise(world.zaak, later, verlenging={"reden": "te laat", "duur": "P6W"})
+    assert world.step(later) == []
