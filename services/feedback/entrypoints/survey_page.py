@@ -187,6 +187,24 @@ def survey_pages(ctx: Any) -> APIRouter:
         form = await request.form()
         return {k: v for k, v in form.items() if isinstance(v, str)}
 
+    async def posted_form(
+        request: Request, token: str
+    ) -> tuple[LinkClaim, Any, dict[str, str], str] | Response:
+        """A form posted on a survey page: the link's claim, its survey, the form and the page's
+        language; or the answer to a forged link (404), a form too large (413) or one from
+        elsewhere or without this link's form token (403)."""
+        found = await resolve(request, token)
+        if found is None:
+            return not_found()
+        claim, survey = found
+        form = await read_form(request)
+        if form is None:
+            return PlainTextResponse("Payload Too Large\n", 413, headers=SECURITY_HEADERS)
+        lang = language(request, survey, form.get("lang"))
+        if not same_origin(request) or not form_token_valid(key, token, form.get("csrf", "")):
+            return PlainTextResponse("Forbidden\n", 403, headers=SECURITY_HEADERS)
+        return claim, survey, form, lang
+
     @router.api_route("/s/{token}", methods=["GET", "HEAD"])
     async def open_survey(request: Request, token: str) -> Response:
         found = await resolve(request, token)
@@ -212,16 +230,10 @@ def survey_pages(ctx: Any) -> APIRouter:
 
     @router.post("/s/{token}")
     async def answer_survey(request: Request, token: str) -> Response:
-        found = await resolve(request, token)
-        if found is None:
-            return not_found()
-        claim, survey = found
-        form = await read_form(request)
-        if form is None:
-            return PlainTextResponse("Payload Too Large\n", 413, headers=SECURITY_HEADERS)
-        lang = language(request, survey, form.get("lang"))
-        if not same_origin(request) or not form_token_valid(key, token, form.get("csrf", "")):
-            return PlainTextResponse("Forbidden\n", 403, headers=SECURITY_HEADERS)
+        posted = await posted_form(request, token)
+        if isinstance(posted, Response):
+            return posted
+        claim, survey, form, lang = posted
         closed = await closed_page(request, token, claim, survey, lang)
         if closed is not None and survey["status"] == "answered":
             return message(request, token, survey, lang, "answered", 200)
@@ -263,16 +275,10 @@ def survey_pages(ctx: Any) -> APIRouter:
 
     @router.post("/s/{token}/more")
     async def add_remark(request: Request, token: str) -> Response:
-        found = await resolve(request, token)
-        if found is None:
-            return not_found()
-        claim, survey = found
-        form = await read_form(request)
-        if form is None:
-            return PlainTextResponse("Payload Too Large\n", 413, headers=SECURITY_HEADERS)
-        lang = language(request, survey, form.get("lang"))
-        if not same_origin(request) or not form_token_valid(key, token, form.get("csrf", "")):
-            return PlainTextResponse("Forbidden\n", 403, headers=SECURITY_HEADERS)
+        posted = await posted_form(request, token)
+        if isinstance(posted, Response):
+            return posted
+        claim, survey, form, lang = posted
         try:
             answer = parse_answer(
                 survey["score"] or 1, form.get("comment"), form.get("may_contact") == "yes"
@@ -293,16 +299,10 @@ def survey_pages(ctx: Any) -> APIRouter:
 
     @router.post("/s/{token}/opt-out")
     async def opt_out(request: Request, token: str) -> Response:
-        found = await resolve(request, token)
-        if found is None:
-            return not_found()
-        _, survey = found
-        form = await read_form(request)
-        if form is None:
-            return PlainTextResponse("Payload Too Large\n", 413, headers=SECURITY_HEADERS)
-        lang = language(request, survey, form.get("lang"))
-        if not same_origin(request) or not form_token_valid(key, token, form.get("csrf", "")):
-            return PlainTextResponse("Forbidden\n", 403, headers=SECURITY_HEADERS)
+        posted = await posted_form(request, token)
+        if isinstance(posted, Response):
+            return posted
+        _, survey, _, lang = posted
         if survey["resident_ref"] is None:
             return not_found()
         async with ctx.pool.acquire() as conn, conn.transaction():
