@@ -24,10 +24,9 @@ from services.metrics.adapters.store import Snapshot
 from services.metrics.domain.definitions import (
     BY_NAME,
     DEFINITIONS,
-    NONE,
-    OTHER_CASE_TYPE,
     UNKNOWN_MUNICIPALITY,
     Kind,
+    declared_or_other,
 )
 from services.metrics.domain.tally import Labels, SeriesKey, Tally
 
@@ -76,9 +75,8 @@ class AggregateView(Collector):
         this covers rows stored before the municipality declared its list, state tables included)."""
         at = _CASE_TYPE_AT.get(metric)
         if at is not None and self.case_types is not None:
-            case_type = labels[at]
-            if case_type != NONE and case_type not in self.case_types.get(labels[0], ()):
-                labels = (*labels[:at], OTHER_CASE_TYPE, *labels[at + 1 :])
+            shown = declared_or_other(labels[at], self.case_types.get(labels[0], ()))
+            labels = (*labels[:at], shown, *labels[at + 1 :])
         if labels and BY_NAME[metric].labels[0] == "municipality" and labels[0] not in self.served:
             labels = (UNKNOWN_MUNICIPALITY, *labels[1:])
         at = _CHANNEL_SYSTEM_AT.get(metric)

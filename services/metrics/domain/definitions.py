@@ -9,6 +9,7 @@ come from closed vocabularies (municipality code, channel, party role, case type
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -358,3 +359,9 @@ UNKNOWN_MUNICIPALITY = "unknown"
 # Case-type label for a code the municipality did not declare (its `case_types` file): bounds
 # the cardinality whatever codes channel systems send.
 OTHER_CASE_TYPE = "other"
+
+
+def declared_or_other(case_type: str, declared: Collection[str]) -> str:
+    """A stored case-type label as shown: `other` unless the municipality declares it (rows
+    stored before it declared its list); `none` (no case type at all) stays what it is."""
+    return case_type if case_type == NONE or case_type in declared else OTHER_CASE_TYPE

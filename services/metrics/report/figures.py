@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from schemas.common import DIGITAL_CHANNELS
-from services.metrics.domain.definitions import NONE, OTHER_CASE_TYPE
+from services.metrics.domain.definitions import declared_or_other
 
 Facts = Mapping[tuple[str, tuple[str, ...]], float]
 DIGITAL = {c.value for c in DIGITAL_CHANNELS}
@@ -117,8 +117,8 @@ def bound_case_types(
     bounded: dict[tuple[str, tuple[str, ...]], float] = {}
     for (fact, dims), value in facts.items():
         at = CASE_TYPE_DIMENSION.get(fact)
-        if at is not None and dims[at] not in declared and dims[at] != NONE:
-            dims = (*dims[:at], OTHER_CASE_TYPE, *dims[at + 1 :])
+        if at is not None:
+            dims = (*dims[:at], declared_or_other(dims[at], declared), *dims[at + 1 :])
         bounded[(fact, dims)] = bounded.get((fact, dims), 0.0) + value
     return bounded
 
