@@ -85,6 +85,11 @@ from services.norms.settings import NormsSettings
 PLAN_CHUNK = 5_000
 COPY_CHUNK = 20_000
 SEND_CHUNK = 20_000
+# Record batches as large as the broker takes (message.max.bytes, 1 MiB by default) and requests
+# carrying many of them: the producer sends one request at a time and moves on only when the
+# worker yields to the event loop, so fewer, larger requests keep the outcomes moving.
+BATCH_BYTES = 1_000_000
+REQUEST_BYTES = 32 << 20
 PROGRESS_SECONDS = 0.25
 # How long reading may go without a record before the rebuild gives up and says where.
 STALL_SECONDS = 60.0
@@ -367,7 +372,11 @@ async def _work(job: Job, pipe: Connection) -> None:
     # A record batch waits in the producer while the worker computes (it yields to the event
     # loop between chunks only): a long timeout, so that waiting is no failure.
     producer = durable_producer(
-        job.bootstrap, f"servicepuls-norms-rebuild-{job.index}", request_timeout_ms=300_000
+        job.bootstrap,
+        f"servicepuls-norms-rebuild-{job.index}",
+        request_timeout_ms=300_000,
+        max_request_size=REQUEST_BYTES,
+        max_batch_size=BATCH_BYTES,
     )
     dead_letters = DeadLetters(
         job.bootstrap,
