@@ -430,6 +430,7 @@ async def _work(job: Job, pipe: Connection) -> None:
             "cpu_read": cpu_read - cpu_began,
             "cpu": time.process_time(),
             "keys_waited": summary["keys_waited"],
+            "fetch_waited": summary["fetch_waited"],
             "rows_waited": rows_waited,
             "send_waited": sender.waited,
         }
@@ -475,6 +476,7 @@ async def _read(
     seen: set[str] = set()
     pending: list[Admitted] = []
     duplicates = dead = 0
+    fetch_waited = 0.0
     unknown: set[str] = set()
 
     async def plan() -> None:
@@ -511,7 +513,9 @@ async def _read(
         last_report = last_record = time.monotonic()
         limit, history = job.limit_us, job.history_before_us
         while remaining:
+            asked = time.perf_counter()
             batch = await consumer.getmany(*remaining, timeout_ms=1000, max_records=PLAN_CHUNK)
+            fetch_waited += time.perf_counter() - asked
             bad: list[tuple[Any, Problem]] = []
             for tp, records in batch.items():
                 end = ends[tp]
@@ -577,6 +581,7 @@ async def _read(
         "unknown_municipalities": unknown,
         "keys": keys.count,
         "keys_waited": keys.waited,
+        "fetch_waited": fetch_waited,
     }
     return clocks, summary
 
