@@ -106,7 +106,11 @@ class Platform:
             "SERVICEPULS_NORMS_DB_SCHEMA": f"norms_{self.uid}",
             "SERVICEPULS_FEEDBACK_CLOCK": "event",
             "SERVICEPULS_FEEDBACK_INTAKE_TOPIC": self.intake_topic,
-            "SERVICEPULS_FEEDBACK_DELAY_SECONDS": "0",
+            # The policy's default delay (4 h of event time, 10-16 s of wall time here): the
+            # window in which an earlier closure of a resident, read after a later one (another
+            # partition, a restart's backlog), still takes the survey (docs/feedback.md). With
+            # 0 the survey would go out before the earlier closure is read.
+            "SERVICEPULS_FEEDBACK_DELAY_SECONDS": "14400",
             "SERVICEPULS_FEEDBACK_SENDING_HOURS": "always",
             "SERVICEPULS_FEEDBACK_CONSUMER_GROUP": f"feedback-{self.uid}",
             "SERVICEPULS_FEEDBACK_DB_SCHEMA": f"feedback_{self.uid}",
