@@ -97,6 +97,20 @@ def survey_event(
 # --- closures ---------------------------------------------------------------------------------
 
 
+def concerns_feedback(data: Any) -> bool:
+    """Whether an intake event's data can have an effect here (`apply_intake_event`): a case
+    opened with a resident, a case closed, an inbound contact without a case. Everything else
+    (most of the intake topic) is passed by without a connection or a transaction; having no
+    effect, it needs no dedupe mark either."""
+    if isinstance(data, CaseOpened):
+        return data.resident is not None
+    if isinstance(data, CaseClosed):
+        return True
+    if isinstance(data, ContactCompleted):
+        return data.case_id is None and data.direction is Direction.INBOUND
+    return False
+
+
 async def apply_intake_event(
     conn: asyncpg.Connection,
     envelope: Envelope[Any],

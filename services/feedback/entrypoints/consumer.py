@@ -86,6 +86,10 @@ async def apply_records(
 
     async def apply(events: list[Envelope[Any]]) -> None:
         for envelope in events:
+            if not svc.concerns_feedback(envelope.data):
+                metrics.CONSUMED.labels("ignored").inc()
+                event_times.append(envelope.time)
+                continue
             for attempt in range(_CONFLICT_TRIES):
                 try:
                     async with pool.acquire() as conn, conn.transaction():
