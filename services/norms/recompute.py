@@ -42,7 +42,7 @@ from services.norms.app import MIGRATIONS
 from services.norms.config import load_catalogs
 from services.norms.domain.catalog import NormCatalog
 from services.norms.domain.clock import STOPPED_BEFORE_START
-from services.norms.handlers import StoredClock, advance_clock, plan_events
+from services.norms.domain.planning import StoredClock, advance_clock, plan_events
 from services.norms.settings import NormsSettings
 
 # How long reading the topic may go without a record before recompute gives up and says where.

@@ -27,14 +27,12 @@ from services.norms.domain.clock import (
     decisions_due,
     finished_cycles,
 )
-from services.norms.handlers import (
+from services.norms.domain.outcomes import Outcome, explanation_json, outcome_record
+from services.norms.domain.planning import (
     ClockUpdate,
-    Outcome,
     StoredClock,
     _start_context,
     clock_timeline,
-    explanation_json,
-    outcome_record,
 )
 
 MET, MISSED, CANCELLED, DATA_QUALITY = "met", "missed", "cancelled", "data_quality"

@@ -25,6 +25,7 @@ from schemas.envelope import Envelope, deterministic_id, encode, new_event
 from schemas.events import NormRevised, RevisedCycle, RevisedOutcome, RunningCycle
 from services.common.calendar import from_us, to_us
 from services.norms.adapters import outbox
+from services.norms.adapters.clock_rows import clock_of_row, stored_form, transitions_json
 from services.norms.domain.catalog import NormCatalog
 from services.norms.domain.clock import (
     FINAL_KINDS,
@@ -33,10 +34,9 @@ from services.norms.domain.clock import (
     Transition,
     TransitionKind,
 )
-from services.norms.handlers import (
-    SOURCE,
+from services.norms.domain.outcomes import SOURCE, Outcome
+from services.norms.domain.planning import (
     ClockUpdate,
-    Outcome,
     Plan,
     StoredClock,
     _start_context,
@@ -401,7 +401,7 @@ class ClockRepository:
                     blank.municipality,
                     blank.norm_id,
                     blank.subject_id,
-                    StoredClock.stored_form(new),
+                    stored_form(new),
                     first if starts else None,
                     first,
                 ]
@@ -444,7 +444,7 @@ class ClockRepository:
                 ORDER BY clock_id FOR UPDATE""",
             ids,
         )
-        clocks = {r["clock_id"]: _stored(r) for r in rows}
+        clocks = {r["clock_id"]: clock_of_row(r) for r in rows}
         created = {i for i in ids if i not in clocks}
         for i in created:  # blank: no transitions, nothing taken (a fresh one on every try)
             b = blanks[i]
@@ -494,7 +494,7 @@ class ClockRepository:
                 u.started_at,
                 u.due_at,
                 u.stopped_at,
-                orjson.Fragment(c.transitions_json()) if write_transitions else None,
+                orjson.Fragment(transitions_json(c)) if write_transitions else None,
             ]
             if c.clock_id in created:
                 row += (c.municipality, c.norm_id, c.subject_id)
@@ -584,7 +584,7 @@ class ClockRepository:
             )
             updates = []
             for row in rows:
-                clock = _stored(row)
+                clock = clock_of_row(row)
                 catalog = self.catalogs.get(clock.municipality)
                 if catalog is None:
                     continue
@@ -641,7 +641,7 @@ class ClockRepository:
                     None if row["due_at"] is None else to_us(row["due_at"]),
                     None if row["stopped_at"] is None else to_us(row["stopped_at"]),
                 )
-                revised = revise_clock(_stored(row), stored, catalog, now, first_us, last_us)
+                revised = revise_clock(clock_of_row(row), stored, catalog, now, first_us, last_us)
                 if revised is not None:
                     revisions.append(revised)
             await self._write_revision(
@@ -884,7 +884,7 @@ class ClockRepository:
                 clock_id,
             )
             now = await self.now(conn)
-        return (None if row is None else _stored(row)), now
+        return (None if row is None else clock_of_row(row)), now
 
     async def outbox_backlog(self) -> int:
         """Norm events committed and not yet published (a row holds a transaction's)."""
@@ -971,15 +971,4 @@ def revised_event(
         municipality=clock.municipality,
         time=from_us(now).astimezone(zone),
         id=deterministic_id(SOURCE, "revised", str(revision_id), clock.clock_id),
-    )
-
-
-def _stored(row: Any) -> StoredClock:
-    return StoredClock(
-        clock_id=row["clock_id"],
-        municipality=row["municipality"],
-        norm_id=row["norm_id"],
-        subject_id=row["subject_id"],
-        transitions=StoredClock.transitions_from_json(row["transitions"]),
-        taken=set(filter(None, row["taken"].split("|"))),
     )
