@@ -50,16 +50,16 @@ from services.common.kafka import RenewingProducer
 from services.common.logging import configure_logging
 from services.common.migrations import migrate
 from services.common.process import observe_collections, quiet_cycle_collector
-from services.common.settings import REPO_ROOT, InfraSettings
+from services.common.settings import InfraSettings
 from services.intake.domain.channel_systems import SourceLabels
 from services.intake.settings import IntakeSettings
 from services.norms.adapters.relay import OutboxRelay
-from services.norms.adapters.repository import BatchResult, ClockRepository
+from services.norms.adapters.repository import MIGRATIONS, ClockRepository
 from services.norms.config import load_catalogs
 from services.norms.domain.explain import report
+from services.norms.service import BatchResult, NormsService
 from services.norms.settings import NormsSettings
 
-MIGRATIONS = REPO_ROOT / "services" / "norms" / "migrations"
 # Records decoded between two chances for the transaction in flight to go on.
 _YIELD_EVERY = 50
 _BREACHED = "nl.servicepuls.norm.breached.v1"
@@ -86,6 +86,7 @@ async def read_to_end(consumer: Any, topic: str) -> dict[int, bool]:
 class Runtime:
     pool: asyncpg.Pool | None = None
     repository: ClockRepository | None = None
+    service: NormsService | None = None
     relay: OutboxRelay | None = None
     producer: Any = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -194,7 +195,7 @@ def bootstrap(
         events are delivered again (what committed already is recognised by its dedupe keys),
         even if no further batch comes to notice the error."""
         try:
-            account(await repository_of().commit(prepared))
+            account(await service_of().commit(prepared))
         except BaseException as exc:
             if isinstance(exc, Exception):  # (not a cancellation)
                 log.warning("intake events not applied; delivered again", error=repr(exc))
@@ -217,9 +218,9 @@ def bootstrap(
             if tp in assigned:
                 consumer.seek(tp, offset)
 
-    def repository_of() -> ClockRepository:
-        assert runtime.repository is not None
-        return runtime.repository
+    def service_of() -> NormsService:
+        assert runtime.service is not None
+        return runtime.service
 
     async def apply_intake(msg: KafkaMessage) -> None:
         """Apply a batch of intake records, in transactions of `commit_batch` events, one after
@@ -231,7 +232,7 @@ def bootstrap(
         committed, so the events are delivered again."""
         records = records_of(msg)
         consumer = msg.consumer
-        repository = repository_of()
+        service = service_of()
         event_clock = settings.clock == "event"
         last_record: dict[int, int] = {}  # partition → index of its last record in the batch
         first_record: dict[int, int] = {}
@@ -251,7 +252,7 @@ def bootstrap(
             if event_clock:
                 assigned = {tp.partition for tp in assignment}
                 if assigned - runtime.partitions:
-                    await repository.register_partitions(sorted(assigned))
+                    await service.register_partitions(sorted(assigned))
                     runtime.partitions = assigned
             if runtime.isolate:
                 await apply_one_by_one(records, consumer, offsets)
@@ -279,7 +280,7 @@ def bootstrap(
                     caught_up = {
                         p: read and last_record.get(p, -1) < end for p, read in ends.items()
                     }
-                prepared = await repository.prepare(events, caught_up)
+                prepared = await service.prepare(events, caught_up)
                 if prepared.ahead_of_wall:
                     log.warning(
                         "events dated beyond the wall clock's tolerance do not move the watermark",
@@ -322,7 +323,7 @@ def bootstrap(
         if runtime.in_flight is not None:
             await runtime.in_flight
             runtime.in_flight = None
-        repository = repository_of()
+        service = service_of()
         for record in records:
             good, bad = batch_consumer.sort((record,))
             if bad:
@@ -330,7 +331,7 @@ def bootstrap(
                 continue
             event = good[0][1]
             try:
-                account(await repository.apply_batch([(record.partition, event)], {}))
+                account(await service.apply_batch([(record.partition, event)], {}))
             except Exception as exc:
                 if is_transient(exc):
                     raise
@@ -369,10 +370,10 @@ def bootstrap(
 
     async def schedule() -> None:
         """Take due warnings and breaches as soon as their instant passes."""
-        assert runtime.repository is not None
+        service = service_of()
         while True:
             try:
-                result, now = await runtime.repository.fire_due(settings.scheduler_batch)
+                result, now = await service.fire_due(settings.scheduler_batch)
             except Exception as exc:
                 # Never the end of the scheduler: a database away comes back; anything else is
                 # logged with its traceback, counted and tried again, not at full speed.
@@ -437,6 +438,7 @@ def bootstrap(
         if applied:
             log.info("migrations applied", versions=applied)
         runtime.repository = ClockRepository.configured(runtime.pool, catalogs, settings)
+        runtime.service = NormsService(runtime.repository)
         runtime.tasks = [asyncio.create_task(housekeeping())]
         if settings.scheduler_enabled:
             runtime.tasks.append(asyncio.create_task(schedule()))

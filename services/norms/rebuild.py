@@ -517,7 +517,7 @@ async def _read(
                     if type(admitted) is not Admitted:
                         bad.append((record, cast(Problem, admitted)))
                         continue
-                    # A repeated event moves the progress too (as ClockRepository.prepare
+                    # A repeated event moves the progress too (as NormsService.prepare
                     # counts every event of a batch), no further than the limit.
                     at = admitted.at
                     if at > limit:
@@ -621,7 +621,7 @@ async def _decide(
         update = advance_clock(clock, catalog, now, hold)
         for outcome in update.events:
             kind = outcome.kind
-            if kind in FINAL_KINDS:  # (as ClockRepository._store counts them)
+            if kind in FINAL_KINDS:  # (as NormsService._store counts them)
                 if outcome.reason == STOPPED_BEFORE_START:
                     kind = DecisionKind.DATA_QUALITY
                 finals.append((clock.municipality, clock.norm_id, outcome.at, kind))

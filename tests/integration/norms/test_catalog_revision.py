@@ -47,6 +47,7 @@ from services.common.kafka import durable_producer, send_records
 from services.metrics.report.__main__ import load_facts
 from services.metrics.report.figures import Period, compute
 from services.norms.config import load_catalogs
+from services.norms.service import NormsService
 from tests.integration.metrics.support import (
     config_with,
     fresh_municipality,
@@ -428,7 +429,7 @@ async def test_a_revision_touches_only_the_clocks_of_its_period(
     def responded(case: str, time: datetime) -> tuple[int, Envelope[Any]]:
         return report(CaseResponded(case_id=case, case_type=REPORT, channel=Channel.EMAIL), time)
 
-    live = repository(db, schema, old)
+    live = NormsService(repository(db, schema, old))
     await live.apply_batch(
         [
             opened("B", at(9, 10)),
@@ -454,11 +455,15 @@ async def test_a_revision_touches_only_the_clocks_of_its_period(
         return {r["subject_id"]: (r["norm_version"], r["outcome"]) for r in rows}, counts
 
     assert await state() == ({"B": ("a", "met"), "D": ("a", "met")}, (2, 0))
-    earlier = await revising.revise(municipality, date(2026, 11, 1), date(2026, 11, 10))
+    earlier = await NormsService(revising).revise(
+        municipality, date(2026, 11, 1), date(2026, 11, 10)
+    )
     assert await state() == ({"B": ("b", "missed"), "D": ("a", "met")}, (1, 1))
-    later = await revising.revise(municipality, date(2026, 11, 10), date(2026, 11, 30))
+    later = await NormsService(revising).revise(
+        municipality, date(2026, 11, 10), date(2026, 11, 30)
+    )
     assert await state() == ({"B": ("b", "missed"), "D": ("b", "missed")}, (0, 2))
-    again = await revising.revise(municipality, date(2026, 11, 1), date(2026, 11, 30))
+    again = await NormsService(revising).revise(municipality, date(2026, 11, 1), date(2026, 11, 30))
     assert await state() == ({"B": ("b", "missed"), "D": ("b", "missed")}, (0, 2))
     changed = [(r["outcomes_changed"], r["clocks_changed"]) for r in (earlier, later, again)]
     assert changed == [(1, 1), (1, 1), (0, 0)]
