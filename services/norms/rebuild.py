@@ -62,7 +62,7 @@ from services.common.kafka import durable_producer, murmur2, send_grouped, topic
 from services.common.migrations import migrate
 from services.common.settings import InfraSettings
 from services.norms.adapters.clock_rows import stored_form, transitions_json
-from services.norms.app import MIGRATIONS
+from services.norms.adapters.repository import MIGRATIONS
 from services.norms.config import load_catalogs
 from services.norms.domain.catalog import NormCatalog
 from services.norms.domain.clock import (

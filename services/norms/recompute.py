@@ -37,8 +37,7 @@ from services.common.calendar import to_us
 from services.common.kafka import seek_to_start, topic_partitions
 from services.common.migrations import migrate
 from services.common.settings import InfraSettings
-from services.norms.adapters.repository import ClockRepository
-from services.norms.app import MIGRATIONS
+from services.norms.adapters.repository import MIGRATIONS, ClockRepository
 from services.norms.config import load_catalogs
 from services.norms.domain.catalog import NormCatalog
 from services.norms.domain.clock import STOPPED_BEFORE_START

@@ -29,6 +29,7 @@ from services.norms.domain.clock import (
     DecisionKind,
     Transition,
 )
+from services.norms.domain.explain import report
 from services.norms.domain.outcomes import Outcome
 from services.norms.domain.planning import (
     ClockUpdate,
@@ -348,3 +349,70 @@ class NormsService:
                 previous_versions,
                 compliance_deltas(revisions, catalog),
             )
+
+    # ---- reading -------------------------------------------------------------------------------
+
+    async def compliance(self, municipality: str, first: date, last: date) -> list[dict[str, Any]]:
+        """Per norm of the municipality's catalog: met, missed, cancelled and data-quality
+        cycles over the local days [first, last], the compliance and whether it reaches the
+        norm's goal (`GET /v1/compliance`)."""
+        catalog = self.catalogs[municipality]
+        counts = await self.repository.compliance_counts(municipality, first, last)
+        report = []
+        for norm in catalog.norms.values():
+            met, missed, cancelled, data_quality = counts.get(norm.id, (0, 0, 0, 0))
+            judged = met + missed
+            goal = norm.definition.compliance_goal
+            report.append(
+                {
+                    "norm_id": norm.id,
+                    "norm_version": norm.version,
+                    "name": norm.definition.name.model_dump(),
+                    "met": met,
+                    "missed": missed,
+                    "cancelled": cancelled,
+                    # Stopped before they started (docs/norms.md): neither met nor missed.
+                    "data_quality": data_quality,
+                    "compliance": (met / judged) if judged else None,
+                    "compliance_goal": goal,
+                    "goal_reached": (met / judged >= goal) if judged else None,
+                }
+            )
+        return report
+
+    async def explained_clock(self, clock_id: str, lang: str) -> dict[str, Any] | None:
+        """Why the clock's due instant is what it is (`GET /v1/clocks/{id}`), in `lang`; None:
+        no such clock, or it never started."""
+        stored, now = await self.repository.clock(clock_id)
+        if stored is None:
+            return None
+        catalog = self.catalogs.get(stored.municipality)
+        norm = catalog.norms.get(stored.norm_id) if catalog is not None else None
+        if catalog is None or norm is None:
+            return None
+        transitions = [t for t, _ in stored.transitions]
+        body = report(norm, catalog.calendar, transitions, lang=lang, now=now)
+        if body is None:
+            return None
+        head = {
+            "clock_id": stored.clock_id,
+            "municipality": stored.municipality,
+            "subject_id": stored.subject_id,
+        }
+        return head | body
+
+    async def revisions(self, municipality: str) -> list[dict[str, Any]]:
+        """The catalog revisions of a municipality, oldest first."""
+        return await self.repository.revisions(municipality)
+
+    async def revision(self, revision_id: uuid.UUID) -> dict[str, Any] | None:
+        """One revision and every clock it changed (None: no such revision)."""
+        return await self.repository.revision(revision_id)
+
+    async def outbox_backlog(self) -> int:
+        """Norm events committed and not yet published."""
+        return await self.repository.outbox_backlog()
+
+    async def purge_dedupe_keys(self, older_than_days: int) -> int:
+        """Forget the dedupe keys of events applied more than `older_than_days` ago."""
+        return await self.repository.purge_dedupe_keys(older_than_days)

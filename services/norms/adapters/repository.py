@@ -606,8 +606,10 @@ class ClockRepository:
 
     # ---- reading ---------------------------------------------------------------------------
 
-    async def compliance(self, municipality: str, first: date, last: date) -> list[dict[str, Any]]:
-        catalog = self.catalogs[municipality]
+    async def compliance_counts(
+        self, municipality: str, first: date, last: date
+    ) -> dict[str, tuple[int, int, int, int]]:
+        """Per norm: (met, missed, cancelled, data_quality) over the local days [first, last]."""
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(
                 f"""SELECT norm_id, sum(met)::bigint AS met, sum(missed)::bigint AS missed,
@@ -620,30 +622,9 @@ class ClockRepository:
                 first,
                 last,
             )
-        counts = {r["norm_id"]: r for r in rows}
-        report = []
-        for norm in catalog.norms.values():
-            row = counts.get(norm.id)
-            met, missed = (row["met"], row["missed"]) if row else (0, 0)
-            judged = met + missed
-            report.append(
-                {
-                    "norm_id": norm.id,
-                    "norm_version": norm.version,
-                    "name": norm.definition.name.model_dump(),
-                    "met": met,
-                    "missed": missed,
-                    "cancelled": row["cancelled"] if row else 0,
-                    # Stopped before they started (docs/norms.md): neither met nor missed.
-                    "data_quality": row["data_quality"] if row else 0,
-                    "compliance": (met / judged) if judged else None,
-                    "compliance_goal": norm.definition.compliance_goal,
-                    "goal_reached": (met / judged >= norm.definition.compliance_goal)
-                    if judged
-                    else None,
-                }
-            )
-        return report
+        return {
+            r["norm_id"]: (r["met"], r["missed"], r["cancelled"], r["data_quality"]) for r in rows
+        }
 
     async def clock(self, clock_id: str) -> tuple[StoredClock | None, int | None]:
         """One clock as stored (None: no such clock), and the service's now."""

@@ -438,7 +438,7 @@ async def test_a_revision_touches_only_the_clocks_of_its_period(
             responded("D", at(17, 12)),
         ]
     )
-    revising = repository(db, schema, new)
+    revising = NormsService(repository(db, schema, new))
 
     async def state() -> tuple[dict[str, tuple[str, str]], tuple[int, int]]:
         async with db.acquire() as conn:
@@ -455,15 +455,11 @@ async def test_a_revision_touches_only_the_clocks_of_its_period(
         return {r["subject_id"]: (r["norm_version"], r["outcome"]) for r in rows}, counts
 
     assert await state() == ({"B": ("a", "met"), "D": ("a", "met")}, (2, 0))
-    earlier = await NormsService(revising).revise(
-        municipality, date(2026, 11, 1), date(2026, 11, 10)
-    )
+    earlier = await revising.revise(municipality, date(2026, 11, 1), date(2026, 11, 10))
     assert await state() == ({"B": ("b", "missed"), "D": ("a", "met")}, (1, 1))
-    later = await NormsService(revising).revise(
-        municipality, date(2026, 11, 10), date(2026, 11, 30)
-    )
+    later = await revising.revise(municipality, date(2026, 11, 10), date(2026, 11, 30))
     assert await state() == ({"B": ("b", "missed"), "D": ("b", "missed")}, (0, 2))
-    again = await NormsService(revising).revise(municipality, date(2026, 11, 1), date(2026, 11, 30))
+    again = await revising.revise(municipality, date(2026, 11, 1), date(2026, 11, 30))
     assert await state() == ({"B": ("b", "missed"), "D": ("b", "missed")}, (0, 2))
     changed = [(r["outcomes_changed"], r["clocks_changed"]) for r in (earlier, later, again)]
     assert changed == [(1, 1), (1, 1), (0, 0)]

@@ -39,7 +39,7 @@ from schemas.events import (
 from services.common.calendar import to_us
 from services.common.kafka import durable_producer, send_records
 from services.common.migrations import migrate
-from services.norms.app import MIGRATIONS
+from services.norms.adapters.repository import MIGRATIONS
 from services.norms.config import load_catalogs
 from services.norms.domain.catalog import NormCatalog
 from services.norms.recompute import compliance_table, read_topic, recompute

@@ -20,8 +20,8 @@ from schemas.common import Channel
 from schemas.events import ContactReceived
 from services.common.calendar import to_us
 from services.common.kafka import durable_producer, seek_to_start
-from services.norms.app import read_to_end
 from services.norms.domain.catalog import NormCatalog
+from services.norms.entrypoints.consumer import read_to_end
 from services.norms.service import NormsService
 from tests.integration.norms.support import email_answer, event, repository
 from tests.support.kafka import BOOTSTRAP, private_topics
