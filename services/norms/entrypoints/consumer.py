@@ -25,8 +25,13 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
 from schemas.envelope import Envelope
-from services.common.consumer import BatchConsumer, is_transient, no_decoder, raw_batch_parser
-from services.common.consumer import records_of as consumed_records
+from services.common.consumer import (
+    BatchConsumer,
+    is_transient,
+    no_decoder,
+    raw_batch_parser,
+    records_of,
+)
 from services.common.deadletters import DeadLetters, Problem, Reason
 from services.norms.metrics import NormsMetrics
 from services.norms.service import BatchResult, NormsService, PreparedBatch
@@ -124,7 +129,7 @@ class IntakeConsumer:
         meanwhile. Offsets are committed once a batch's last transaction is (manually, for
         that batch's records only); on an error the consumer rewinds to the oldest offsets not
         committed, so the events are delivered again."""
-        records = consumed_records(msg)
+        records = records_of(msg)
         consumer = msg.consumer
         service = self.service
         settings = self.settings
