@@ -24,6 +24,7 @@ from typing import Any
 from rich.console import Console
 from rich.live import Live
 
+from services.common.calendar import load_calendars
 from services.common.config import load_municipalities
 from services.common.settings import REPO_ROOT
 from simulator.clock import SimulatedClock
@@ -107,7 +108,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def build_plan(args: argparse.Namespace) -> tuple[SimulationPlan, dict[str, str]]:
-    configured = load_municipalities(args.config_dir).municipalities
+    served = load_municipalities(args.config_dir)
+    configured = served.municipalities
     wanted = (
         {c.strip().upper() for c in args.municipalities.split(",")} if args.municipalities else None
     )
@@ -134,9 +136,15 @@ def build_plan(args: argparse.Namespace) -> tuple[SimulationPlan, dict[str, str]
         args.run_id
         or f"s{args.seed}-{start.astimezone(AMSTERDAM):%Y%m%d}-{datetime.now(UTC):%H%M%S}"
     )
+    # Each municipality's business calendar: when its phone and counter close, when its back
+    # office works (the files norms, metrics and feedback read).
+    calendars = load_calendars(args.config_dir, served)
     plan = SimulationPlan(
         municipalities=tuple(
-            SimulatedMunicipality(m.code, m.name, args.inhabitants or m.inhabitants) for m in chosen
+            SimulatedMunicipality(
+                m.code, m.name, args.inhabitants or m.inhabitants, calendars[m.code]
+            )
+            for m in chosen
         ),
         start=start.astimezone(AMSTERDAM),
         days=args.days + run_out_days,

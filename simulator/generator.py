@@ -40,6 +40,7 @@ from schemas.events import (
     EventData,
     SuspensionReason,
 )
+from services.common.calendar import BusinessCalendar
 from simulator.model import (
     CASE_TYPES,
     CHANNELS,
@@ -49,7 +50,7 @@ from simulator.model import (
     CaseType,
     ChannelProfile,
 )
-from simulator.office_hours import AMSTERDAM, OfficeHours, is_public_holiday
+from simulator.office_hours import AMSTERDAM, OfficeHours
 from simulator.residents import FakeResident, ResidentPool
 
 # The channel system behind each channel, as registered with intake
@@ -86,6 +87,10 @@ class SimulatedMunicipality:
     code: str
     name: str
     inhabitants: int
+    # Its business calendar (deploy/config/calendars/, as `python -m simulator` loads it): when
+    # the phone and counter are closed and when the back office works. The default is the Dutch
+    # municipal calendar without local closing days.
+    calendar: BusinessCalendar = field(default_factory=BusinessCalendar)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +162,7 @@ class TrafficGenerator:
         self.plan = plan
         self.behaviour = plan.behaviour
         self.rng = random.Random(f"servicepuls-sim:{plan.seed}")
-        self.office = OfficeHours(zone=plan.zone)
+        self.offices = {m.code: OfficeHours(m.calendar) for m in plan.municipalities}
         self.run_tag = run_tag(plan.run_id)
         self.pools = {
             m.code: ResidentPool(
@@ -228,7 +233,7 @@ class TrafficGenerator:
         plan = self.plan
         weekday = day.weekday()
         factor = profile.weekday_factor[weekday]
-        if is_public_holiday(day):
+        if municipality.calendar.is_holiday(day):
             factor = profile.weekday_factor[6] if profile.open_on_holidays else 0.0
         expected = (
             profile.per_10k_per_working_day
@@ -376,7 +381,7 @@ class TrafficGenerator:
         )
         if callback:
             delay = _lognormal(rng, b.callback_median_office_hours * 3600, b.callback_sigma)
-            called_back = self.office.add(ended, delay)
+            called_back = self.offices[code].add(ended, delay)
             reached = rng.random() < 0.9
             self._emit(
                 called_back,
@@ -483,7 +488,8 @@ class TrafficGenerator:
             posted,
         )
         handling = _lognormal(rng, 600, 0.6)
-        answered = self.office.add(received, _lognormal(rng, median * 3600, sigma) + handling)
+        office = self.offices[code]
+        answered = office.add(received, _lognormal(rng, median * 3600, sigma) + handling)
         answered = max(answered, received + timedelta(seconds=handling + 1))
         self._emit(
             answered,
@@ -552,7 +558,7 @@ class TrafficGenerator:
             return
         if rng.random() < case_type.cancel_probability:
             life.close(
-                self.office.add(opened, rng.uniform(600, 20_000)),
+                self.offices[code].add(opened, rng.uniform(600, 20_000)),
                 CaseOutcome.CANCELLED,
                 None,
                 posted,
@@ -560,7 +566,7 @@ class TrafficGenerator:
             return
         reply_channel = Channel.EMAIL if resident.email and channel != Channel.LETTER else channel
         responded = life.emit(
-            self.office.add(
+            self.offices[code].add(
                 opened,
                 _lognormal(rng, case_type.response_median_hours * 3600, case_type.response_sigma),
             ),
@@ -580,9 +586,10 @@ class TrafficGenerator:
     def _report_resolution(self, life: _Lifecycle, case_type: CaseType, opened: datetime,
                            posted: dict[str, Any] | None, reply_channel: Channel) -> None:  # fmt: skip
         rng = self.rng
+        office = self.offices[life.code]
         resolve_after = _lognormal(rng, case_type.close_median * 3600, case_type.close_sigma)
         planned = life.emit(
-            self.office.add(opened, resolve_after * 0.6),
+            office.add(opened, resolve_after * 0.6),
             CaseStatusChanged(
                 case_id=life.case_id,
                 case_type=life.case_type,
@@ -591,7 +598,7 @@ class TrafficGenerator:
             ),
         )
         closed = life.close(
-            self.office.add(planned, resolve_after * 0.4),
+            office.add(planned, resolve_after * 0.4),
             CaseOutcome.RESOLVED,
             None,
             posted,
@@ -605,7 +612,7 @@ class TrafficGenerator:
                 ),
             )
             life.close(
-                self.office.add(reopened, _lognormal(rng, 16 * 3600, 0.5)),
+                office.add(reopened, _lognormal(rng, 16 * 3600, 0.5)),
                 CaseOutcome.RESOLVED,
                 None,
                 posted,
@@ -616,11 +623,12 @@ class TrafficGenerator:
                   posted: dict[str, Any] | None, reply_channel: Channel) -> None:  # fmt: skip
         """A complaint (Awb chapter 9) or an application (Awb 4:13-4:15) up to its decision."""
         rng = self.rng
+        office = self.offices[life.code]
         days = _lognormal(rng, case_type.close_median, case_type.close_sigma)
         if rng.random() < case_type.suspend_probability:
             # Awb 4:15 lid 1 sub a: the term stops while the applicant supplies what is missing.
             suspended = life.emit(
-                self.office.add_working_days(opened, rng.uniform(1, min(8, days * 0.5 + 1))),
+                office.add_working_days(opened, rng.uniform(1, min(8, days * 0.5 + 1))),
                 CaseSuspended(
                     case_id=life.case_id,
                     case_type=life.case_type,
@@ -630,14 +638,14 @@ class TrafficGenerator:
             )
             pause = _lognormal(rng, 6, 0.6)
             life.emit(
-                self.office.next_open(suspended + timedelta(days=pause)),
+                office.next_open(suspended + timedelta(days=pause)),
                 CaseResumed(case_id=life.case_id, case_type=life.case_type),
             )
             days += pause
         if case_type.extension_weeks and rng.random() < case_type.extend_probability:
             # Extended before the original term ends (Awb 4:14 lid 3, Awb 9:11 lid 2).
             life.emit(
-                self.office.next_open(opened + timedelta(days=days * rng.uniform(0.5, 0.8))),
+                office.next_open(opened + timedelta(days=days * rng.uniform(0.5, 0.8))),
                 CaseExtended(
                     case_id=life.case_id,
                     case_type=life.case_type,
@@ -646,7 +654,7 @@ class TrafficGenerator:
                 ),
             )
             days += rng.uniform(0.3, 0.9) * case_type.extension_weeks * 7
-        decided = self.office.next_open(opened + timedelta(days=days))
+        decided = office.next_open(opened + timedelta(days=days))
         if case_type.kind == "complaint":
             verdict = rng.choices(list(ComplaintVerdict), [0.2, 0.2, 0.35, 0.05, 0.2])[0]
             outcome = CaseOutcome.RESOLVED

@@ -1,91 +1,70 @@
 """When the municipality's staff work: the simulator places answers, decisions and callbacks in
 office hours, the way a real back office produces them.
 
-This is deliberately not the norms service's business calendar: the simulator plays the channel
-systems and must not share code with what it is testing. It only needs "the next moment someone
-is at work" and "N office hours later".
+The days and hours are the municipality's business calendar (`services/common/calendar.py`, the
+files in deploy/config/calendars/ that norms, metrics and feedback read): its opening hours on
+its working days, without its public holidays and closing days. The simulator only needs "the
+next moment someone is at work" and "N office hours later" from it. What the simulator's traffic
+should lead to is still worked out independently of services/ (tests/e2e/expected.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
-from functools import lru_cache
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import holidays
+from services.common.calendar import US, BusinessCalendar, Measure, from_us, to_us
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
-
-
-@lru_cache(maxsize=64)
-def _dutch_holidays(year: int) -> frozenset[date]:
-    # Liberation Day (5 May) is a day off for municipal staff only every five years; the
-    # simulator treats it as a working day, like most municipalities' own planning does.
-    return frozenset(d for d, name in holidays.NL(years=year).items() if "Liberation" not in name)
-
-
-def is_public_holiday(day: date) -> bool:
-    return day in _dutch_holidays(day.year)
-
-
-def is_working_day(day: date) -> bool:
-    return day.weekday() < 5 and not is_public_holiday(day)
+# The calendar's own bound (BusinessCalendar.advance): a calendar without office hours is refused
+# rather than searched for ever.
+_SEARCH_DAYS = 40_000
 
 
 @dataclass(frozen=True, slots=True)
 class OfficeHours:
-    """Back-office working hours on working days (default 08:30–17:00)."""
+    """Back-office working time: the calendar's opening hours on its working days (by default
+    the Dutch municipal calendar, 08:30–17:00 on weekdays, Europe/Amsterdam)."""
 
-    opens: time = time(8, 30)
-    closes: time = time(17, 0)
-    zone: ZoneInfo = field(default=AMSTERDAM)
+    calendar: BusinessCalendar = field(default_factory=BusinessCalendar)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return self.calendar.zone
 
     @property
     def seconds_per_day(self) -> float:
-        return (
-            datetime.combine(date.min, self.closes) - datetime.combine(date.min, self.opens)
-        ).total_seconds()
-
-    def _window(self, day: date) -> tuple[datetime, datetime]:
-        return (
-            datetime.combine(day, self.opens, self.zone),
-            datetime.combine(day, self.closes, self.zone),
+        """Office time of an average working day (what "a working day of work" takes)."""
+        days = [self.calendar.opening_hours[d] for d in sorted(self.calendar.working_weekdays)]
+        seconds = sum(
+            (datetime.combine(date.min, closes) - datetime.combine(date.min, opens)).total_seconds()
+            for ranges in days
+            for opens, closes in ranges
         )
+        return seconds / len(days)
 
     def next_open(self, moment: datetime) -> datetime:
         """`moment` itself when the office is open then, else the next opening."""
-        local = moment.astimezone(self.zone)
-        day = local.date()
-        while True:
-            if is_working_day(day):
-                start, end = self._window(day)
-                if local < end:
-                    return max(local, start)
+        instant = to_us(moment)
+        day = self.calendar.local_date(instant)
+        for _ in range(_SEARCH_DAYS):
+            for opens, closes, _, _ in self.calendar.intervals(Measure.OFFICE_HOURS, day):
+                if instant < closes:
+                    return from_us(max(instant, opens), self.zone)
             day += timedelta(days=1)
-            local = datetime.combine(day, time(0), self.zone)
+        raise ValueError("the calendar has no office hours")
 
     def add(self, moment: datetime, office_seconds: float) -> datetime:
         """The instant `office_seconds` of office time after `moment`."""
-        current = self.next_open(moment)
-        remaining = max(0.0, office_seconds)
-        while True:
-            _, end = self._window(current.date())
-            available = (end - current).total_seconds()
-            if remaining <= available:
-                return current + timedelta(seconds=remaining)
-            remaining -= available
-            current = self.next_open(end + timedelta(seconds=1))
+        start = to_us(self.next_open(moment))
+        amount = round(max(0.0, office_seconds) * US)
+        return from_us(self.calendar.advance(Measure.OFFICE_HOURS, start, amount), self.zone)
 
     def add_working_days(self, moment: datetime, days: float) -> datetime:
         return self.add(moment, days * self.seconds_per_day)
 
     def office_seconds_between(self, start: datetime, end: datetime) -> float:
         """Office time elapsed from `start` to `end` (0 when end is not after start)."""
-        total = 0.0
-        current = self.next_open(start)
-        while current < end:
-            _, close = self._window(current.date())
-            total += (min(close, end) - current).total_seconds()
-            current = self.next_open(close + timedelta(seconds=1))
-        return total
+        elapsed = self.calendar.business_between(Measure.OFFICE_HOURS, to_us(start), to_us(end))
+        return elapsed / US

@@ -6,12 +6,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-import holidays
 import structlog
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
@@ -36,12 +35,6 @@ from services.feedback.settings import FeedbackSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 log = structlog.get_logger("feedback")
-
-_NL_HOLIDAYS = holidays.country_holidays("NL")
-
-
-def is_public_holiday(day: date) -> bool:
-    return day in _NL_HOLIDAYS
 
 
 class Feedback:
@@ -86,7 +79,6 @@ class Feedback:
             consumer=self.consumer,
             pool_ref=lambda: self.pool,
             book=self.book,
-            is_holiday=is_public_holiday,
             event_clock=settings.clock == "event",
             wake=self._wake_dispatcher,
             group=settings.consumer_group,

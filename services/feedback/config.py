@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from schemas.common import Channel, Code, MunicipalityCode
 from schemas.events import CaseOutcome, DeliveryChannel
+from services.common.calendar import BusinessCalendar, load_calendars
 from services.common.config import ConfigError, Municipality, load_municipalities, load_yaml_model
 from services.feedback.domain.policy import SendingHours, SurveyPolicy
 
@@ -117,12 +118,14 @@ class SurveyPolicyFile(_Strict):
 
 
 class PolicyBook:
-    """Every municipality's survey policy, resolved per case type (and for contacts)."""
+    """Every municipality's survey policy, resolved per case type (and for contacts), with the
+    municipality's business calendar (its closing days are no sending days)."""
 
     def __init__(
         self,
         municipalities: dict[str, Municipality],
         files: dict[str, SurveyPolicyFile],
+        calendars: dict[str, BusinessCalendar],
         *,
         delay_override: timedelta | None = None,
         always_send: bool = False,
@@ -130,6 +133,7 @@ class PolicyBook:
     ) -> None:
         self.municipalities = municipalities
         self._files = files
+        self._calendars = calendars
         self._delay_override = delay_override
         self._always_send = always_send
         self._link_valid_override = link_valid_override
@@ -196,6 +200,7 @@ class PolicyBook:
             surveyed_contact_channels=frozenset(file.contacts.channels),
             link_valid_for=self._link_valid_override or timedelta(days=file.link_valid_days),
             low_score=file.low_score,
+            calendar=self._calendars[municipality],
         )
         return policy, file
 
@@ -207,7 +212,8 @@ def load_policy_book(
     always_send: bool = False,
     link_valid_override: timedelta | None = None,
 ) -> PolicyBook:
-    municipalities = load_municipalities(config_dir).by_code()
+    served = load_municipalities(config_dir)
+    municipalities = served.by_code()
     files: dict[str, SurveyPolicyFile] = {}
     for municipality in municipalities.values():
         name = municipality.survey_policy
@@ -216,6 +222,8 @@ def load_policy_book(
     return PolicyBook(
         municipalities,
         files,
+        # The calendar files norms and metrics read, through the same loader.
+        load_calendars(config_dir, served),
         delay_override=delay_override,
         always_send=always_send,
         link_valid_override=link_valid_override,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
@@ -101,7 +100,6 @@ async def apply_intake_event(
     conn: asyncpg.Connection,
     envelope: Envelope[Any],
     book: PolicyBook,
-    is_holiday: Callable[[date], bool],
 ) -> None:
     """Apply one intake event exactly once (the dedupe mark commits with the effect)."""
     data = envelope.data
@@ -126,14 +124,14 @@ async def apply_intake_event(
     elif isinstance(data, CaseClosed):
         if not await db.first_time_seen(conn, envelope.dedupe_key):
             return
-        await _case_closed(conn, envelope, data, book, is_holiday)
+        await _case_closed(conn, envelope, data, book)
     elif isinstance(data, ContactCompleted):
         # A contact about a case is surveyed with the case; callbacks are not contacts asked for.
         if data.case_id is not None or data.direction is not Direction.INBOUND:
             return
         if not await db.first_time_seen(conn, envelope.dedupe_key):
             return
-        await _contact_completed(conn, envelope, data, book, is_holiday)
+        await _contact_completed(conn, envelope, data, book)
 
 
 async def _case_closed(
@@ -141,7 +139,6 @@ async def _case_closed(
     envelope: Envelope[Any],
     data: CaseClosed,
     book: PolicyBook,
-    is_holiday: Callable[[date], bool],
 ) -> None:
     policy = book.for_case(envelope.municipality, data.case_type)
     if policy is None:
@@ -173,7 +170,6 @@ async def _case_closed(
         conn,
         envelope,
         policy,
-        is_holiday,
         subject_kind=CASE,
         subject_id=data.case_id,
         case_type=data.case_type,
@@ -188,7 +184,6 @@ async def _contact_completed(
     envelope: Envelope[Any],
     data: ContactCompleted,
     book: PolicyBook,
-    is_holiday: Callable[[date], bool],
 ) -> None:
     policy = book.for_contact(envelope.municipality)
     if policy is None:
@@ -199,7 +194,6 @@ async def _contact_completed(
         conn,
         envelope,
         policy,
-        is_holiday,
         subject_kind=CONTACT,
         subject_id=data.contact_id,
         case_type=None,
@@ -219,7 +213,6 @@ async def _decide_and_record(
     conn: asyncpg.Connection,
     envelope: Envelope[Any],
     policy: SurveyPolicy,
-    is_holiday: Callable[[date], bool],
     *,
     subject_kind: str,
     subject_id: str,
@@ -255,7 +248,7 @@ async def _decide_and_record(
         last_surveyed_at=resident["last_surveyed_at"] if resident else None,
         subject_already_decided=existing is not None,
     )
-    decision = decide(policy, closure, history, is_holiday)
+    decision = decide(policy, closure, history)
     row: dict[str, Any] = {
         "survey_id": existing["survey_id"]
         if existing

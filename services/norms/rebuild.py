@@ -86,6 +86,11 @@ from services.norms.settings import NormsSettings
 PLAN_CHUNK = 5_000
 COPY_CHUNK = 20_000
 SEND_CHUNK = 20_000
+# Record batches as large as the broker takes (message.max.bytes, 1 MiB by default) and requests
+# carrying many of them: the producer sends one request at a time and moves on only when the
+# worker yields to the event loop, so fewer, larger requests keep the outcomes moving.
+BATCH_BYTES = 1_000_000
+REQUEST_BYTES = 32 << 20
 PROGRESS_SECONDS = 0.25
 # How long reading may go without a record before the rebuild gives up and says where.
 STALL_SECONDS = 60.0
@@ -368,7 +373,11 @@ async def _work(job: Job, pipe: Connection) -> None:
     # A record batch waits in the producer while the worker computes (it yields to the event
     # loop between chunks only): a long timeout, so that waiting is no failure.
     producer = durable_producer(
-        job.bootstrap, f"servicepuls-norms-rebuild-{job.index}", request_timeout_ms=300_000
+        job.bootstrap,
+        f"servicepuls-norms-rebuild-{job.index}",
+        request_timeout_ms=300_000,
+        max_request_size=REQUEST_BYTES,
+        max_batch_size=BATCH_BYTES,
     )
     dead_letters = DeadLetters(
         job.bootstrap,
@@ -422,6 +431,7 @@ async def _work(job: Job, pipe: Connection) -> None:
             "cpu_read": cpu_read - cpu_began,
             "cpu": time.process_time(),
             "keys_waited": summary["keys_waited"],
+            "fetch_waited": summary["fetch_waited"],
             "rows_waited": rows_waited,
             "send_waited": sender.waited,
         }
@@ -467,6 +477,7 @@ async def _read(
     seen: set[str] = set()
     pending: list[Admitted] = []
     duplicates = dead = 0
+    fetch_waited = 0.0
     unknown: set[str] = set()
 
     async def plan() -> None:
@@ -503,7 +514,9 @@ async def _read(
         last_report = last_record = time.monotonic()
         limit, history = job.limit_us, job.history_before_us
         while remaining:
+            asked = time.perf_counter()
             batch = await consumer.getmany(*remaining, timeout_ms=1000, max_records=PLAN_CHUNK)
+            fetch_waited += time.perf_counter() - asked
             bad: list[tuple[Any, Problem]] = []
             for tp, records in batch.items():
                 end = ends[tp]
@@ -569,6 +582,7 @@ async def _read(
         "unknown_municipalities": unknown,
         "keys": keys.count,
         "keys_waited": keys.waited,
+        "fetch_waited": fetch_waited,
     }
     return clocks, summary
 

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from schemas.common import Channel, ContactMedium
 from schemas.events import CaseOutcome, DeliveryChannel, SuppressionReason
+from services.common.calendar import BusinessCalendar
 
 CASE = "case"
 CONTACT = "contact"
@@ -33,8 +34,9 @@ MEDIUM_TO_DELIVERY: dict[ContactMedium, DeliveryChannel] = {
 @dataclass(frozen=True)
 class SendingHours:
     """When a survey may arrive: on these weekdays (0 = Monday), between `start` and `end` local
-    time, and (when `skip_public_holidays`) not on a Dutch public holiday. No surveys at night or
-    on Sundays by default."""
+    time, and (when `skip_public_holidays`) not on a day the municipality's business calendar
+    closes (a public holiday or a local closing day). No surveys at night or on Sundays by
+    default."""
 
     weekdays: frozenset[int] = frozenset({0, 1, 2, 3, 4, 5})
     start: time = time(9, 0)
@@ -81,6 +83,9 @@ class SurveyPolicy:
     surveyed_contact_channels: frozenset[Channel] = frozenset({Channel.COUNTER, Channel.PHONE})
     link_valid_for: timedelta = timedelta(days=14)
     low_score: int = 5
+    # The municipality's business calendar (deploy/config/calendars/): the days it closes are no
+    # sending days. The default is the Dutch public holidays that close a municipal office.
+    calendar: BusinessCalendar = field(default_factory=BusinessCalendar)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.sampling_rate <= 1.0:
@@ -175,12 +180,7 @@ def next_sending_instant(
     raise ValueError("no sending day within 400 days: check the sending hours")
 
 
-def decide(
-    policy: SurveyPolicy,
-    closure: Closure,
-    history: ResidentHistory,
-    is_holiday: Callable[[date], bool] = lambda _: False,
-) -> Decision:
+def decide(policy: SurveyPolicy, closure: Closure, history: ResidentHistory) -> Decision:
     """Schedule a survey for this closure, or say why not.
 
     Checks run from the most to the least fundamental, so a suppressed closure names the reason
@@ -228,7 +228,10 @@ def decide(
     if sample_point(closure.subject_kind, closure.subject_id) >= policy.sampling_rate:
         return Suppress(SuppressionReason.SAMPLED_OUT)
     send_at = next_sending_instant(
-        closure.closed_at + policy.delay, policy.sending_hours, policy.zone, is_holiday
+        closure.closed_at + policy.delay,
+        policy.sending_hours,
+        policy.zone,
+        policy.calendar.is_holiday,
     )
     return Schedule(send_at=send_at, delivery_channel=channel)
 

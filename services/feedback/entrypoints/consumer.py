@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import asyncpg
@@ -43,7 +43,6 @@ def register_handlers(
     consumer: BatchConsumer,
     pool_ref: Callable[[], asyncpg.Pool],
     book: PolicyBook,
-    is_holiday: Callable[[date], bool],
     event_clock: bool,
     wake: Callable[[], None],
     group: str = GROUP,
@@ -68,7 +67,6 @@ def register_handlers(
             pool_ref(),
             records_of(message),
             book,
-            is_holiday,
             event_clock,
             clock_max_ahead=clock_max_ahead,
         )
@@ -80,7 +78,6 @@ async def apply_records(
     pool: asyncpg.Pool,
     records: tuple[ConsumerRecord[Any, Any], ...],
     book: PolicyBook,
-    is_holiday: Callable[[date], bool],
     event_clock: bool,
     *,
     clock_max_ahead: timedelta = DEFAULT_MAX_AHEAD,
@@ -92,7 +89,7 @@ async def apply_records(
             for attempt in range(_CONFLICT_TRIES):
                 try:
                     async with pool.acquire() as conn, conn.transaction():
-                        await svc.apply_intake_event(conn, envelope, book, is_holiday)
+                        await svc.apply_intake_event(conn, envelope, book)
                     break
                 except (asyncpg.SerializationError, asyncpg.DeadlockDetectedError):
                     if attempt == _CONFLICT_TRIES - 1:

@@ -150,18 +150,24 @@ class Decision(NamedTuple):
         """Identity of the decision within its clock: each is taken at most once. Decisions of
         cycle 1 keep their plain keys ("started", "warning:50%", "final"); later cycles' keys
         are prefixed with the cycle ("2:started"). The outcome event's id is derived from it."""
-        if self.kind is DecisionKind.WARNING:
-            key = f"warning:{self.threshold}"
-        elif self.kind is DecisionKind.DATA_QUALITY:
-            # One per input event at fault; a digest, as a dedupe key may hold any character
-            # (`taken` is stored joined by "|").
-            digest = hashlib.blake2b(f"{self.reason}\x1f{self.cause}".encode(), digest_size=8)
-            key = f"data_quality:{digest.hexdigest()}"
-        elif self.kind in FINAL_KINDS:
-            key = "final"
-        else:
-            key = self.kind.value
+        kind = self.kind
+        key = _PLAIN_KEYS.get(kind)
+        if key is None:
+            if kind is DecisionKind.WARNING:
+                key = f"warning:{self.threshold}"
+            else:  # DATA_QUALITY: one per input event at fault; a digest, as a dedupe key may
+                # hold any character (`taken` is stored joined by "|").
+                digest = hashlib.blake2b(f"{self.reason}\x1f{self.cause}".encode(), digest_size=8)
+                key = f"data_quality:{digest.hexdigest()}"
         return key if self.cycle == 1 else f"{self.cycle}:{key}"
+
+
+# Decision keys that depend on the kind alone (`Decision.key`).
+_PLAIN_KEYS = {
+    kind: "final" if kind in FINAL_KINDS else kind.value
+    for kind in DecisionKind
+    if kind not in (DecisionKind.WARNING, DecisionKind.DATA_QUALITY)
+}
 
 
 @dataclass(slots=True)

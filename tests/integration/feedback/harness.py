@@ -92,8 +92,10 @@ def survey_link(message: EmailMessage) -> str:
 
 
 def write_config(folder: Path, policies: dict[str, str], assignment: dict[str, str]) -> Path:
-    """A config dir: the real municipalities with their survey policy replaced per test."""
+    """A config dir: the real municipalities (and their calendar) with their survey policy
+    replaced per test."""
     (folder / "surveys").mkdir(parents=True, exist_ok=True)
+    shutil.copytree(REPO_ROOT / "deploy/config/calendars", folder / "calendars", dirs_exist_ok=True)
     lines = ["municipalities:"]
     names = {
         "GM0373": "Bergen (NH)",
@@ -105,6 +107,7 @@ def write_config(folder: Path, policies: dict[str, str], assignment: dict[str, s
         lines += [
             f"  - code: {code}",
             f"    name: {name}",
+            "    calendar: buch",
             f"    survey_policy: {assignment.get(code, 'default')}",
         ]
     (folder / "municipalities.yaml").write_text("\n".join(lines) + "\n")

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from simulator.clock import SimulatedClock
-from simulator.office_hours import AMSTERDAM, OfficeHours, is_working_day
+from simulator.office_hours import AMSTERDAM, OfficeHours
 
 
 def at(day: int, hour: int, minute: int = 0, month: int = 3) -> datetime:
@@ -15,9 +15,11 @@ def test_next_open_skips_evenings_weekends_and_holidays() -> None:
     assert office.next_open(at(3, 10)) == at(3, 10)  # Monday morning: open
     assert office.next_open(at(3, 18)) == at(4, 8, 30)
     assert office.next_open(at(7, 17, 30)) == at(10, 8, 30)  # Friday evening -> Monday
-    # Easter Monday 21 April 2025 is a public holiday.
-    assert office.next_open(at(18, 9, month=4)) == at(22, 8, 30, month=4)  # Good Friday too
-    assert not is_working_day(at(21, 9, month=4).date())
+    # Easter Monday 21 April 2025 is a public holiday; Good Friday is none (the calendar's
+    # `closed_on_good_friday` is false by default).
+    assert office.next_open(at(18, 9, month=4)) == at(18, 9, month=4)
+    assert office.next_open(at(18, 18, month=4)) == at(22, 8, 30, month=4)
+    assert not office.calendar.is_working_day(at(21, 9, month=4).date())
 
 
 def test_adding_office_time_carries_over_to_the_next_working_day() -> None:
