@@ -100,85 +100,124 @@ def outcome_record(
     `explanation`: the `,"explanation":{…}` member (`explanation_json`), or nothing.
 
     The JSON is what the `NormOutcome` models serialize to (fields in model order, `None`
-    left out), written directly from per-norm templates: this runs for every decision."""
-    calendar = catalog.calendar
-    kind = decision.kind
-    template = _template(catalog, norm)
-    iso = calendar.isoformat
-    dumps = orjson.dumps
-    parts = [b'{"clock_id":', dumps(cid), template.norm, dumps(subject_id)]
-    if context:
-        for name, prefix in _CONTEXT_FIELDS:
-            value = context.get(name)
-            if value is not None:
-                parts.append(prefix)
-                parts.append(dumps(value))
-    target = template.targets.get(decision.target)
-    if target is None:
-        target = template.targets[decision.target] = template.target_json(decision.target)
-    # ISO 8601 instants and floats need no escaping.
-    parts += (
-        target,
-        iso(decision.started_at).encode(),
-        b'","due_at":"',
-        iso(decision.due_at).encode(),
-        b'","elapsed_business_seconds":',
-        dumps(decision.elapsed / US),
-        b',"paused_seconds":',
-        dumps(decision.paused / US),
+    left out), written directly from per-norm templates: this runs for every decision. A
+    clock taking several decisions frames them with one `ClockFrame`."""
+    return ClockFrame(catalog, norm, cid, subject_id, context).outcome(
+        decision, decision.key, event_time, explanation
     )
-    if kind is DecisionKind.WARNING:
-        parts.append(b',"threshold":')
-        parts.append(dumps(decision.threshold))
-    elif kind is DecisionKind.MET or kind is DecisionKind.MISSED:
-        parts.append(b',"stopped_at":"')
-        parts.append(iso(decision.stopped_at or decision.at).encode())
-        parts.append(b'"')
-    elif kind is DecisionKind.CANCELLED:
-        parts.append(b',"reason":')
-        parts.append(dumps(decision.reason or "cancelled"))
-    cause_source = ""
-    if kind is DecisionKind.DATA_QUALITY:
-        cause_source, _, cause_id = decision.cause.partition("\x1f")  # Envelope.dedupe_key
-        parts += (
-            b',"problem":',
-            dumps(decision.reason),
-            b',"cause_source":',
-            dumps(cause_source),
-            b',"cause_id":',
-            dumps(cause_id),
-            b',"cause_time":"',
-            iso(decision.cause_at if decision.cause_at is not None else decision.at).encode(),
-            b'"',
-        )
-    if explanation:
-        parts.append(explanation)
-    parts.append(b"}")
-    at = decision.at if event_time is None else event_time
-    event_id = outcome_id(cid, norm.version, decision.key)
-    municipality = catalog.municipality
-    key = subject_id.encode()
-    return Outcome(
-        municipality,
-        norm.id,
-        kind,
-        at,
-        decision.started_at,
-        key,
-        b"".join(parts),
-        tuple(
-            binary_headers(
-                id=event_id.encode(),
-                source=_SOURCE_BYTES,
-                type=_TYPE_BYTES[kind],
-                time=iso(at).encode(),
-                subject=key,
-                municipality=municipality.encode(),
+
+
+class ClockFrame:
+    """What the outcome events of one clock share, made once per clock: the JSON from
+    `{"clock_id"` to the context, the id's hash state after the clock and the norm's version,
+    and the headers every event of the clock carries."""
+
+    __slots__ = ("calendar", "head", "id_hash", "key", "municipality", "norm_id", "template")
+
+    def __init__(
+        self,
+        catalog: NormCatalog,
+        norm: Norm,
+        cid: str,
+        subject_id: str,
+        context: dict[str, str],
+    ) -> None:
+        dumps = orjson.dumps
+        parts = [b'{"clock_id":', dumps(cid), _template(catalog, norm).norm, dumps(subject_id)]
+        if context:
+            for name, prefix in _CONTEXT_FIELDS:
+                value = context.get(name)
+                if value is not None:
+                    parts.append(prefix)
+                    parts.append(dumps(value))
+        self.calendar = catalog.calendar
+        self.template = _template(catalog, norm)
+        self.head = b"".join(parts)
+        self.id_hash = _OUTCOME_ID_PREFIX.copy()  # see outcome_id
+        self.id_hash.update(f"{cid}\x1f{norm.version}\x1f".encode())
+        self.norm_id = norm.id
+        self.municipality = catalog.municipality
+        self.key = subject_id.encode()
+
+    def outcome(
+        self,
+        decision: Decision,
+        decision_key: str,
+        event_time: int | None = None,
+        explanation: bytes = b"",
+    ) -> Outcome:
+        """`decision_key`: `decision.key` (the caller has it already)."""
+        iso = self.calendar.isoformat
+        dumps = orjson.dumps
+        kind = decision.kind
+        template = self.template
+        target = template.targets.get(decision.target)
+        if target is None:
+            target = template.targets[decision.target] = template.target_json(decision.target)
+        # ISO 8601 instants and floats need no escaping.
+        parts = [
+            self.head,
+            target,
+            iso(decision.started_at).encode(),
+            b'","due_at":"',
+            iso(decision.due_at).encode(),
+            b'","elapsed_business_seconds":',
+            dumps(decision.elapsed / US),
+            b',"paused_seconds":',
+            dumps(decision.paused / US),
+        ]
+        if kind is DecisionKind.WARNING:
+            parts.append(b',"threshold":')
+            parts.append(dumps(decision.threshold))
+        elif kind is DecisionKind.MET or kind is DecisionKind.MISSED:
+            parts.append(b',"stopped_at":"')
+            parts.append(iso(decision.stopped_at or decision.at).encode())
+            parts.append(b'"')
+        elif kind is DecisionKind.CANCELLED:
+            parts.append(b',"reason":')
+            parts.append(dumps(decision.reason or "cancelled"))
+        cause_source = ""
+        if kind is DecisionKind.DATA_QUALITY:
+            cause_source, _, cause_id = decision.cause.partition("\x1f")  # Envelope.dedupe_key
+            parts += (
+                b',"problem":',
+                dumps(decision.reason),
+                b',"cause_source":',
+                dumps(cause_source),
+                b',"cause_id":',
+                dumps(cause_id),
+                b',"cause_time":"',
+                iso(decision.cause_at if decision.cause_at is not None else decision.at).encode(),
+                b'"',
             )
-        ),
-        decision.reason,
-        cause_source,
-    )
+        if explanation:
+            parts.append(explanation)
+        parts.append(b"}")
+        at = decision.at if event_time is None else event_time
+        sha = self.id_hash.copy()
+        sha.update(decision_key.encode())
+        municipality, key = self.municipality, self.key
+        return Outcome(
+            municipality,
+            self.norm_id,
+            kind,
+            at,
+            decision.started_at,
+            key,
+            b"".join(parts),
+            tuple(
+                binary_headers(
+                    id=_uuid5_text(sha.digest()).encode(),
+                    source=_SOURCE_BYTES,
+                    type=_TYPE_BYTES[kind],
+                    time=iso(at).encode(),
+                    subject=key,
+                    municipality=municipality.encode(),
+                )
+            ),
+            decision.reason,
+            cause_source,
+        )
 
 
 _CONTEXT_FIELDS = tuple(
@@ -231,7 +270,12 @@ def outcome_id(cid: str, version: str, decision_key: str) -> str:
     A unit test holds the two equal."""
     sha = _OUTCOME_ID_PREFIX.copy()  # namespace and source hashed once
     sha.update(f"{cid}\x1f{version}\x1f{decision_key}".encode())
-    digest = bytearray(sha.digest()[:16])
+    return _uuid5_text(sha.digest())
+
+
+def _uuid5_text(sha1_digest: bytes) -> str:
+    """The text of the version-5 UUID made from a SHA-1 digest (RFC 4122)."""
+    digest = bytearray(sha1_digest[:16])
     digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
     digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
     h = digest.hex()

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from schemas.envelope import Envelope
 from services.common.calendar import to_us
@@ -31,7 +31,7 @@ from services.norms.domain.clock import (
     judge_instant,
     timeline,
 )
-from services.norms.domain.outcomes import Outcome, explanation_json, outcome_record
+from services.norms.domain.outcomes import ClockFrame, Outcome, explanation_json, outcome_record
 
 # How many clock timelines each catalog remembers (emptied when full).
 TIMELINE_MEMO_SIZE = 50_000
@@ -216,16 +216,14 @@ def advance_clock(
     update = ClockUpdate(
         events=events, taken=taken, next_decision_at=upcoming, norm_version=norm.version
     )
+    frame = ClockFrame(catalog, norm, clock.clock_id, clock.subject_id, context) if ready else None
     for decision in ready:
-        taken.add(decision.key)
+        key = decision.key
+        taken.add(key)
         why = b""
         if decision.kind in _EXPLAINED:
             why = explanation_json(catalog, norm, clock.transitions, decision)
-        events.append(
-            outcome_record(
-                catalog, norm, clock.clock_id, clock.subject_id, context, decision, None, why
-            )
-        )
+        events.append(cast(ClockFrame, frame).outcome(decision, key, None, why))
         update.started_at = decision.started_at
         update.due_at = decision.due_at
         if decision.kind in (DecisionKind.MET, DecisionKind.MISSED, DecisionKind.CANCELLED):
