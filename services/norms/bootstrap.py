@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -55,33 +56,24 @@ from services.norms.service import NormsService
 from services.norms.settings import NormsSettings
 
 
+@dataclass
 class _Lifecycle:
     """What is made at start and closed at stop: the pool, the service on it, the producer of
     the relay and the background jobs."""
 
-    def __init__(
-        self,
-        settings: NormsSettings,
-        infra: InfraSettings,
-        catalogs: dict[str, NormCatalog],
-        metrics: NormsMetrics,
-        registry: CollectorRegistry,
-        dead_letters: DeadLetters,
-        log: Any,
-    ) -> None:
-        self.settings = settings
-        self.infra = infra
-        self.catalogs = catalogs
-        self.metrics = metrics
-        self.registry = registry
-        self.dead_letters = dead_letters
-        self.log = log
-        self.pool: asyncpg.Pool | None = None
-        self.service: NormsService | None = None
-        self.producer: RenewingProducer | None = None
-        self.tasks: list[asyncio.Task[None]] = []
-        self.forget_collections: Any = None  # stops timing the cycle collector's runs
-        self.consumer: IntakeConsumer | None = None
+    settings: NormsSettings
+    infra: InfraSettings
+    catalogs: dict[str, NormCatalog]
+    metrics: NormsMetrics
+    registry: CollectorRegistry
+    dead_letters: DeadLetters
+    log: Any
+    pool: asyncpg.Pool | None = None
+    service: NormsService | None = None
+    producer: RenewingProducer | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    forget_collections: Any = None  # stops timing the cycle collector's runs
+    consumer: IntakeConsumer | None = None
 
     def service_of(self) -> NormsService:
         assert self.service is not None, "the norms service has not started"
