@@ -106,7 +106,11 @@ class Platform:
             "SERVICEPULS_NORMS_DB_SCHEMA": f"norms_{self.uid}",
             "SERVICEPULS_FEEDBACK_CLOCK": "event",
             "SERVICEPULS_FEEDBACK_INTAKE_TOPIC": self.intake_topic,
-            "SERVICEPULS_FEEDBACK_DELAY_SECONDS": "0",
+            # The policy's default delay (4 h of event time, 10-16 s of wall time here): the
+            # window in which an earlier closure of a resident, read after a later one (another
+            # partition, a restart's backlog), still takes the survey (docs/feedback.md). With
+            # 0 the survey would go out before the earlier closure is read.
+            "SERVICEPULS_FEEDBACK_DELAY_SECONDS": "14400",
             "SERVICEPULS_FEEDBACK_SENDING_HOURS": "always",
             "SERVICEPULS_FEEDBACK_CONSUMER_GROUP": f"feedback-{self.uid}",
             "SERVICEPULS_FEEDBACK_DB_SCHEMA": f"feedback_{self.uid}",
@@ -319,6 +323,8 @@ class RunResult:
     dead_letters: Counter[str] = field(default_factory=Counter)  # service -> count
     poison_sent: int = 0
     simulator_summary: dict[str, Any] = field(default_factory=dict)
+    # Unsent surveys that gave way to an earlier closure of the resident read after them.
+    surveys_replaced: int = 0
 
 
 async def run_once(
@@ -470,6 +476,7 @@ async def _collect(
         result.effects[("mail", mail.to, mail.subject)] += 1
     async with httpx.AsyncClient(timeout=10) as client:
         result.metrics = await _metric_totals(client, platform)
+    result.surveys_replaced = await _surveys_replaced(platform)
     for record in await read_records(DEADLETTER_TOPIC):
         if _header(record, "dl_topic") == platform.intake_topic:
             result.dead_letters[_header(record, "dl_service") or "?"] += 1
@@ -497,6 +504,28 @@ def _mail_files(survey_url: str) -> list[Path]:
 
 
 _LINKS: dict[str, tuple[str, ...]] = {}
+
+
+async def _surveys_replaced(platform: Platform) -> int:
+    """Surveys that gave way to an earlier closure of the resident, in every feedback process of
+    the run (replicas and restarts included; its metric counts per process): a throttled
+    survey whose survey.suppressed was written to the outbox by another transaction than the
+    one that applied its own closing event (`now()`, the transaction's start, differs)."""
+    schema = f"feedback_{platform.uid}"
+    conn = await asyncpg.connect(platform.database_url)
+    try:
+        return int(
+            await conn.fetchval(
+                f'SELECT count(*) FROM "{schema}".surveys s'
+                f' JOIN "{schema}".processed_events p ON p.dedupe_key = s.decided_by'
+                f" JOIN \"{schema}\".outbox o ON o.event->>'type' LIKE '%.survey.suppressed.v1'"
+                "  AND o.event->'data'->>'survey_id' = s.survey_id::text"
+                " WHERE s.status = 'suppressed' AND s.suppression = 'throttled'"
+                " AND o.created_at <> p.processed_at"
+            )
+        )
+    finally:
+        await conn.close()
 
 
 async def _metric_totals(client: httpx.AsyncClient, platform: Platform) -> dict[Effect, float]:
@@ -603,11 +632,13 @@ def compare(baseline: RunResult, faulted: RunResult) -> Comparison:
     duplicated_examples: list[Effect] = []
     reordered_examples: list[Effect] = []
     keys = baseline.effects.keys() | faulted.effects.keys()
-    # A resident with several closures in the survey interval is asked about the first one
-    # feedback reads, and read order across partitions differs from run to run (a restart
-    # re-reads a backlog). Such a resident is asked once in both runs, about another closure:
-    # the survey events of both closures differ, the mail does not. Counted apart (column
-    # "other closure"), not as lost and duplicated; see docs/reliability.md.
+    # A resident with several closures in the survey interval is asked about the earliest (by
+    # event time), also when read order across partitions differs from run to run (a restart
+    # re-reads a backlog): an earlier closure read later takes over the later one's unsent
+    # survey. Only one read later than that survey's send time (the delay) cannot: the
+    # resident is then asked once in both runs, about another closure; the survey events of
+    # both closures differ, the mail does not. Counted apart (column "other closure"), not as
+    # lost and duplicated; expected 0 (see docs/reliability.md).
     lost_by: dict[str, int] = Counter()
     extra_by: dict[str, int] = Counter()
     for key in keys:
@@ -689,6 +720,8 @@ def notes(comparison: Comparison, baseline: RunResult, faulted: RunResult) -> st
             f"- simulator retries: fault-free {baseline.simulator_summary.get('retries')}, "
             f"faulted {faulted.simulator_summary.get('retries')}; survey page retries "
             f"{(faulted.simulator_summary.get('answers') or {}).get('retried')}",
+            f"- surveys that gave way to an earlier closure of the resident read after them: "
+            f"fault-free {baseline.surveys_replaced}, faulted {faulted.surveys_replaced}",
             *(f"- lost: {k}" for k in comparison.lost_examples),
             *(f"- duplicated: {k}" for k in comparison.duplicated_examples),
             *(f"- other closure (read order): {k}" for k in comparison.reordered_examples),

@@ -169,6 +169,9 @@ async def soak(
     print(f"generating the simulator's traffic for {rate:g} ev/s × {seconds:.0f} s …", flush=True)
     stream = traffic(rate, seconds, seed)
     platform = Platform("soak", f"soak{seed}", extra_scheduler=False)
+    # Surveys go out as soon as they are decided, as in the soak runs measured so far (the fault
+    # table waits the policy's delay, the window of its survey choice by event time).
+    platform.env["SERVICEPULS_FEEDBACK_DELAY_SECONDS"] = "0"
     result = SoakResult(rate=rate, seconds=seconds)
     if norms_memo_size is not None:
         platform.before_start = cap_norms_memos(norms_memo_size)

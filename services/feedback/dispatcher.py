@@ -92,6 +92,10 @@ class Dispatcher:
             now = await self.clock.now(conn)
             lease = datetime.now(UTC) + timedelta(seconds=s.sending_lease_seconds)
             claimed = await db.claim_due(conn, now, lease, s.dispatch_batch)
+            # Taken to be sent for the first time: no earlier closure can replace it any more,
+            # so its survey.scheduled is published now (service.scheduled_event).
+            final = [svc.scheduled_event(r) for r in claimed if r["attempts"] == 1]
+            await db.enqueue(conn, [e for e in final if e is not None])
         if claimed:
             # Sends in flight are awaited even when a stop is requested (shielded below).
             await asyncio.shield(self._deliver_all(claimed, now))

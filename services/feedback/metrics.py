@@ -12,6 +12,12 @@ DECISIONS = Counter(
     "Survey decisions taken at closing",
     ["municipality", "decision", "reason"],
 )
+REPLACED = Counter(
+    "servicepuls_feedback_surveys_replaced_total",
+    "Unsent surveys of a later closure that gave way to an earlier closure of the resident"
+    " (the resident interval; each is also counted as a throttled decision)",
+    ["municipality"],
+)
 DELIVERIES = Counter(
     "servicepuls_feedback_deliveries_total",
     "Delivery attempts by channel and result (sent, retry, failed)",

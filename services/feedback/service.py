@@ -47,6 +47,7 @@ from services.feedback.domain.policy import (
     SurveyPolicy,
     decide,
 )
+from services.feedback.domain.resident_interval import SurveyedClosure, last_surveyed_after
 
 SOURCE = "/servicepuls/feedback"
 # Statuses in which staff may record an answer: a survey not sent yet (scheduled) included.
@@ -230,6 +231,24 @@ async def _decide_and_record(
     municipality = envelope.municipality
     existing = await db.survey_for_subject(conn, municipality, subject_kind, subject_id)
     resident = await db.lock_resident(conn, resident_ref) if resident_ref else None
+    surveyed: tuple[SurveyedClosure, ...] = ()
+    if resident_ref and existing is None:
+        near = await db.surveyed_near(
+            conn,
+            resident_ref,
+            envelope.time - policy.resident_interval,
+            envelope.time + policy.resident_interval,
+        )
+        surveyed = tuple(
+            SurveyedClosure(
+                survey_id=str(r["survey_id"]),
+                subject_kind=r["subject_kind"],
+                subject_id=r["subject_id"],
+                closed_at=r["closed_at"],
+                unsent=r["unsent"],
+            )
+            for r in near
+        )
     closure = Closure(
         subject_id=subject_id,
         subject_kind=subject_kind,
@@ -247,6 +266,7 @@ async def _decide_and_record(
         opted_out=bool(resident and resident["opted_out_at"]),
         last_surveyed_at=resident["last_surveyed_at"] if resident else None,
         subject_already_decided=existing is not None,
+        surveyed=surveyed,
     )
     decision = decide(policy, closure, history)
     row: dict[str, Any] = {
@@ -264,9 +284,8 @@ async def _decide_and_record(
         "decided_at": envelope.time,
         "closed_at": envelope.time,
         "low_score": policy.low_score,
+        "decided_by": envelope.dedupe_key,
     }
-    # Event ids follow from the survey and the input event: a replay repeats them exactly.
-    id_parts = ("decision", envelope.dedupe_key)
     if isinstance(decision, Schedule):
         row |= {
             "status": "scheduled",
@@ -276,15 +295,20 @@ async def _decide_and_record(
             "next_attempt_at": decision.send_at,
         }
         await db.insert_survey(conn, **row)
-        assert resident_ref is not None
-        await db.record_surveyed(conn, resident_ref, envelope.time)
-        event = survey_event(
-            row,
-            SurveyScheduled,
-            time=envelope.time,
-            id_parts=id_parts,
-            delivery_channel=decision.delivery_channel,
-            send_at=decision.send_at,
+        assert resident_ref is not None and resident is not None
+        # survey.scheduled waits until the choice is final (scheduled_event): until then an
+        # earlier closure of the resident, read later, may still take this survey's place.
+        events = []
+        if decision.replaces:
+            replaced = await db.give_way(conn, [uuid.UUID(s.survey_id) for s in decision.replaces])
+            events = [replaced_event(r) for r in replaced]
+            metrics.REPLACED.labels(municipality).inc(len(replaced))
+            for r in replaced:
+                metrics.DECISIONS.labels(r["municipality"], "suppressed", "throttled").inc()
+        await db.record_surveyed(
+            conn,
+            resident_ref,
+            last_surveyed_after(envelope.time, decision.replaces, resident["last_surveyed_at"]),
         )
         metrics.DECISIONS.labels(municipality, "scheduled", "").inc()
     else:
@@ -292,11 +316,55 @@ async def _decide_and_record(
             await db.insert_survey(
                 conn, **row, status="suppressed", suppression=decision.reason.value
             )
-        event = survey_event(
-            row, SurveySuppressed, time=envelope.time, id_parts=id_parts, reason=decision.reason
-        )
+        events = [
+            survey_event(
+                row,
+                SurveySuppressed,
+                time=envelope.time,
+                id_parts=("decision", envelope.dedupe_key),
+                reason=decision.reason,
+            )
+        ]
         metrics.DECISIONS.labels(municipality, "suppressed", decision.reason.value).inc()
-    await db.enqueue(conn, [event])
+    await db.enqueue(conn, events)
+
+
+def _decision_id_parts(survey: Any) -> tuple[str, ...]:
+    """Decision events take their ids from the survey and the closing event: a replay repeats
+    them exactly, and a decision published late has the id it would have had at once. (A row
+    decided before `decided_by` was kept has published its scheduled event already.)"""
+    return ("decision", survey["decided_by"] or "")
+
+
+def scheduled_event(survey: Any) -> Envelope[Any] | None:
+    """survey.scheduled, published once the choice is final: when the dispatcher takes the
+    survey to send it, or when staff record an answer before that. Until then an earlier closure
+    of the resident may replace it (domain/resident_interval.py), and then the topic shows only
+    what it would have shown had the earlier closure been read first. None for a row decided
+    before this was so (its scheduled event went out at the decision)."""
+    if not survey["decided_by"] or survey["delivery_channel"] == DeliveryChannel.IN_PERSON.value:
+        return None
+    return survey_event(
+        survey,
+        SurveyScheduled,
+        time=survey["decided_at"],
+        id_parts=_decision_id_parts(survey),
+        delivery_channel=DeliveryChannel(survey["delivery_channel"]),
+        send_at=survey["send_at"],
+    )
+
+
+def replaced_event(survey: Any) -> Envelope[Any]:
+    """A later closure's unsent survey gave way to an earlier closure of the resident: the
+    survey.suppressed (throttled) its own decision would have given had the earlier closure
+    been read first — same id, same time, same content."""
+    return survey_event(
+        survey,
+        SurveySuppressed,
+        time=survey["decided_at"],
+        id_parts=_decision_id_parts(survey),
+        reason=SuppressionReason.THROTTLED,
+    )
 
 
 # --- delivery outcomes ------------------------------------------------------------------------
@@ -365,7 +433,10 @@ async def record_answer(
     )
     if survey is None:
         return None
-    events = [
+    # Answered (in person) before it was sent: the choice is final now.
+    final = scheduled_event(survey) if not survey["attempts"] else None
+    events = [] if final is None else [final]
+    events += [
         survey_event(
             survey,
             SurveyResponded,

@@ -115,11 +115,10 @@ async def lock_resident(conn: asyncpg.Connection, resident_ref: str) -> asyncpg.
 
 
 async def record_surveyed(conn: asyncpg.Connection, resident_ref: str, at: datetime) -> None:
+    """The resident's latest surveyed closure time, as the caller worked it out (it can move back
+    when a later closure's unsent survey gives way to an earlier one)."""
     await conn.execute(
-        "UPDATE residents SET last_surveyed_at = greatest(last_surveyed_at, $2)"
-        " WHERE resident_ref = $1",
-        resident_ref,
-        at,
+        "UPDATE residents SET last_surveyed_at = $2 WHERE resident_ref = $1", resident_ref, at
     )
 
 
@@ -149,6 +148,56 @@ async def opt_out(
 
 
 # --- surveys ----------------------------------------------------------------------------------
+
+# A survey was chosen for the closure (whatever became of it since).
+NOT_CHOSEN = ["suppressed", "cancelled"]
+
+
+async def surveyed_near(
+    conn: asyncpg.Connection,
+    resident_ref: str,
+    closed_after: datetime,
+    closed_before: datetime,
+) -> list[dict[str, Any]]:
+    """The resident's closures with a chosen survey, closed in the open interval given; `unsent`
+    is true for each that can still give way to an earlier closure: scheduled, never handed to a
+    sender, and locked now (SKIP LOCKED: a survey that a dispatcher is claiming right now, or
+    that another transaction holds, counts as sent — it may be). The caller holds the
+    resident's lock, so no other decision about this resident runs meanwhile."""
+    rows = await conn.fetch(
+        "SELECT survey_id, subject_kind, subject_id, closed_at, status, attempts FROM surveys"
+        " WHERE resident_ref = $1 AND closed_at > $2 AND closed_at < $3"
+        " AND NOT (status = ANY($4::text[])) ORDER BY closed_at, subject_kind, subject_id",
+        resident_ref,
+        closed_after,
+        closed_before,
+        NOT_CHOSEN,
+    )
+    candidates = [r["survey_id"] for r in rows if r["status"] == "scheduled" and not r["attempts"]]
+    locked: set[uuid.UUID] = set()
+    if candidates:
+        locked = {
+            r["survey_id"]
+            for r in await conn.fetch(
+                "SELECT survey_id FROM surveys WHERE survey_id = ANY($1::uuid[])"
+                " AND status = 'scheduled' AND attempts = 0 FOR UPDATE SKIP LOCKED",
+                candidates,
+            )
+        }
+    return [{**dict(r), "unsent": r["survey_id"] in locked} for r in rows]
+
+
+async def give_way(conn: asyncpg.Connection, survey_ids: list[uuid.UUID]) -> list[asyncpg.Record]:
+    """Unsent surveys of later closures that an earlier closure of the resident replaces: they
+    become what they would have been had the earlier closure been read first (suppressed,
+    throttled, no contact details). The rows were locked by `surveyed_near`."""
+    return await conn.fetch(
+        "UPDATE surveys SET status = 'suppressed', suppression = 'throttled',"
+        " delivery_channel = NULL, sealed_contact = NULL, send_at = NULL, next_attempt_at = NULL"
+        " WHERE survey_id = ANY($1::uuid[]) AND status = 'scheduled' AND attempts = 0"
+        " RETURNING *",
+        survey_ids,
+    )
 
 
 async def survey_for_subject(
@@ -185,6 +234,7 @@ _SURVEY_COLUMNS = (
     "send_at",
     "next_attempt_at",
     "low_score",
+    "decided_by",
     "answered_at",
     "answered_via",
     "score",

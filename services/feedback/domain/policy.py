@@ -18,6 +18,11 @@ from zoneinfo import ZoneInfo
 from schemas.common import Channel, ContactMedium
 from schemas.events import CaseOutcome, DeliveryChannel, SuppressionReason
 from services.common.calendar import BusinessCalendar
+from services.feedback.domain.resident_interval import (
+    Clear,
+    SurveyedClosure,
+    resident_interval_check,
+)
 
 CASE = "case"
 CONTACT = "contact"
@@ -123,12 +128,16 @@ class ResidentHistory:
     opted_out: bool = False
     last_surveyed_at: datetime | None = None
     subject_already_decided: bool = False
+    # The resident's other closures with a chosen survey, near this one (resident_interval.py).
+    surveyed: tuple[SurveyedClosure, ...] = ()
 
 
 @dataclass(frozen=True)
 class Schedule:
     send_at: datetime
     delivery_channel: DeliveryChannel
+    # Later closures of the resident whose unsent surveys this earlier closure takes over.
+    replaces: tuple[SurveyedClosure, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -186,8 +195,9 @@ def decide(policy: SurveyPolicy, closure: Closure, history: ResidentHistory) -> 
     Checks run from the most to the least fundamental, so a suppressed closure names the reason
     that mattered first: one survey per subject; what was closed (outcome, case type, contact
     channel); who can be reached and may be asked (opt-out, consent, address); how often this
-    resident was asked lately; and last the sample, so the sampled-out count is of eligible
-    closures only.
+    resident was asked lately (the earliest closure in the interval wins, by event time:
+    resident_interval.py); and last the sample, so the sampled-out count is of eligible closures
+    only.
     """
     if history.subject_already_decided:
         return Suppress(SuppressionReason.ALREADY_SURVEYED)
@@ -220,10 +230,15 @@ def decide(policy: SurveyPolicy, closure: Closure, history: ResidentHistory) -> 
     )
     if channel is None:
         return Suppress(SuppressionReason.NO_ADDRESS)
-    if (
-        history.last_surveyed_at is not None
-        and abs(closure.closed_at - history.last_surveyed_at) < policy.resident_interval
-    ):
+    interval = resident_interval_check(
+        subject_kind=closure.subject_kind,
+        subject_id=closure.subject_id,
+        closed_at=closure.closed_at,
+        interval=policy.resident_interval,
+        surveyed=history.surveyed,
+        last_surveyed_at=history.last_surveyed_at,
+    )
+    if not isinstance(interval, Clear):
         return Suppress(SuppressionReason.THROTTLED)
     if sample_point(closure.subject_kind, closure.subject_id) >= policy.sampling_rate:
         return Suppress(SuppressionReason.SAMPLED_OUT)
@@ -233,7 +248,7 @@ def decide(policy: SurveyPolicy, closure: Closure, history: ResidentHistory) -> 
         policy.zone,
         policy.calendar.is_holiday,
     )
-    return Schedule(send_at=send_at, delivery_channel=channel)
+    return Schedule(send_at=send_at, delivery_channel=channel, replaces=interval.replaces)
 
 
 def is_low_score(policy: SurveyPolicy, score: int) -> bool:
