@@ -39,7 +39,7 @@ from schemas.events import CaseClosed, CaseOpened, CaseOutcome, ContactCompleted
 from services.common.kafka import durable_producer, seek_to_start, send_records, topic_partitions
 from services.common.migrations import migrate
 from services.common.settings import InfraSettings
-from services.norms.app import MIGRATIONS
+from services.norms.adapters.repository import MIGRATIONS
 from services.norms.rebuild import rebuild
 from services.norms.settings import NormsSettings
 from tests.integration.norms.support import (

@@ -90,18 +90,24 @@ def traffic(rate: float, seconds: float, seed: int) -> Iterator[dict[str, Any]]:
         yield event.cloudevent()
 
 
+def norms_memo_code(size: int) -> str:
+    """`python -c` code that runs the norms service with its memos bounded at `size`."""
+    return (
+        "import runpy, services.norms.domain.planning as p, services.norms.domain.outcomes as o, "
+        "services.common.calendar as c, services.common.kafka as k; "
+        f"p.TIMELINE_MEMO_SIZE = o.TIMELINE_MEMO_SIZE = {size}; "
+        f"c._ADVANCE_MEMO_SIZE = c._ISO_MEMO_SIZE = {size}; "
+        f"k.PARTITION_MEMO_SIZE = {size}; "
+        "runpy.run_module('services.norms', run_name='__main__', alter_sys=True)"
+    )
+
+
 def cap_norms_memos(size: int) -> Callable[[dict[str, ServiceProcess]], None]:
     """Run norms with every in-memory memo bounded at `size` entries instead of its default
     (timelines and explanations 50,000 per catalog, calendar memos 100,000, the producer's
     partition memo 200,000): if the RSS growth seen with the defaults is those memos filling
     up, it is gone with small ones; a leak would grow all the same."""
-    code = (
-        "import runpy, services.norms.handlers as h, services.norms.domain.calendar as c, "
-        "services.common.kafka as k; "
-        f"h.TIMELINE_MEMO_SIZE = c._ADVANCE_MEMO_SIZE = c._ISO_MEMO_SIZE = {size}; "
-        f"k.PARTITION_MEMO_SIZE = {size}; "
-        "runpy.run_module('services.norms', run_name='__main__', alter_sys=True)"
-    )
+    code = norms_memo_code(size)
 
     def prepare(services: dict[str, ServiceProcess]) -> None:
         norms = services["norms"]

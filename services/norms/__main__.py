@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from services.common.serve import serve
-from services.norms.app import bootstrap
+from services.norms.bootstrap import build_app
 from services.norms.settings import NormsSettings
 
 
 def main() -> None:
     settings = NormsSettings()
-    serve("norms", lambda: bootstrap(settings), host=settings.host, port=settings.port)
+    serve("norms", lambda: build_app(settings), host=settings.host, port=settings.port)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@
 What the live consumer and scheduler would have stored and published after reading the intake
 topic to its current end — clock rows, dedupe keys, compliance counts, partition progress, and
 the outcome events with their deterministic ids — computed in memory from the pure clock
-(`handlers.plan_events`, `handlers.advance_clock`, the functions the live path goes through),
+(`planning.plan_events`, `planning.advance_clock`, the functions the live path goes through),
 loaded with COPY, published, and then the consumer group's offsets committed at the ends read
 to: a norms service started afterwards goes on from there. docs/norms.md, "Rebuilding state
 from the log".
@@ -61,7 +61,8 @@ from services.common.deadletters import DEADLETTER_TOPIC, DeadLetters, Problem, 
 from services.common.kafka import durable_producer, murmur2, send_grouped, topic_partitions
 from services.common.migrations import migrate
 from services.common.settings import InfraSettings
-from services.norms.app import MIGRATIONS
+from services.norms.adapters.clock_rows import stored_form, transitions_json
+from services.norms.adapters.repository import MIGRATIONS
 from services.norms.config import load_catalogs
 from services.norms.domain.catalog import NormCatalog
 from services.norms.domain.clock import (
@@ -71,8 +72,8 @@ from services.norms.domain.clock import (
     Transition,
     TransitionKind,
 )
-from services.norms.handlers import (
-    Outcome,
+from services.norms.domain.outcomes import Outcome
+from services.norms.domain.planning import (
     StoredClock,
     advance_clock,
     compliance_increments,
@@ -406,7 +407,7 @@ async def _work(job: Job, pipe: Connection) -> None:
                         blank.municipality,
                         blank.norm_id,
                         blank.subject_id,
-                        StoredClock.stored_form(transitions),
+                        stored_form(transitions),
                     )
                 )
         pipe.send(("read", summary, foreign))
@@ -529,7 +530,7 @@ async def _read(
                     if type(admitted) is not Admitted:
                         bad.append((record, cast(Problem, admitted)))
                         continue
-                    # A repeated event moves the progress too (as ClockRepository.prepare
+                    # A repeated event moves the progress too (as NormsService.prepare
                     # counts every event of a batch), no further than the limit.
                     at = admitted.at
                     if at > limit:
@@ -634,7 +635,7 @@ async def _decide(
         update = advance_clock(clock, catalog, now, hold)
         for outcome in update.events:
             kind = outcome.kind
-            if kind in FINAL_KINDS:  # (as ClockRepository._store counts them)
+            if kind in FINAL_KINDS:  # (as NormsService._store counts them)
                 if outcome.reason == STOPPED_BEFORE_START:
                     kind = DecisionKind.DATA_QUALITY
                 finals.append((clock.municipality, clock.norm_id, outcome.at, kind))
@@ -649,7 +650,7 @@ async def _decide(
                 clock.municipality,
                 clock.norm_id,
                 clock.subject_id,
-                clock.transitions_json(),
+                transitions_json(clock),
                 "|".join(sorted(taken)),
                 _ts(update.next_decision_at),
                 update.norm_version if taken else None,

@@ -8,7 +8,7 @@ Reads the intake topic from its start up to its current end, applies the current
 service would: in event time, with decisions taken up to the watermark (the last event time
 minus the allowed lateness). Prints the compliance per norm against its goal: a preview.
 
-With --emit it revises the norms service's own state (`ClockRepository.revise`, one
+With --emit it revises the norms service's own state (`NormsService.revise`, one
 transaction): the clocks of the period are decided afresh with the active catalog, the clock
 rows and compliance counts (`/v1/compliance`) take the new outcomes, the revision is recorded
 (`/v1/revisions`), and one `norm.revised` event per changed clock (with the new version's alerts
@@ -37,12 +37,12 @@ from services.common.calendar import to_us
 from services.common.kafka import seek_to_start, topic_partitions
 from services.common.migrations import migrate
 from services.common.settings import InfraSettings
-from services.norms.adapters.repository import ClockRepository
-from services.norms.app import MIGRATIONS
+from services.norms.adapters.repository import MIGRATIONS, ClockRepository
 from services.norms.config import load_catalogs
 from services.norms.domain.catalog import NormCatalog
 from services.norms.domain.clock import STOPPED_BEFORE_START
-from services.norms.handlers import StoredClock, advance_clock, plan_events
+from services.norms.domain.planning import StoredClock, advance_clock, plan_events
+from services.norms.service import NormsService
 from services.norms.settings import NormsSettings
 
 # How long reading the topic may go without a record before recompute gives up and says where.
@@ -233,7 +233,7 @@ async def revise(
         async with pool.acquire() as conn:
             await migrate(conn, settings.db_schema, MIGRATIONS)
         repository = ClockRepository.configured(pool, catalogs, settings)
-        return await repository.revise(municipality, first, last)
+        return await NormsService(repository).revise(municipality, first, last)
     finally:
         await pool.close()
 

@@ -6,7 +6,7 @@ which cycles' final outcomes change (compliance moves from the old outcome to th
 the final's local day), the clock's new row state, whether its running cycle changed (due
 instant, warned, breached), and the alerts of the new version that were never published (a case
 now overdue under a shorter target gets its breach). The repository applies it in one
-transaction (`ClockRepository.revise`); docs/norms.md, "Recompute after a catalog change".
+transaction (`NormsService.revise`); docs/norms.md, "Recompute after a catalog change".
 
 The old catalog is gone when this runs, so the old outcome of each cycle is read from the row:
 the latest ended cycle's from `outcome`; an earlier cycle's (a reopened case) is `cancelled`
@@ -16,8 +16,14 @@ when its breach was taken, else `met`.
 
 from __future__ import annotations
 
+import uuid
+from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import date
 
+from schemas.envelope import Envelope, deterministic_id, new_event
+from schemas.events import NormRevised, RevisedCycle, RevisedOutcome, RunningCycle
+from services.common.calendar import from_us
 from services.norms.domain.catalog import NormCatalog
 from services.norms.domain.clock import (
     FINAL_KINDS,
@@ -27,14 +33,12 @@ from services.norms.domain.clock import (
     decisions_due,
     finished_cycles,
 )
-from services.norms.handlers import (
+from services.norms.domain.outcomes import SOURCE, Outcome, explanation_json, outcome_record
+from services.norms.domain.planning import (
     ClockUpdate,
-    Outcome,
     StoredClock,
     _start_context,
     clock_timeline,
-    explanation_json,
-    outcome_record,
 )
 
 MET, MISSED, CANCELLED, DATA_QUALITY = "met", "missed", "cancelled", "data_quality"
@@ -206,3 +210,85 @@ def _is_alert(key: str) -> bool:
     """A warning's or breach's key ("breached", "warning:75%", "2:breached", …)."""
     bare = key.split(":", 1)[1] if key[:1].isdigit() else key
     return bare == "breached" or bare.startswith("warning:")
+
+
+@dataclass(frozen=True, slots=True)
+class RevisionRecord:
+    """What a revision was: of which catalog, over which local days, decided as of when."""
+
+    revision_id: uuid.UUID
+    municipality: str
+    catalog_version: str
+    first: date
+    last: date
+    now: int
+
+
+_COLUMN = {MET: 0, MISSED: 1, CANCELLED: 2, DATA_QUALITY: 3}
+
+
+def compliance_deltas(
+    revisions: list[ClockRevision], catalog: NormCatalog
+) -> list[tuple[str, date, list[int]]]:
+    """Per norm and local day: the (met, missed, cancelled, data_quality) counts to add. Each
+    changed cycle leaves its old outcome and joins its new one, on the local day of its final
+    (the stop's instant: the same for either version)."""
+    deltas: dict[tuple[str, date], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for r in revisions:
+        for change in r.changes:
+            day = catalog.calendar.local_date(change.stopped_at)
+            if change.previous is not None:
+                deltas[(r.clock.norm_id, day)][_COLUMN[change.previous]] -= 1
+            if change.outcome is not None:
+                deltas[(r.clock.norm_id, day)][_COLUMN[change.outcome]] += 1
+    return [(norm_id, day, counts) for (norm_id, day), counts in sorted(deltas.items())]
+
+
+def revised_event(
+    revision: ClockRevision,
+    revision_id: uuid.UUID,
+    catalog: NormCatalog,
+    previous_version: str | None,
+    now: int,
+) -> Envelope[NormRevised]:
+    """The `norm.revised` event of one changed clock; its id follows from the revision and the
+    clock, so the relay re-sending it after a crash sends the same event."""
+    clock = revision.clock
+    norm = catalog.norms[clock.norm_id]
+    zone = catalog.calendar.zone
+    running = revision.running
+    data = NormRevised(
+        revision_id=str(revision_id),
+        clock_id=clock.clock_id,
+        norm_id=clock.norm_id,
+        previous_version=previous_version,
+        norm_version=revision.norm_version,
+        subject_id=clock.subject_id,
+        case_type=_start_context(clock).get("case_type"),
+        compliance_goal=norm.definition.compliance_goal,
+        cycles=[
+            RevisedCycle(
+                cycle=c.cycle,
+                started_at=from_us(c.started_at).astimezone(zone),
+                stopped_at=from_us(c.stopped_at).astimezone(zone),
+                previous_outcome=None if c.previous is None else RevisedOutcome(c.previous),
+                outcome=None if c.outcome is None else RevisedOutcome(c.outcome),
+            )
+            for c in revision.changes
+        ],
+        running=None
+        if running is None
+        else RunningCycle(
+            started_at=from_us(running.started_at).astimezone(zone),
+            due_at=from_us(running.due_at).astimezone(zone),
+            warned=running.warned,
+            breached=running.breached,
+        ),
+    )
+    return new_event(
+        data,
+        source=SOURCE,
+        municipality=clock.municipality,
+        time=from_us(now).astimezone(zone),
+        id=deterministic_id(SOURCE, "revised", str(revision_id), clock.clock_id),
+    )

@@ -1,51 +1,36 @@
-"""PostgreSQL: clocks, dedupe keys, outbox, compliance and event-time progress.
+"""PostgreSQL: clocks, dedupe keys, outbox, compliance, revisions and event-time progress.
 
-Every change happens in one transaction with the dedupe keys of the events that caused it and
-the outcome events it emits (the outbox): a crash at any point either keeps all of it or none.
-Several replicas share the work: clock rows are locked (`FOR UPDATE`, in key order) by the
-consumer and skipped when locked (`FOR UPDATE SKIP LOCKED`) by the scheduler.
+SQL only: the service layer (services/norms/service.py) opens a `transaction()`, loads what it
+needs with these methods, plans and advances with the domain, and stores the result in the same
+transaction with the dedupe keys of the events that caused it and the outcome events it emits
+(the outbox): a crash at any point either keeps all of it or none. Several replicas share the
+work: clock rows are locked (`FOR UPDATE`, in key order) by the consumer and skipped when
+locked (`FOR UPDATE SKIP LOCKED`) by the scheduler.
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import time
 import uuid
-from collections import defaultdict
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
-from datetime import time as dt_time
+from collections.abc import AsyncIterator, Callable
+from datetime import date, datetime
 from typing import Any
 
 import asyncpg
 import orjson
 
-from schemas.envelope import Envelope, deterministic_id, encode, new_event
-from schemas.events import NormRevised, RevisedCycle, RevisedOutcome, RunningCycle
 from services.common.calendar import from_us, to_us
+from services.common.settings import REPO_ROOT
 from services.norms.adapters import outbox
+from services.norms.adapters.clock_rows import clock_of_row, stored_form, transitions_json
 from services.norms.domain.catalog import NormCatalog
-from services.norms.domain.clock import (
-    FINAL_KINDS,
-    STOPPED_BEFORE_START,
-    DecisionKind,
-    Transition,
-    TransitionKind,
-)
-from services.norms.handlers import (
-    SOURCE,
-    ClockUpdate,
-    Outcome,
-    Plan,
-    StoredClock,
-    _start_context,
-    advance_clock,
-    compliance_increments,
-    plan_events,
-)
-from services.norms.revision import ClockRevision, StoredDecisions, revise_clock
+from services.norms.domain.clock import Transition, TransitionKind
+from services.norms.domain.planning import ClockUpdate, StoredClock
+from services.norms.revision import ClockRevision, RevisionRecord, StoredDecisions
 from services.norms.settings import NormsSettings
+
+MIGRATIONS = REPO_ROOT / "services" / "norms" / "migrations"
 
 
 def _ts(instant: int | None) -> datetime | None:
@@ -58,41 +43,8 @@ def _instant(microseconds: str) -> str:
     return f"(timestamptz 'epoch' + ({microseconds})::bigint * interval '1 microsecond')"
 
 
-@dataclass
-class BatchResult:
-    applied: int = 0
-    duplicates: int = 0
-    emitted: int = 0
-    decisions: list[tuple[str, str, str]] = field(default_factory=list)  # municipality, norm, kind
-    decision_times: list[int] = field(default_factory=list)  # instants of warnings and breaches
-    # Data-quality reports taken: municipality, norm, source of the input event at fault, problem.
-    data_quality: list[tuple[str, str, str, str]] = field(default_factory=list)
-    unknown_municipalities: set[str] = field(default_factory=set)
-
-
-# How often a batch is tried again when another replica created one of its clocks meanwhile
-# (each try sees what the other committed, so a second conflict needs a third replica).
-_RACE_RETRIES = 5
-
-
-class _ClockCreatedMeanwhile(Exception):
+class ClockCreatedMeanwhile(Exception):
     """A clock this transaction found missing was created by a concurrent one."""
-
-
-@dataclass(slots=True)
-class PreparedBatch:
-    """A batch of intake events worked out before its transaction (`ClockRepository.prepare`)."""
-
-    size: int
-    by_key: dict[str, tuple[int, Envelope[Any]]]  # dedupe key → first (partition, event)
-    progress: dict[int, int]  # partition → highest event time in the batch
-    plan: Plan  # of every distinct event; planned again if some were applied before
-    ahead_of_wall: int = 0  # events too far ahead of the wall clock to move the watermark
-    # partition → whether the consumer has read it to its end once this batch is applied (as
-    # the consumer reported it; partitions it did not report keep what was stored).
-    caught_up: dict[int, bool] = field(default_factory=dict)
-    # Partitions with historical events in the batch (an import of history is in progress).
-    historical: set[int] = field(default_factory=set)
 
 
 class ClockRepository:
@@ -208,182 +160,75 @@ class ClockRepository:
                 partitions,
             )
 
+    # ---- one transaction ---------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection in a transaction: whatever the service loads and stores in it commits
+        together, or not at all."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            yield conn
+
     # ---- consumer ------------------------------------------------------------------------
 
-    async def apply_batch(
+    async def record_events(self, conn: asyncpg.Connection, dedupe_keys: list[str]) -> set[str]:
+        """Remember the events' dedupe keys; returns those not seen before."""
+        return {
+            r["dedupe_key"]
+            for r in await conn.fetch(
+                f"""INSERT INTO {self.s}.processed_event (dedupe_key)
+                    SELECT unnest($1::text[]) ON CONFLICT DO NOTHING RETURNING dedupe_key""",
+                dedupe_keys,
+            )
+        }
+
+    async def record_progress(
         self,
-        events: list[tuple[int, Envelope[Any]]],
-        caught_up: dict[int, bool] | None = None,
-    ) -> BatchResult:
-        """Apply consumed intake events (with their partition) in one transaction."""
-        return await self.commit(await self.prepare(events, caught_up))
-
-    async def prepare(
-        self,
-        events: list[tuple[int, Envelope[Any]]],
-        caught_up: dict[int, bool] | None = None,
-        step: int = 250,
-    ) -> PreparedBatch:
-        """What a batch asks, worked out before its transaction (no I/O): the consumer prepares
-        the next batch while PostgreSQL applies the previous one. `caught_up`: per partition,
-        whether the consumer will have read it to its end once these events are applied.
-        Plans `step` events at a time and lets other tasks run in between: the transaction in
-        flight sends its next statement as soon as PostgreSQL answered the last, instead of
-        after the whole batch is planned."""
-        # An event may move its partition's progress (and so the watermark) up to the wall
-        # clock plus a tolerance, no further: one event from a far future (a test posting a
-        # 2090 event, a channel system with a wrong clock) would otherwise decide every clock
-        # at once. Such an event is still applied to its clocks.
-        limit = round((self.wall_clock() + self.future_tolerance_seconds) * 1_000_000)
-        by_key: dict[str, tuple[int, Envelope[Any]]] = {}
-        unique: list[Envelope[Any]] = []
-        times: list[int] = []  # of `unique`, computed once for the progress and the plan
-        progress: dict[int, int] = {}
-        ahead = 0
-        # Older than this: historical (an import; wall-clock mode only, see `hold_before`).
-        history = limit - round(self.future_tolerance_seconds * 1_000_000) - self.horizon_us
-        historical: set[int] = set()
-        for partition, event in events:
-            key = event.dedupe_key
-            at = to_us(event.time)
-            if key not in by_key:
-                by_key[key] = (partition, event)
-                unique.append(event)
-                times.append(at)
-            if at > limit:
-                at = limit
-                ahead += 1
-            elif self.horizon_us and at < history:
-                historical.add(partition)
-            if at > progress.get(partition, -(1 << 62)):
-                progress[partition] = at
-        keys = list(by_key)
-        plan = Plan({}, [], [], set())
-        for first in range(0, len(unique), step):
-            last = first + step
-            plan.extend(
-                plan_events(
-                    unique[first:last],
-                    self.catalogs,
-                    times=times[first:last],
-                    keys=keys[first:last],
-                )
+        conn: asyncpg.Connection,
+        progress: dict[int, int],
+        historical: set[int],
+        caught_up: dict[int, bool],
+    ) -> None:
+        """Per partition: its highest event time so far (`progress`), whether it delivered
+        historical events (an import), and since when it has been read to its end
+        (`caught_up`, event-time mode only)."""
+        if progress:
+            await conn.execute(
+                f"""INSERT INTO {self.s}.partition_progress AS p
+                        (topic, partition, max_event_time, updated_at)
+                    SELECT $1, u.partition, u.at, now()
+                    FROM unnest($2::int[], $3::timestamptz[]) AS u(partition, at)
+                    ON CONFLICT (topic, partition) DO UPDATE SET
+                      max_event_time = GREATEST(p.max_event_time, EXCLUDED.max_event_time),
+                      updated_at = now()""",
+                self.intake_topic,
+                list(progress),
+                [from_us(v) for v in progress.values()],
             )
-            await asyncio.sleep(0)
-        return PreparedBatch(
-            len(events), by_key, progress, plan, ahead, dict(caught_up or {}), historical
-        )
-
-    async def commit(self, batch: PreparedBatch) -> BatchResult:
-        """Apply a prepared batch in one transaction (again, if another replica created one of
-        its clocks meanwhile, or PostgreSQL broke a deadlock with another replica by aborting
-        this one)."""
-        for attempt in range(_RACE_RETRIES):
-            try:
-                return await self._commit(batch)
-            except (_ClockCreatedMeanwhile, asyncpg.DeadlockDetectedError):
-                # (A deadlock needs two replicas applying events of the same clocks at once,
-                # e.g. during a rebalance: PostgreSQL aborts one, which tries again.)
-                if attempt == _RACE_RETRIES - 1:
-                    raise
-        raise AssertionError("unreachable")
-
-    async def _commit(self, batch: PreparedBatch) -> BatchResult:
-        result = BatchResult()
-        by_key, progress = batch.by_key, batch.progress
-        async with self.pool.acquire() as conn, conn.transaction():
-            fresh_keys = {
-                r["dedupe_key"]
-                for r in await conn.fetch(
-                    f"""INSERT INTO {self.s}.processed_event (dedupe_key)
-                        SELECT unnest($1::text[]) ON CONFLICT DO NOTHING RETURNING dedupe_key""",
-                    list(by_key),
-                )
-            }
-            result.duplicates = batch.size - len(fresh_keys)
-            result.applied = len(fresh_keys)
-            if progress:
-                await conn.execute(
-                    f"""INSERT INTO {self.s}.partition_progress AS p
-                            (topic, partition, max_event_time, updated_at)
-                        SELECT $1, u.partition, u.at, now()
-                        FROM unnest($2::int[], $3::timestamptz[]) AS u(partition, at)
-                        ON CONFLICT (topic, partition) DO UPDATE SET
-                          max_event_time = GREATEST(p.max_event_time, EXCLUDED.max_event_time),
-                          updated_at = now()""",
-                    self.intake_topic,
-                    list(progress),
-                    [from_us(v) for v in progress.values()],
-                )
-            if batch.historical:
-                await conn.execute(
-                    f"""UPDATE {self.s}.partition_progress SET historical_at = now()
-                        WHERE topic = $1 AND partition = ANY($2::int[])""",
-                    self.intake_topic,
-                    sorted(batch.historical),
-                )
-            if batch.caught_up and self.event_clock:
-                # Since when each partition has been read to its end (kept while it stays so).
-                reported = sorted(batch.caught_up)
-                await conn.execute(
-                    f"""INSERT INTO {self.s}.partition_progress AS p
-                            (topic, partition, caught_up_since)
-                        SELECT $1, u.partition, CASE WHEN u.caught THEN now() END
-                        FROM unnest($2::int[], $3::bool[]) AS u(partition, caught)
-                        ON CONFLICT (topic, partition) DO UPDATE SET caught_up_since =
-                          CASE WHEN EXCLUDED.caught_up_since IS NOT NULL
-                               THEN COALESCE(p.caught_up_since, EXCLUDED.caught_up_since) END""",
-                    self.intake_topic,
-                    reported,
-                    [batch.caught_up[p] for p in reported],
-                )
-            plan = batch.plan
-            if len(fresh_keys) < len(by_key):  # redelivered: plan only what is new
-                fresh = [by_key[k][1] for k in by_key if k in fresh_keys]
-                plan = plan_events(fresh, self.catalogs)
-            result.unknown_municipalities = plan.unknown_municipalities
-            # With the wall clock, a clock whose new transitions lie before now is read and
-            # advanced here, so what they decide at once (its start) goes out in this very
-            # transaction. Every other clock only gets its transitions appended and its wake-up
-            # moved forward to the earliest of them (a transition changes no decision before
-            # its own instant), without being read: the scheduler takes its decisions when
-            # they fall due. In event-time mode (a replay, a simulation) that is every clock:
-            # the watermark lags the events by the allowed lateness, and the scheduler follows
-            # it within its interval.
-            now = None if self.event_clock else await self.now(conn)
-            eager: list[str] = []
-            lazy: list[tuple[StoredClock, list[tuple[Transition, dict[str, str]]], int]] = []
-            for cid in sorted(plan.transitions):
-                blank, new = plan.transitions[cid]
-                first = min(t.at for t, _ in new)
-                if now is not None and first < now:
-                    eager.append(cid)
-                else:
-                    lazy.append((blank, new, first))
-            if lazy:
-                await self._append_transitions(conn, lazy)
-            clocks, created = await self._lock_clocks(
-                conn, eager, {k: v[0] for k, v in plan.transitions.items()}
+        if historical:
+            await conn.execute(
+                f"""UPDATE {self.s}.partition_progress SET historical_at = now()
+                    WHERE topic = $1 AND partition = ANY($2::int[])""",
+                self.intake_topic,
+                sorted(historical),
             )
-            hold = await self.hold_before(conn) if eager else None
-            updates: list[tuple[StoredClock, ClockUpdate]] = []
-            for cid in eager:
-                clock = clocks[cid]
-                for transition, context in plan.transitions[cid][1]:
-                    clock.add(transition, context)
-                updates.append(
-                    (clock, advance_clock(clock, self.catalogs[clock.municipality], now, hold))
-                )
-            outgoing = list(plan.instant_events)
-            outcomes = list(plan.instant_outcomes)
-            for outcome in plan.instant_events:
-                result.decisions.append((outcome.municipality, outcome.norm_id, outcome.kind))
-            await self._store(
-                conn, updates, outgoing, outcomes, result, write_transitions=True, created=created
+        if caught_up and self.event_clock:
+            # Since when each partition has been read to its end (kept while it stays so).
+            reported = sorted(caught_up)
+            await conn.execute(
+                f"""INSERT INTO {self.s}.partition_progress AS p
+                        (topic, partition, caught_up_since)
+                    SELECT $1, u.partition, CASE WHEN u.caught THEN now() END
+                    FROM unnest($2::int[], $3::bool[]) AS u(partition, caught)
+                    ON CONFLICT (topic, partition) DO UPDATE SET caught_up_since =
+                      CASE WHEN EXCLUDED.caught_up_since IS NOT NULL
+                           THEN COALESCE(p.caught_up_since, EXCLUDED.caught_up_since) END""",
+                self.intake_topic,
+                reported,
+                [caught_up[p] for p in reported],
             )
-        return result
 
-    async def _append_transitions(
+    async def append_transitions(
         self,
         conn: asyncpg.Connection,
         clocks: list[tuple[StoredClock, list[tuple[Transition, dict[str, str]]], int]],
@@ -401,7 +246,7 @@ class ClockRepository:
                     blank.municipality,
                     blank.norm_id,
                     blank.subject_id,
-                    StoredClock.stored_form(new),
+                    stored_form(new),
                     first if starts else None,
                     first,
                 ]
@@ -431,11 +276,11 @@ class ClockRepository:
                 orjson.dumps(existing).decode(),
             )
 
-    async def _lock_clocks(
+    async def lock_clocks(
         self, conn: asyncpg.Connection, ids: list[str], blanks: dict[str, StoredClock]
     ) -> tuple[dict[str, StoredClock], set[str]]:
         """The clocks `ids`, locked in key order: those that exist as stored, the others blank
-        (and returned as `created`: `_store` inserts them, complete, in one row version)."""
+        (and returned as `created`: `store_clocks` inserts them, complete, in one row version)."""
         if not ids:
             return {}, set()
         rows = await conn.fetch(
@@ -444,39 +289,24 @@ class ClockRepository:
                 ORDER BY clock_id FOR UPDATE""",
             ids,
         )
-        clocks = {r["clock_id"]: _stored(r) for r in rows}
+        clocks = {r["clock_id"]: clock_of_row(r) for r in rows}
         created = {i for i in ids if i not in clocks}
         for i in created:  # blank: no transitions, nothing taken (a fresh one on every try)
             b = blanks[i]
             clocks[i] = StoredClock(b.clock_id, b.municipality, b.norm_id, b.subject_id)
         return clocks, created
 
-    async def _store(
+    async def store_clocks(
         self,
         conn: asyncpg.Connection,
         updates: list[tuple[StoredClock, ClockUpdate]],
-        outgoing: list[Outcome],
-        outcomes: list[tuple[str, str, int, DecisionKind]],
-        result: BatchResult,
         *,
         write_transitions: bool,
         created: set[str] | frozenset[str] = frozenset(),
     ) -> None:
-        for clock, update in updates:
-            outgoing.extend(update.events)
-            for outcome in update.events:
-                kind = outcome.kind
-                result.decisions.append((clock.municipality, clock.norm_id, kind))
-                if kind is DecisionKind.WARNING or kind is DecisionKind.BREACHED:
-                    result.decision_times.append(outcome.at)
-                elif kind in FINAL_KINDS:  # one per cycle: a restarted clock counts again
-                    if outcome.reason == STOPPED_BEFORE_START:  # neither met, missed nor withdrawn
-                        kind = DecisionKind.DATA_QUALITY
-                    outcomes.append((clock.municipality, clock.norm_id, outcome.at, kind))
-                elif kind is DecisionKind.DATA_QUALITY:
-                    result.data_quality.append(
-                        (clock.municipality, clock.norm_id, outcome.cause_source, outcome.reason)
-                    )
+        """Store advanced clocks: `created` ones inserted complete (one row version), the
+        others updated (their transitions only if `write_transitions`). Raises
+        `ClockCreatedMeanwhile` when another replica created one of `created` first."""
         # One JSON document of rows ([id, taken, next, version, outcome, started, due,
         # stopped, transitions(, municipality, norm, subject)], instants in microseconds):
         # encoding 5 000 rows as PostgreSQL arrays costs the consumer more than the statement
@@ -494,7 +324,7 @@ class ClockRepository:
                 u.started_at,
                 u.due_at,
                 u.stopped_at,
-                orjson.Fragment(c.transitions_json()) if write_transitions else None,
+                orjson.Fragment(transitions_json(c)) if write_transitions else None,
             ]
             if c.clock_id in created:
                 row += (c.municipality, c.norm_id, c.subject_id)
@@ -515,7 +345,7 @@ class ClockRepository:
             )
             if len(inserted) < len(new_rows):
                 # Another replica created one of these clocks after we looked: start again.
-                raise _ClockCreatedMeanwhile
+                raise ClockCreatedMeanwhile
         if rows:
             await conn.execute(
                 f"""UPDATE {self.s}.clock AS c SET
@@ -532,139 +362,104 @@ class ClockRepository:
                     WHERE c.clock_id = u.e->>0""",
                 orjson.dumps(rows).decode(),
             )
-        if outcomes:
-            increments = compliance_increments(outcomes, self.catalogs)
-            await conn.execute(
-                f"""INSERT INTO {self.s}.compliance_daily AS d
-                        (municipality, norm_id, day, met, missed, cancelled, data_quality)
-                    SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::bigint[],
-                                         $5::bigint[], $6::bigint[], $7::bigint[])
-                    ON CONFLICT (municipality, norm_id, day) DO UPDATE SET
-                      met = d.met + EXCLUDED.met, missed = d.missed + EXCLUDED.missed,
-                      cancelled = d.cancelled + EXCLUDED.cancelled,
-                      data_quality = d.data_quality + EXCLUDED.data_quality""",
-                *[list(col) for col in zip(*increments, strict=True)],
-            )
-        if outgoing:
-            # One row for all of them (see adapters/outbox.py).
-            await conn.execute(
-                f"""INSERT INTO {self.s}.outbox (topic, records, format, count)
-                    VALUES ($1, $2, $3, $4)""",
-                self.norms_topic,
-                outbox.pack([(o.key, o.value, o.headers) for o in outgoing]),
-                outbox.FORMAT,
-                len(outgoing),
-            )
-            await conn.execute("SELECT pg_notify($1, '')", self.notify_channel)
-            result.emitted += len(outgoing)
+
+    async def add_compliance(
+        self, conn: asyncpg.Connection, increments: list[tuple[str, str, Any, int, int, int, int]]
+    ) -> None:
+        """Add (met, missed, cancelled, data_quality) counts per municipality, norm and day."""
+        if not increments:
+            return
+        await conn.execute(
+            f"""INSERT INTO {self.s}.compliance_daily AS d
+                    (municipality, norm_id, day, met, missed, cancelled, data_quality)
+                SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::bigint[],
+                                     $5::bigint[], $6::bigint[], $7::bigint[])
+                ON CONFLICT (municipality, norm_id, day) DO UPDATE SET
+                  met = d.met + EXCLUDED.met, missed = d.missed + EXCLUDED.missed,
+                  cancelled = d.cancelled + EXCLUDED.cancelled,
+                  data_quality = d.data_quality + EXCLUDED.data_quality""",
+            *[list(col) for col in zip(*increments, strict=True)],
+        )
+
+    async def add_to_outbox(self, conn: asyncpg.Connection, records: list[outbox.Packed]) -> None:
+        """Norm events to publish, in one row for all of them (see adapters/outbox.py); the
+        relay is woken."""
+        if not records:
+            return
+        await conn.execute(
+            f"""INSERT INTO {self.s}.outbox (topic, records, format, count)
+                VALUES ($1, $2, $3, $4)""",
+            self.norms_topic,
+            outbox.pack(records),
+            outbox.FORMAT,
+            len(records),
+        )
+        await conn.execute("SELECT pg_notify($1, '')", self.notify_channel)
 
     # ---- scheduler ---------------------------------------------------------------------------
 
-    async def fire_due(self, limit: int) -> tuple[BatchResult, int | None]:
-        """Take the decisions that fell due (warnings, breaches, outcomes waiting for the
-        watermark) for up to `limit` clocks; returns what was done and the `now` used."""
-        result = BatchResult()
-        async with self.pool.acquire() as conn, conn.transaction():
-            now = await self.now(conn)
-            if now is None:
-                return result, None
-            # While an import is in progress, clocks waking before the horizon wait for it.
-            hold = await self.hold_before(conn)
-            held = "" if hold is None else "AND next_decision_at >= $3"
-            rows = await conn.fetch(
-                f"""SELECT clock_id, municipality, norm_id, subject_id, transitions::text, taken
-                    FROM {self.s}.clock
-                    WHERE next_decision_at < $1 {held}
-                    ORDER BY next_decision_at
-                    LIMIT $2
-                    FOR UPDATE SKIP LOCKED""",
-                from_us(now),
-                limit,
-                *([] if hold is None else [from_us(hold)]),
-            )
-            updates = []
-            for row in rows:
-                clock = _stored(row)
-                catalog = self.catalogs.get(clock.municipality)
-                if catalog is None:
-                    continue
-                updates.append((clock, advance_clock(clock, catalog, now, hold)))
-            result.applied = len(rows)
-            await self._store(conn, updates, [], [], result, write_transitions=False)
-        return result, now
+    async def claim_due(
+        self, conn: asyncpg.Connection, now: int, limit: int, hold: int | None
+    ) -> list[StoredClock]:
+        """Up to `limit` clocks whose next decision lies before `now` (not before `hold`, when
+        given), earliest first, locked; those another replica holds are skipped."""
+        held = "" if hold is None else "AND next_decision_at >= $3"
+        rows = await conn.fetch(
+            f"""SELECT clock_id, municipality, norm_id, subject_id, transitions::text, taken
+                FROM {self.s}.clock
+                WHERE next_decision_at < $1 {held}
+                ORDER BY next_decision_at
+                LIMIT $2
+                FOR UPDATE SKIP LOCKED""",
+            from_us(now),
+            limit,
+            *([] if hold is None else [from_us(hold)]),
+        )
+        return [clock_of_row(row) for row in rows]
 
     # ---- catalog revision ----------------------------------------------------------------------
 
-    async def revise(
-        self, municipality: str, first: date, last: date, revision_id: uuid.UUID | None = None
-    ) -> dict[str, Any]:
-        """Decide the clocks of `municipality` whose latest cycle started in [first, last]
-        (local days) afresh with the active catalog, in ONE transaction: the clock rows, the
-        compliance counts (each changed cycle moves from its old outcome to its new one), the
-        revision record, and on the outbox a `norm.revised` event per changed clock plus the
-        new version's alerts never published. Returns the revision record."""
-        catalog = self.catalogs.get(municipality)
-        if catalog is None:
-            raise ValueError(f"no catalog for municipality {municipality!r}")
-        if last < first:
-            raise ValueError(f"period: {first} is after {last}")
-        revision_id = revision_id or uuid.uuid4()
-        calendar = catalog.calendar
-        first_us = to_us(datetime.combine(first, dt_time(0), tzinfo=calendar.zone))
-        last_us = to_us(
-            datetime.combine(last + timedelta(days=1), dt_time(0), tzinfo=calendar.zone)
+    async def lock_clocks_started(
+        self, conn: asyncpg.Connection, municipality: str, first_us: int, last_us: int
+    ) -> list[tuple[StoredClock, StoredDecisions]]:
+        """The clocks of `municipality` whose latest cycle started in [first_us, last_us), with
+        what their rows say was decided; locked in key order, as the consumer locks them (no
+        deadlock with it)."""
+        rows = await conn.fetch(
+            f"""SELECT clock_id, municipality, norm_id, subject_id, transitions::text, taken,
+                       norm_version, outcome, due_at, stopped_at
+                FROM {self.s}.clock
+                WHERE municipality = $1 AND started_at >= $2 AND started_at < $3
+                ORDER BY clock_id FOR UPDATE""",
+            municipality,
+            from_us(first_us),
+            from_us(last_us),
         )
-        async with self.pool.acquire() as conn, conn.transaction():
-            now = await self.now(conn)
-            if now is None:
-                raise RuntimeError("no watermark yet: the service has not read every partition")
-            if await self.hold_before(conn) is not None:
-                raise RuntimeError(
-                    "an import of history is in progress: revise once it has settled"
-                )
-            # Clock rows locked in key order, as the consumer locks them: no deadlock with it.
-            rows = await conn.fetch(
-                f"""SELECT clock_id, municipality, norm_id, subject_id, transitions::text, taken,
-                           norm_version, outcome, due_at, stopped_at
-                    FROM {self.s}.clock
-                    WHERE municipality = $1 AND started_at >= $2 AND started_at < $3
-                    ORDER BY clock_id FOR UPDATE""",
-                municipality,
-                from_us(first_us),
-                from_us(last_us),
-            )
-            revisions: list[ClockRevision] = []
-            for row in rows:
-                stored = StoredDecisions(
+        return [
+            (
+                clock_of_row(row),
+                StoredDecisions(
                     row["norm_version"],
                     row["outcome"],
                     None if row["due_at"] is None else to_us(row["due_at"]),
                     None if row["stopped_at"] is None else to_us(row["stopped_at"]),
-                )
-                revised = revise_clock(_stored(row), stored, catalog, now, first_us, last_us)
-                if revised is not None:
-                    revisions.append(revised)
-            await self._write_revision(
-                conn, revision_id, catalog, first, last, now, rows, revisions
+                ),
             )
-            record = await conn.fetchrow(
-                f"SELECT * FROM {self.s}.revision WHERE revision_id = $1", revision_id
-            )
-        assert record is not None
-        return _revision_json(record)
+            for row in rows
+        ]
 
-    async def _write_revision(
+    async def store_revision(
         self,
         conn: asyncpg.Connection,
-        revision_id: uuid.UUID,
-        catalog: NormCatalog,
-        first: date,
-        last: date,
-        now: int,
-        rows: list[Any],
+        revision: RevisionRecord,
         revisions: list[ClockRevision],
-    ) -> None:
-        previous_versions = {r["clock_id"]: r["norm_version"] for r in rows}
+        previous_versions: dict[str, str | None],
+        deltas: list[tuple[str, date, list[int]]],
+    ) -> dict[str, Any]:
+        """Store a revision: the revised clock rows, the compliance `deltas` (norm, day,
+        [met, missed, cancelled, data_quality]), the revision record and the clocks it changed.
+        Returns the revision record as the API shows it."""
+        revision_id = revision.revision_id
         if revisions:
             await conn.execute(
                 f"""UPDATE {self.s}.clock AS c SET
@@ -686,18 +481,7 @@ class ClockRepository:
                 [_ts(r.update.due_at) for r in revisions],
                 [_ts(r.update.stopped_at) for r in revisions],
             )
-        # Compliance: each changed cycle leaves its old outcome and joins its new one, on the
-        # local day of its final (the stop's instant: the same for either version).
-        deltas: dict[tuple[str, date], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-        for r in revisions:
-            for change in r.changes:
-                day = catalog.calendar.local_date(change.stopped_at)
-                if change.previous is not None:
-                    deltas[(r.clock.norm_id, day)][_COLUMN[change.previous]] -= 1
-                if change.outcome is not None:
-                    deltas[(r.clock.norm_id, day)][_COLUMN[change.outcome]] += 1
         if deltas:
-            ordered = sorted(deltas.items())
             await conn.execute(
                 f"""INSERT INTO {self.s}.compliance_daily AS d
                         (municipality, norm_id, day, met, missed, cancelled, data_quality)
@@ -707,28 +491,27 @@ class ClockRepository:
                       met = d.met + EXCLUDED.met, missed = d.missed + EXCLUDED.missed,
                       cancelled = d.cancelled + EXCLUDED.cancelled,
                       data_quality = d.data_quality + EXCLUDED.data_quality""",
-                catalog.municipality,
-                [k[0] for k, _ in ordered],
-                [k[1] for k, _ in ordered],
-                *[[v[i] for _, v in ordered] for i in range(4)],
+                revision.municipality,
+                [norm_id for norm_id, _, _ in deltas],
+                [day for _, day, _ in deltas],
+                *[[counts[i] for _, _, counts in deltas] for i in range(4)],
             )
         changed = [r for r in revisions if r.changed]
-        alerts = [a for r in revisions for a in r.alerts]
         await conn.execute(
             f"""INSERT INTO {self.s}.revision (revision_id, municipality, catalog_version,
                     period_from, period_to, decided_as_of, clocks_examined, clocks_changed,
                     outcomes_changed, alerts_published)
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)""",
             revision_id,
-            catalog.municipality,
-            catalog.version,
-            first,
-            last,
-            from_us(now),
+            revision.municipality,
+            revision.catalog_version,
+            revision.first,
+            revision.last,
+            from_us(revision.now),
             len(revisions),
             len(changed),
             sum(len(r.changes) for r in revisions),
-            len(alerts),
+            sum(len(r.alerts) for r in revisions),
         )
         entries = []
         for r in changed:
@@ -773,24 +556,11 @@ class ClockRepository:
                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)""",
                 [(revision_id, *e) for e in entries],
             )
-        records: list[outbox.Packed] = []
-        for r in changed:
-            event = revised_event(
-                r, revision_id, catalog, previous_versions.get(r.clock.clock_id), now
-            )
-            record = encode(event)
-            records.append((record.key, record.value, record.headers))
-        records += [(a.key, a.value, a.headers) for a in alerts]
-        if records:
-            await conn.execute(
-                f"""INSERT INTO {self.s}.outbox (topic, records, format, count)
-                    VALUES ($1, $2, $3, $4)""",
-                self.norms_topic,
-                outbox.pack(records),
-                outbox.FORMAT,
-                len(records),
-            )
-            await conn.execute("SELECT pg_notify($1, '')", self.notify_channel)
+        record = await conn.fetchrow(
+            f"SELECT * FROM {self.s}.revision WHERE revision_id = $1", revision_id
+        )
+        assert record is not None
+        return _revision_json(record)
 
     async def revisions(self, municipality: str) -> list[dict[str, Any]]:
         async with self.pool.acquire() as conn:
@@ -836,8 +606,10 @@ class ClockRepository:
 
     # ---- reading ---------------------------------------------------------------------------
 
-    async def compliance(self, municipality: str, first: date, last: date) -> list[dict[str, Any]]:
-        catalog = self.catalogs[municipality]
+    async def compliance_counts(
+        self, municipality: str, first: date, last: date
+    ) -> dict[str, tuple[int, int, int, int]]:
+        """Per norm: (met, missed, cancelled, data_quality) over the local days [first, last]."""
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(
                 f"""SELECT norm_id, sum(met)::bigint AS met, sum(missed)::bigint AS missed,
@@ -850,30 +622,9 @@ class ClockRepository:
                 first,
                 last,
             )
-        counts = {r["norm_id"]: r for r in rows}
-        report = []
-        for norm in catalog.norms.values():
-            row = counts.get(norm.id)
-            met, missed = (row["met"], row["missed"]) if row else (0, 0)
-            judged = met + missed
-            report.append(
-                {
-                    "norm_id": norm.id,
-                    "norm_version": norm.version,
-                    "name": norm.definition.name.model_dump(),
-                    "met": met,
-                    "missed": missed,
-                    "cancelled": row["cancelled"] if row else 0,
-                    # Stopped before they started (docs/norms.md): neither met nor missed.
-                    "data_quality": row["data_quality"] if row else 0,
-                    "compliance": (met / judged) if judged else None,
-                    "compliance_goal": norm.definition.compliance_goal,
-                    "goal_reached": (met / judged >= norm.definition.compliance_goal)
-                    if judged
-                    else None,
-                }
-            )
-        return report
+        return {
+            r["norm_id"]: (r["met"], r["missed"], r["cancelled"], r["data_quality"]) for r in rows
+        }
 
     async def clock(self, clock_id: str) -> tuple[StoredClock | None, int | None]:
         """One clock as stored (None: no such clock), and the service's now."""
@@ -884,7 +635,7 @@ class ClockRepository:
                 clock_id,
             )
             now = await self.now(conn)
-        return (None if row is None else _stored(row)), now
+        return (None if row is None else clock_of_row(row)), now
 
     async def outbox_backlog(self) -> int:
         """Norm events committed and not yet published (a row holds a transaction's)."""
@@ -899,9 +650,6 @@ class ClockRepository:
                 older_than_days,
             )
         return int(status.split()[-1])
-
-
-_COLUMN = {"met": 0, "missed": 1, "cancelled": 2, "data_quality": 3}
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -922,64 +670,3 @@ def _revision_json(row: Any) -> dict[str, Any]:
         "alerts_published": row["alerts_published"],
         "created_at": _iso(row["created_at"]),
     }
-
-
-def revised_event(
-    revision: ClockRevision,
-    revision_id: uuid.UUID,
-    catalog: NormCatalog,
-    previous_version: str | None,
-    now: int,
-) -> Envelope[NormRevised]:
-    """The `norm.revised` event of one changed clock; its id follows from the revision and the
-    clock, so the relay re-sending it after a crash sends the same event."""
-    clock = revision.clock
-    norm = catalog.norms[clock.norm_id]
-    zone = catalog.calendar.zone
-    running = revision.running
-    data = NormRevised(
-        revision_id=str(revision_id),
-        clock_id=clock.clock_id,
-        norm_id=clock.norm_id,
-        previous_version=previous_version,
-        norm_version=revision.norm_version,
-        subject_id=clock.subject_id,
-        case_type=_start_context(clock).get("case_type"),
-        compliance_goal=norm.definition.compliance_goal,
-        cycles=[
-            RevisedCycle(
-                cycle=c.cycle,
-                started_at=from_us(c.started_at).astimezone(zone),
-                stopped_at=from_us(c.stopped_at).astimezone(zone),
-                previous_outcome=None if c.previous is None else RevisedOutcome(c.previous),
-                outcome=None if c.outcome is None else RevisedOutcome(c.outcome),
-            )
-            for c in revision.changes
-        ],
-        running=None
-        if running is None
-        else RunningCycle(
-            started_at=from_us(running.started_at).astimezone(zone),
-            due_at=from_us(running.due_at).astimezone(zone),
-            warned=running.warned,
-            breached=running.breached,
-        ),
-    )
-    return new_event(
-        data,
-        source=SOURCE,
-        municipality=clock.municipality,
-        time=from_us(now).astimezone(zone),
-        id=deterministic_id(SOURCE, "revised", str(revision_id), clock.clock_id),
-    )
-
-
-def _stored(row: Any) -> StoredClock:
-    return StoredClock(
-        clock_id=row["clock_id"],
-        municipality=row["municipality"],
-        norm_id=row["norm_id"],
-        subject_id=row["subject_id"],
-        transitions=StoredClock.transitions_from_json(row["transitions"]),
-        taken=set(filter(None, row["taken"].split("|"))),
-    )

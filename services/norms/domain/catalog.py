@@ -347,11 +347,11 @@ class NormCatalog:
             for d in norm_file.norms
         }
         # Timelines computed for (norm id, transitions): a pure function of them, kept so a
-        # clock is not recomputed while nothing happened to it (see handlers.clock_timeline).
+        # clock is not recomputed while nothing happened to it (see planning.clock_timeline).
         self.timelines: dict[tuple[str, tuple[Any, ...]], Any] = {}
-        # The fixed parts of each norm's outcome events (see handlers.outcome_record).
+        # The fixed parts of each norm's outcome events (see outcomes.outcome_record).
         self.outcome_templates: dict[str, Any] = {}
-        # Deadline summaries of plain cycles (see handlers.explanation_json).
+        # Deadline summaries of plain cycles (see outcomes.explanation_json).
         self.explanations: dict[Any, bytes] = {}
         self._rules: dict[str, list[_Rule]] = {}
         self._judges: dict[str, list[_Judge]] = {}

@@ -20,7 +20,7 @@ from schemas.envelope import Envelope, new_event
 from schemas.events import CaseClosed, CaseOpened, CaseOutcome, EventData
 from services.common.calendar import to_us
 from services.norms.config import load_catalogs
-from services.norms.handlers import StoredClock, advance_clock, plan_events
+from services.norms.domain.planning import StoredClock, advance_clock, plan_events
 from tests.integration.metrics.support import (
     Publisher,
     config_with,

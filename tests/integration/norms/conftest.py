@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from services.common.migrations import migrate
-from services.norms.app import MIGRATIONS
+from services.norms.adapters.repository import MIGRATIONS
 from services.norms.config import load_catalogs
 from services.norms.domain.catalog import NormCatalog
 from tests.integration.norms.support import DATABASE_URL, drop_schema, new_schema, private_config

@@ -47,6 +47,7 @@ from services.common.kafka import durable_producer, send_records
 from services.metrics.report.__main__ import load_facts
 from services.metrics.report.figures import Period, compute
 from services.norms.config import load_catalogs
+from services.norms.service import NormsService
 from tests.integration.metrics.support import (
     config_with,
     fresh_municipality,
@@ -428,7 +429,7 @@ async def test_a_revision_touches_only_the_clocks_of_its_period(
     def responded(case: str, time: datetime) -> tuple[int, Envelope[Any]]:
         return report(CaseResponded(case_id=case, case_type=REPORT, channel=Channel.EMAIL), time)
 
-    live = repository(db, schema, old)
+    live = NormsService(repository(db, schema, old))
     await live.apply_batch(
         [
             opened("B", at(9, 10)),
@@ -437,7 +438,7 @@ async def test_a_revision_touches_only_the_clocks_of_its_period(
             responded("D", at(17, 12)),
         ]
     )
-    revising = repository(db, schema, new)
+    revising = NormsService(repository(db, schema, new))
 
     async def state() -> tuple[dict[str, tuple[str, str]], tuple[int, int]]:
         async with db.acquire() as conn:

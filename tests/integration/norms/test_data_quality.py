@@ -39,10 +39,11 @@ from schemas.events import (
 from services.common.calendar import to_us
 from services.common.kafka import durable_producer, send_records
 from services.common.migrations import migrate
-from services.norms.app import MIGRATIONS
+from services.norms.adapters.repository import MIGRATIONS
 from services.norms.config import load_catalogs
 from services.norms.domain.catalog import NormCatalog
 from services.norms.recompute import compliance_table, read_topic, recompute
+from services.norms.service import NormsService
 from tests.integration.norms.support import (
     DATABASE_URL,
     MUNICIPALITY,
@@ -329,7 +330,7 @@ async def test_migration_007_wakes_a_clock_an_earlier_version_left_overdue(
             await migrate(conn, schema, before)
         mail = f"E-{uuid.uuid4()}"
         received_at = datetime.now(UTC) - timedelta(days=10)
-        store = repository(pool, schema, catalogs)
+        store = NormsService(repository(pool, schema, catalogs))
         await store.apply_batch(
             [
                 (

@@ -33,7 +33,7 @@ from services.common.calendar import to_us
 from services.common.kafka import durable_producer, send_records
 from services.norms.config import load_catalogs
 from services.norms.domain.clock import DecisionKind
-from services.norms.handlers import StoredClock, advance_clock, plan_events
+from services.norms.domain.planning import StoredClock, advance_clock, plan_events
 from tests.integration.norms.support import (
     MUNICIPALITY,
     decoded,

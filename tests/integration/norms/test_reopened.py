@@ -25,7 +25,7 @@ from schemas.events import (
     ContactCompleted,
 )
 from services.common.kafka import durable_producer, send_records
-from services.norms.handlers import outcome_id
+from services.norms.domain.outcomes import outcome_id
 from tests.integration.norms.support import (
     MUNICIPALITY,
     decoded,

@@ -16,6 +16,7 @@ from schemas.events import ContactReceived
 from services.common.calendar import to_us
 from services.norms.adapters.repository import ClockRepository
 from services.norms.domain.catalog import NormCatalog
+from services.norms.service import NormsService
 from tests.integration.norms.support import email_answer, event, outbox_records, repository
 
 pytestmark = pytest.mark.integration
@@ -43,7 +44,7 @@ async def test_a_new_clock_is_written_complete_in_one_row_version(
     db, schema = pool
     mail_id = f"E-{uuid.uuid4()}"
     received, _ = mail_and_answer(mail_id, datetime.now(UTC) - timedelta(hours=2))
-    result = await repository(db, schema, catalogs).apply_batch([(0, received)])
+    result = await NormsService(repository(db, schema, catalogs)).apply_batch([(0, received)])
     assert result.applied == 1
     row = await clock_row(db, schema, f"GM0383/email_answered/{mail_id}")
     assert row["taken"] == "started"
@@ -65,15 +66,15 @@ async def test_a_clock_created_meanwhile_by_another_replica_is_applied_to_not_ov
 
         raced = 0
 
-        async def _lock_clocks(self, *args: Any, **kwargs: Any) -> Any:
-            found = await super()._lock_clocks(*args, **kwargs)
+        async def lock_clocks(self, *args: Any, **kwargs: Any) -> Any:
+            found = await super().lock_clocks(*args, **kwargs)
             if not RacingRepository.raced:
                 RacingRepository.raced += 1
-                await other.apply_batch([(1, received)])
+                await NormsService(other).apply_batch([(1, received)])
             return found
 
     racing = repository(db, schema, catalogs, RacingRepository)
-    result = await racing.apply_batch([(0, answered)])
+    result = await NormsService(racing).apply_batch([(0, answered)])
     assert RacingRepository.raced == 1
     assert result.applied == 1
     row = await clock_row(db, schema, f"GM0383/email_answered/{mail_id}")
@@ -93,6 +94,7 @@ async def test_in_event_time_the_consumer_appends_transitions_and_the_scheduler_
     passes them. An event applied twice (its dedupe key purged) counts once."""
     db, schema = pool
     repo = repository(db, schema, catalogs, event_clock=True)
+    service = NormsService(repo)
     await repo.register_partitions([0])
     mail_id = f"E-{uuid.uuid4()}"
     clock_id = f"GM0383/email_answered/{mail_id}"
@@ -111,20 +113,20 @@ async def test_in_event_time_the_consumer_appends_transitions_and_the_scheduler_
                 clock_id,
             )
 
-    result = await repo.apply_batch([(0, received)], {0: False})
+    result = await service.apply_batch([(0, received)], {0: False})
     assert (result.applied, result.decisions) == (1, [])
     first = await row()
     assert (first["n"], first["taken"], first["next_decision_at"]) == (1, "", t0)
     # The answer, an hour later, is appended; the clock still wakes at its start.
-    await repo.apply_batch([(0, answered)], {0: False})
+    await service.apply_batch([(0, answered)], {0: False})
     second = await row()
     assert (second["n"], second["next_decision_at"]) == (2, t0)
     # Nothing is decided before the watermark (latest event time, no lateness) passes.
     async with db.acquire() as conn:
         await conn.execute(f'DELETE FROM "{schema}".processed_event')  # purged keys
-    await repo.apply_batch([(0, answered), (0, later)], {0: False})
+    await service.apply_batch([(0, answered), (0, later)], {0: False})
     assert (await row())["n"] == 3  # stored twice, counted once
-    fired, now = await repo.fire_due(100)
+    fired, now = await service.fire_due(100)
     assert now == to_us(t0 + timedelta(hours=3))
     # This clock's start and answer lie before it; the later e-mail starts at it exactly, and
     # an event at the watermark can still change what happens then: not decided yet.

@@ -20,8 +20,9 @@ from schemas.common import Channel
 from schemas.events import ContactReceived
 from services.common.calendar import to_us
 from services.common.kafka import durable_producer, seek_to_start
-from services.norms.app import read_to_end
 from services.norms.domain.catalog import NormCatalog
+from services.norms.entrypoints.consumer import read_to_end
+from services.norms.service import NormsService
 from tests.integration.norms.support import email_answer, event, repository
 from tests.support.kafka import BOOTSTRAP, private_topics
 
@@ -51,32 +52,33 @@ async def test_a_partition_with_unread_events_holds_the_watermark_back_until_rea
 ) -> None:
     db, schema = pool
     repo = repository(db, schema, catalogs, event_clock=True, idle_partition_seconds=IDLE)
+    service = NormsService(repo)
     await repo.register_partitions([0, 1])
     # Partition 0: an e-mail arrives; its answer, an hour later, is still unread in Kafka.
     backlog_clock, received = mail(T0)
     answer_at = T0 + timedelta(hours=1)
     answered = event(email_answer(backlog_clock.rsplit("/", 1)[1], answer_at), answer_at)
     _, another = mail(T0 + timedelta(minutes=30))
-    await repo.apply_batch([(0, received), (0, another)], {0: False, 1: False})
+    await service.apply_batch([(0, received), (0, another)], {0: False, 1: False})
     # Partition 1 runs ten days ahead, read to its end, batch after batch; partition 0 is in
     # none of them for several times the idle time.
     quiet_clock, quiet = mail(T0 + timedelta(days=1))
-    await repo.apply_batch([(1, quiet)], {0: False, 1: True})
+    await service.apply_batch([(1, quiet)], {0: False, 1: True})
     for day in range(2, 11):
         await asyncio.sleep(IDLE / 2)
         _, later = mail(T0 + timedelta(days=day))
-        await repo.apply_batch([(1, later)], {0: False, 1: True})
+        await service.apply_batch([(1, later)], {0: False, 1: True})
     await asyncio.sleep(IDLE * 2)
 
     async with db.acquire() as conn:
         # Partition 0's progress, not day 10.
         assert await repo.watermark(conn) == to_us(T0 + timedelta(minutes=30))
-    await repo.fire_due(1000)
+    await service.fire_due(1000)
     # Not breached, not warned: its answer is still to be read.
     assert await taken(db, schema, backlog_clock) == {"started"}
 
     # Partition 0's answer is read; now both are read to their end.
-    await repo.apply_batch([(0, answered)], {0: True, 1: True})
+    await service.apply_batch([(0, answered)], {0: True, 1: True})
     async with db.acquire() as conn:
         assert await repo.watermark(conn) == to_us(answer_at)  # partition 0 is not quiet yet
 
@@ -84,7 +86,7 @@ async def test_a_partition_with_unread_events_holds_the_watermark_back_until_rea
     await asyncio.sleep(IDLE * 2)
     async with db.acquire() as conn:
         assert await repo.watermark(conn) == to_us(T0 + timedelta(days=10))
-    await repo.fire_due(1000)
+    await service.fire_due(1000)
     assert "breached" in await taken(db, schema, quiet_clock)
     assert await taken(db, schema, backlog_clock) == {"started", "final"}
 
@@ -94,11 +96,12 @@ async def test_a_partition_read_to_its_end_and_quiet_for_the_idle_time_no_longer
 ) -> None:
     db, schema = pool
     repo = repository(db, schema, catalogs, event_clock=True, idle_partition_seconds=IDLE)
+    service = NormsService(repo)
     await repo.register_partitions([0, 1, 2])
     _, early = mail(T0)
     _, late = mail(T0 + timedelta(days=3))
     # Partition 2 never had a record: assigned, fetched, read to its (empty) end.
-    await repo.apply_batch([(0, early), (1, late)], {0: True, 1: True, 2: True})
+    await service.apply_batch([(0, early), (1, late)], {0: True, 1: True, 2: True})
     async with db.acquire() as conn:
         assert await repo.watermark(conn) is None  # partition 2 has not been quiet long enough
     await asyncio.sleep(IDLE * 2)
@@ -106,7 +109,7 @@ async def test_a_partition_read_to_its_end_and_quiet_for_the_idle_time_no_longer
         assert await repo.watermark(conn) == to_us(T0 + timedelta(days=3))
     # A batch that finds partition 0 behind again (new records in Kafka): it holds back again,
     # at once, although it delivered nothing.
-    await repo.apply_batch([(1, mail(T0 + timedelta(days=4))[1])], {0: False, 1: True, 2: True})
+    await service.apply_batch([(1, mail(T0 + timedelta(days=4))[1])], {0: False, 1: True, 2: True})
     async with db.acquire() as conn:
         assert await repo.watermark(conn) == to_us(T0)
 

@@ -20,7 +20,8 @@ from services.norms.domain.clock import (
     timeline,
 )
 from services.norms.domain.explain import Explanation, describe, explain, report, summary
-from services.norms.handlers import StoredClock, advance_clock, outcome_id, plan_events
+from services.norms.domain.outcomes import outcome_id
+from services.norms.domain.planning import StoredClock, advance_clock, plan_events
 from tests.unit.norms.test_clock import (
     CALENDAR,
     COMPLAINT,

@@ -32,19 +32,17 @@ from schemas.events import (
     SuspensionReason,
 )
 from services.common.calendar import DAY_US, to_us
+from services.norms.adapters.clock_rows import transitions_from_json
 from services.norms.adapters.outbox import FORMAT, pack, records_of
 from services.norms.config import load_catalogs
 from services.norms.domain.catalog import NormCatalog
 from services.norms.domain.clock import FINAL_KINDS as FINAL
 from services.norms.domain.clock import DecisionKind, timeline
-from services.norms.handlers import (
-    NORMS_TOPIC,
-    SOURCE,
-    Outcome,
+from services.norms.domain.outcomes import NORMS_TOPIC, SOURCE, Outcome, outcome_id
+from services.norms.domain.planning import (
     StoredClock,
     advance_clock,
     compliance_increments,
-    outcome_id,
     plan_events,
 )
 
@@ -356,7 +354,7 @@ def test_stored_transitions_count_an_event_once() -> None:
     twice."""
     start = [0, "start", "src\x1fa", 0, "", {"channel": "email"}]
     extend = [DAY_US, "extend", "src\x1fb", 28 * DAY_US, "", {}]
-    stored = StoredClock.transitions_from_json(orjson.dumps([start, extend, extend, start]))
+    stored = transitions_from_json(orjson.dumps([start, extend, extend, start]))
     assert [(t.kind.value, t.event_key, t.extension) for t, _ in stored] == [
         ("start", "src\x1fa", 0),
         ("extend", "src\x1fb", 28 * DAY_US),

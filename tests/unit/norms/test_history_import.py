@@ -15,7 +15,7 @@ from schemas.events import ContactReceived, EventData
 from services.common.calendar import DAY_US, to_us
 from services.norms.domain.catalog import NormCatalog
 from services.norms.domain.clock import DecisionKind
-from services.norms.handlers import StoredClock, advance_clock, plan_events
+from services.norms.domain.planning import StoredClock, advance_clock, plan_events
 from tests.integration.norms.support import email_answer
 
 AMS = ZoneInfo("Europe/Amsterdam")

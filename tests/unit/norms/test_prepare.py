@@ -1,4 +1,4 @@
-"""The consumer plans a batch in steps (`ClockRepository.prepare`), letting the transaction in
+"""The consumer plans a batch in steps (`NormsService.prepare`), letting the transaction in
 flight go on in between: the plan must be the one made in a single step."""
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from schemas.events import (
     ContactCompleted,
     ContactReceived,
 )
-from services.norms.adapters.repository import PreparedBatch
-from tests.unit.norms.test_watermark import WALL, repository
+from services.norms.service import PreparedBatch
+from tests.unit.norms.test_watermark import WALL, norms_service
 
 
 def _event(data: Any, time: datetime, municipality: str = "GM0383") -> Envelope[Any]:
@@ -104,8 +104,8 @@ async def test_planning_in_steps_plans_what_planning_at_once_plans(
     step: int,
 ) -> None:
     events = traffic(random.Random(step))
-    at_once = await repository(catalogs).prepare(events, {0: True}, step=len(events))
-    in_steps = await repository(catalogs).prepare(events, {0: True}, step=step)
+    at_once = await norms_service(catalogs).prepare(events, {0: True}, step=len(events))
+    in_steps = await norms_service(catalogs).prepare(events, {0: True}, step=step)
     assert form(in_steps) == form(at_once)
     assert at_once.plan.instant_events and at_once.plan.unknown_municipalities  # all kinds seen
     assert any(len(new) > 1 for _, new in at_once.plan.transitions.values())

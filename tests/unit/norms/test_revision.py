@@ -25,7 +25,7 @@ from schemas.events import (
 from services.common.calendar import to_us
 from services.norms.config import load_catalogs
 from services.norms.domain.catalog import NormCatalog
-from services.norms.handlers import StoredClock, advance_clock, plan_events
+from services.norms.domain.planning import StoredClock, advance_clock, plan_events
 from services.norms.revision import CycleChange, StoredDecisions, revise_clock
 from tests.unit.norms.conftest import CONFIG
 from tests.unit.norms.test_handlers import history

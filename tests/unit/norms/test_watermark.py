@@ -14,14 +14,15 @@ from schemas.events import ContactReceived
 from services.common.calendar import to_us
 from services.norms.adapters.repository import ClockRepository
 from services.norms.domain.catalog import NormCatalog
+from services.norms.service import NormsService
 
 CONFIG = Path(__file__).resolve().parents[3] / "deploy" / "config"
 WALL = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 TOLERANCE = 3600.0
 
 
-def repository(catalogs: dict[str, NormCatalog], tolerance: float = TOLERANCE) -> ClockRepository:
-    return ClockRepository(
+def norms_service(catalogs: dict[str, NormCatalog], tolerance: float = TOLERANCE) -> NormsService:
+    repository = ClockRepository(
         pool=None,  # type: ignore[arg-type]  # prepare() does no I/O
         schema="norms_unit",
         catalogs=catalogs,
@@ -33,6 +34,7 @@ def repository(catalogs: dict[str, NormCatalog], tolerance: float = TOLERANCE) -
         future_tolerance_seconds=tolerance,
         wall_clock=WALL.timestamp,
     )
+    return NormsService(repository)
 
 
 def mail(time: datetime) -> tuple[str, Envelope[Any]]:
@@ -47,7 +49,7 @@ async def test_a_far_future_event_does_not_move_the_watermark_past_wall_time_plu
     _, past = mail(WALL - timedelta(hours=1))
     _, soon = mail(WALL + timedelta(minutes=10))  # within the tolerance: counts as it is
     future_contact, future = mail(datetime(2090, 1, 1, tzinfo=UTC))
-    prepared = await repository(catalogs).prepare([(0, past), (1, soon), (2, future)])
+    prepared = await norms_service(catalogs).prepare([(0, past), (1, soon), (2, future)])
     assert prepared.progress == {
         0: to_us(WALL - timedelta(hours=1)),
         1: to_us(WALL + timedelta(minutes=10)),
@@ -67,7 +69,7 @@ async def test_a_partition_keeps_the_highest_progress_of_its_events(
     _, earlier = mail(WALL - timedelta(hours=3))
     _, later = mail(WALL - timedelta(hours=2))
     _, future = mail(WALL + timedelta(days=30))
-    prepared = await repository(catalogs, tolerance=0).prepare(
+    prepared = await norms_service(catalogs, tolerance=0).prepare(
         [(0, later), (0, future), (0, earlier)]
     )
     assert prepared.progress == {0: to_us(WALL)}

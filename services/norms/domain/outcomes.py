@@ -1,0 +1,330 @@
+"""Decisions framed as norm events: the Kafka records the norms service emits.
+
+This runs for every decision, so it is written for speed: outcomes are framed straight into
+Kafka records (`outcome_record`, JSON by orjson; a unit test holds it byte-equal to the pydantic
+models' own serialization), from per-norm templates of the fixed parts, with deterministic ids
+computed without building `uuid.UUID` objects. No I/O: the service layer puts the records on
+the outbox (adapters/repository.py) and the relay publishes them (adapters/relay.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from schemas.envelope import (
+    Envelope,
+    KafkaRecord,
+    binary_headers,
+    decode,
+)
+from schemas.events import (
+    TOPICS,
+    Family,
+    NormBreached,
+    NormCancelled,
+    NormClockStarted,
+    NormDataQuality,
+    NormMet,
+    NormMissed,
+    NormOutcome,
+    NormWarning,
+)
+from services.common.calendar import US
+from services.norms.domain.catalog import UNIT_SECONDS, Norm, NormCatalog
+from services.norms.domain.clock import Decision, DecisionKind, Transition, TransitionKind
+from services.norms.domain.explain import explain, summary
+
+SOURCE = "/servicepuls/norms"
+NORMS_TOPIC = TOPICS[Family.NORMS]
+
+_EVENT_MODEL: dict[DecisionKind, type[NormOutcome]] = {
+    DecisionKind.STARTED: NormClockStarted,
+    DecisionKind.WARNING: NormWarning,
+    DecisionKind.BREACHED: NormBreached,
+    DecisionKind.MET: NormMet,
+    DecisionKind.MISSED: NormMissed,
+    DecisionKind.CANCELLED: NormCancelled,
+    DecisionKind.DATA_QUALITY: NormDataQuality,
+}
+_EVENT_TYPE = {kind: model.event_type for kind, model in _EVENT_MODEL.items()}
+_OUTCOME_ID_PREFIX = hashlib.sha1(uuid.NAMESPACE_URL.bytes + f"servicepuls:{SOURCE}\x1f".encode())
+_SOURCE_BYTES = SOURCE.encode()
+_TYPE_BYTES = {kind: event_type.encode() for kind, event_type in _EVENT_TYPE.items()}
+# How many deadline summaries each catalog remembers (emptied when full).
+TIMELINE_MEMO_SIZE = 50_000
+
+
+@dataclass(slots=True)
+class Outcome:
+    """A decision framed as a norm event (key, value and headers of its Kafka record), with
+    what the service counts."""
+
+    municipality: str
+    norm_id: str
+    kind: DecisionKind
+    at: int  # the event's time
+    started_at: int
+    key: bytes
+    value: bytes
+    # The CloudEvents headers (`schemas.envelope.binary_headers`: the pairs every event of a
+    # kind, source or municipality has are shared objects, which the outbox stores once).
+    headers: tuple[tuple[str, bytes], ...]
+    # CANCELLED: the reason; DATA_QUALITY: the problem, and the source of the event at fault.
+    reason: str = ""
+    cause_source: str = ""
+
+    def record(self, topic: str = NORMS_TOPIC) -> KafkaRecord:
+        return KafkaRecord(topic=topic, key=self.key, value=self.value, headers=list(self.headers))
+
+    def envelope(self) -> Envelope[Any]:
+        """The event as consumers read it (validated by the models)."""
+        return decode(list(self.headers), self.value)
+
+
+def outcome_record(
+    catalog: NormCatalog,
+    norm: Norm,
+    cid: str,
+    subject_id: str,
+    context: dict[str, str],
+    decision: Decision,
+    event_time: int | None = None,
+    explanation: bytes = b"",
+) -> Outcome:
+    """Frame a decision as a norm event: deterministic id, time = the decision's event time.
+    `explanation`: the `,"explanation":{…}` member (`explanation_json`), or nothing.
+
+    The JSON is what the `NormOutcome` models serialize to (fields in model order, `None`
+    left out), written directly from per-norm templates: this runs for every decision. A
+    clock taking several decisions frames them with one `ClockFrame`."""
+    return ClockFrame(catalog, norm, cid, subject_id, context).outcome(
+        decision, decision.key, event_time, explanation
+    )
+
+
+class ClockFrame:
+    """What the outcome events of one clock share, made once per clock: the JSON from
+    `{"clock_id"` to the context, the id's hash state after the clock and the norm's version,
+    and the headers every event of the clock carries."""
+
+    __slots__ = ("calendar", "head", "id_hash", "key", "municipality", "norm_id", "template")
+
+    def __init__(
+        self,
+        catalog: NormCatalog,
+        norm: Norm,
+        cid: str,
+        subject_id: str,
+        context: dict[str, str],
+    ) -> None:
+        dumps = orjson.dumps
+        parts = [b'{"clock_id":', dumps(cid), _template(catalog, norm).norm, dumps(subject_id)]
+        if context:
+            for name, prefix in _CONTEXT_FIELDS:
+                value = context.get(name)
+                if value is not None:
+                    parts.append(prefix)
+                    parts.append(dumps(value))
+        self.calendar = catalog.calendar
+        self.template = _template(catalog, norm)
+        self.head = b"".join(parts)
+        self.id_hash = _OUTCOME_ID_PREFIX.copy()  # see outcome_id
+        self.id_hash.update(f"{cid}\x1f{norm.version}\x1f".encode())
+        self.norm_id = norm.id
+        self.municipality = catalog.municipality
+        self.key = subject_id.encode()
+
+    def outcome(
+        self,
+        decision: Decision,
+        decision_key: str,
+        event_time: int | None = None,
+        explanation: bytes = b"",
+    ) -> Outcome:
+        """`decision_key`: `decision.key` (the caller has it already)."""
+        iso = self.calendar.isoformat
+        dumps = orjson.dumps
+        kind = decision.kind
+        template = self.template
+        target = template.targets.get(decision.target)
+        if target is None:
+            target = template.targets[decision.target] = template.target_json(decision.target)
+        # ISO 8601 instants and floats need no escaping.
+        parts = [
+            self.head,
+            target,
+            iso(decision.started_at).encode(),
+            b'","due_at":"',
+            iso(decision.due_at).encode(),
+            b'","elapsed_business_seconds":',
+            dumps(decision.elapsed / US),
+            b',"paused_seconds":',
+            dumps(decision.paused / US),
+        ]
+        if kind is DecisionKind.WARNING:
+            parts.append(b',"threshold":')
+            parts.append(dumps(decision.threshold))
+        elif kind is DecisionKind.MET or kind is DecisionKind.MISSED:
+            parts.append(b',"stopped_at":"')
+            parts.append(iso(decision.stopped_at or decision.at).encode())
+            parts.append(b'"')
+        elif kind is DecisionKind.CANCELLED:
+            parts.append(b',"reason":')
+            parts.append(dumps(decision.reason or "cancelled"))
+        cause_source = ""
+        if kind is DecisionKind.DATA_QUALITY:
+            cause_source, _, cause_id = decision.cause.partition("\x1f")  # Envelope.dedupe_key
+            parts += (
+                b',"problem":',
+                dumps(decision.reason),
+                b',"cause_source":',
+                dumps(cause_source),
+                b',"cause_id":',
+                dumps(cause_id),
+                b',"cause_time":"',
+                iso(decision.cause_at if decision.cause_at is not None else decision.at).encode(),
+                b'"',
+            )
+        if explanation:
+            parts.append(explanation)
+        parts.append(b"}")
+        at = decision.at if event_time is None else event_time
+        sha = self.id_hash.copy()
+        sha.update(decision_key.encode())
+        municipality, key = self.municipality, self.key
+        return Outcome(
+            municipality,
+            self.norm_id,
+            kind,
+            at,
+            decision.started_at,
+            key,
+            b"".join(parts),
+            tuple(
+                binary_headers(
+                    id=_uuid5_text(sha.digest()).encode(),
+                    source=_SOURCE_BYTES,
+                    type=_TYPE_BYTES[kind],
+                    time=iso(at).encode(),
+                    subject=key,
+                    municipality=municipality.encode(),
+                )
+            ),
+            decision.reason,
+            cause_source,
+        )
+
+
+_CONTEXT_FIELDS = tuple(
+    (name, b"," + orjson.dumps(name) + b":") for name in ("channel", "case_type", "party_role")
+)
+
+
+@dataclass(slots=True)
+class _NormTemplate:
+    """The fixed parts of a norm's outcome JSON (`outcome_record`)."""
+
+    norm: bytes  # `,"norm_id":…,"norm_version":…,"subject_id":`
+    unit_us: int
+    unit: str
+    tail: bytes  # `,"compliance_goal":…,"started_at":"`
+    targets: dict[int, bytes]  # target in microseconds → `,"target":{…}` + tail
+
+    def target_json(self, target: int) -> bytes:
+        return (
+            b',"target":'
+            + orjson.dumps({"amount": target / self.unit_us, "unit": self.unit})
+            + self.tail
+        )
+
+
+def _template(catalog: NormCatalog, norm: Norm) -> _NormTemplate:
+    template = catalog.outcome_templates.get(norm.id)
+    if template is None:
+        definition = norm.definition
+        unit = definition.target.unit
+        template = catalog.outcome_templates[norm.id] = _NormTemplate(
+            norm=b',"norm_id":'
+            + orjson.dumps(norm.id)
+            + b',"norm_version":'
+            + orjson.dumps(norm.version)
+            + b',"subject_id":',
+            unit_us=UNIT_SECONDS[unit] * US,
+            unit=unit.value,
+            tail=b',"compliance_goal":'
+            + orjson.dumps(definition.compliance_goal)
+            + b',"started_at":"',
+            targets={},
+        )
+    return template
+
+
+def outcome_id(cid: str, version: str, decision_key: str) -> str:
+    """`deterministic_id(SOURCE, cid, version, decision_key)`: the same UUID (version 5, URL
+    namespace), computed without building `uuid.UUID` objects — this runs for every decision.
+    A unit test holds the two equal."""
+    sha = _OUTCOME_ID_PREFIX.copy()  # namespace and source hashed once
+    sha.update(f"{cid}\x1f{version}\x1f{decision_key}".encode())
+    return _uuid5_text(sha.digest())
+
+
+def _uuid5_text(sha1_digest: bytes) -> str:
+    """The text of the version-5 UUID made from a SHA-1 digest (RFC 4122)."""
+    digest = bytearray(sha1_digest[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+# Transitions that make a cycle's explanation depend on more than its start.
+_SHAPING = frozenset(
+    {TransitionKind.PAUSE, TransitionKind.RESUME, TransitionKind.EXTEND, TransitionKind.RESTART}
+)
+
+
+def explanation_json(
+    catalog: NormCatalog,
+    norm: Norm,
+    transitions: list[tuple[Transition, dict[str, str]]],
+    decision: Decision,
+) -> bytes:
+    """The `explanation` member of a warning, breach, met or missed event: the deadline in
+    short (`explain.summary`), from what the clock knew when it took the decision (its events
+    up to the decision's instant, so a replay frames it alike). Computed at decision time, a
+    few per clock, never per intake event; a cycle with nothing but its start (and stop) is
+    explained by its norm and its start alone, so those are remembered per catalog."""
+    at = decision.at
+    key: tuple[Any, ...] | None = None
+    if decision.cycle == 1:
+        first: int | None = None  # the start's instant (of several, the first wins)
+        for transition, _ in transitions:
+            if transition.at > at:
+                continue
+            kind = transition.kind
+            if kind in _SHAPING:
+                first = None
+                break
+            if kind is TransitionKind.START and (first is None or transition.at < first):
+                first = transition.at
+        if first is not None:
+            rule = norm.rule
+            key = (norm.id, rule.calendar.local_date(first) if rule.day_granular else first)
+            cached = catalog.explanations.get(key)
+            if cached is not None:
+                return cached
+    known = [t for t, _ in transitions if t.at <= at]
+    explained = explain(norm.rule, known, cycle=decision.cycle)
+    if explained is None:
+        return b""
+    member = b',"explanation":' + orjson.dumps(summary(explained))
+    if key is not None:
+        if len(catalog.explanations) >= TIMELINE_MEMO_SIZE:
+            catalog.explanations.clear()  # emptied when full: see calendar._ADVANCE_MEMO_SIZE
+        catalog.explanations[key] = member
+    return member
