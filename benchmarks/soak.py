@@ -95,7 +95,7 @@ def norms_memo_code(size: int) -> str:
     return (
         "import runpy, services.norms.domain.planning as p, services.norms.domain.outcomes as o, "
         "services.common.calendar as c, services.common.kafka as k; "
-        f"p.TIMELINE_MEMO_SIZE = o.TIMELINE_MEMO_SIZE = {size}; "
+        f"p.TIMELINE_MEMO_SIZE = o.EXPLANATION_MEMO_SIZE = {size}; "
         f"c._ADVANCE_MEMO_SIZE = c._ISO_MEMO_SIZE = {size}; "
         f"k.PARTITION_MEMO_SIZE = {size}; "
         "runpy.run_module('services.norms', run_name='__main__', alter_sys=True)"

@@ -56,7 +56,7 @@ _OUTCOME_ID_PREFIX = hashlib.sha1(uuid.NAMESPACE_URL.bytes + f"servicepuls:{SOUR
 _SOURCE_BYTES = SOURCE.encode()
 _TYPE_BYTES = {kind: event_type.encode() for kind, event_type in _EVENT_TYPE.items()}
 # How many deadline summaries each catalog remembers (emptied when full).
-TIMELINE_MEMO_SIZE = 50_000
+EXPLANATION_MEMO_SIZE = 50_000
 
 
 @dataclass(slots=True)
@@ -324,7 +324,7 @@ def explanation_json(
         return b""
     member = b',"explanation":' + orjson.dumps(summary(explained))
     if key is not None:
-        if len(catalog.explanations) >= TIMELINE_MEMO_SIZE:
+        if len(catalog.explanations) >= EXPLANATION_MEMO_SIZE:
             catalog.explanations.clear()  # emptied when full: see calendar._ADVANCE_MEMO_SIZE
         catalog.explanations[key] = member
     return member

@@ -19,7 +19,7 @@ def test_the_memo_cap_bounds_every_memo_and_then_runs_the_service(
 ) -> None:
     patched = [
         (planning, "TIMELINE_MEMO_SIZE"),
-        (outcomes, "TIMELINE_MEMO_SIZE"),
+        (outcomes, "EXPLANATION_MEMO_SIZE"),
         (calendar, "_ADVANCE_MEMO_SIZE"),
         (calendar, "_ISO_MEMO_SIZE"),
         (kafka, "PARTITION_MEMO_SIZE"),
