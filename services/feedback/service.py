@@ -107,6 +107,7 @@ def concerns_feedback(data: Any) -> bool:
     if isinstance(data, CaseClosed):
         return True
     if isinstance(data, ContactCompleted):
+        # A contact about a case is surveyed with the case; callbacks are not contacts asked for.
         return data.case_id is None and data.direction is Direction.INBOUND
     return False
 
@@ -118,11 +119,10 @@ async def apply_intake_event(
 ) -> None:
     """Apply one intake event exactly once (the dedupe mark commits with the effect)."""
     data = envelope.data
+    if not concerns_feedback(data) or not await db.first_time_seen(conn, envelope.dedupe_key):
+        return
     if isinstance(data, CaseOpened):
-        if data.resident is None:
-            return
-        if not await db.first_time_seen(conn, envelope.dedupe_key):
-            return
+        assert data.resident is not None  # concerns_feedback
         await db.keep_case_resident(
             conn,
             municipality=envelope.municipality,
@@ -137,15 +137,8 @@ async def apply_intake_event(
             opened_at=envelope.time,
         )
     elif isinstance(data, CaseClosed):
-        if not await db.first_time_seen(conn, envelope.dedupe_key):
-            return
         await _case_closed(conn, envelope, data, book)
     elif isinstance(data, ContactCompleted):
-        # A contact about a case is surveyed with the case; callbacks are not contacts asked for.
-        if data.case_id is not None or data.direction is not Direction.INBOUND:
-            return
-        if not await db.first_time_seen(conn, envelope.dedupe_key):
-            return
         await _contact_completed(conn, envelope, data, book)
 
 

@@ -110,9 +110,18 @@ def outcome_record(
 class ClockFrame:
     """What the outcome events of one clock share, made once per clock: the JSON from
     `{"clock_id"` to the context, the id's hash state after the clock and the norm's version,
-    and the headers every event of the clock carries."""
+    and the header values every event of the clock carries (subject, municipality)."""
 
-    __slots__ = ("calendar", "head", "id_hash", "key", "municipality", "norm_id", "template")
+    __slots__ = (
+        "calendar",
+        "head",
+        "id_hash",
+        "key",
+        "municipality",
+        "municipality_bytes",
+        "norm_id",
+        "template",
+    )
 
     def __init__(
         self,
@@ -123,7 +132,8 @@ class ClockFrame:
         context: dict[str, str],
     ) -> None:
         dumps = orjson.dumps
-        parts = [b'{"clock_id":', dumps(cid), _template(catalog, norm).norm, dumps(subject_id)]
+        template = _template(catalog, norm)
+        parts = [b'{"clock_id":', dumps(cid), template.norm, dumps(subject_id)]
         if context:
             for name, prefix in _CONTEXT_FIELDS:
                 value = context.get(name)
@@ -131,12 +141,13 @@ class ClockFrame:
                     parts.append(prefix)
                     parts.append(dumps(value))
         self.calendar = catalog.calendar
-        self.template = _template(catalog, norm)
+        self.template = template
         self.head = b"".join(parts)
         self.id_hash = _OUTCOME_ID_PREFIX.copy()  # see outcome_id
         self.id_hash.update(f"{cid}\x1f{norm.version}\x1f".encode())
         self.norm_id = norm.id
         self.municipality = catalog.municipality
+        self.municipality_bytes = catalog.municipality.encode()
         self.key = subject_id.encode()
 
     def outcome(
@@ -212,7 +223,7 @@ class ClockFrame:
                     type=_TYPE_BYTES[kind],
                     time=iso(at).encode(),
                     subject=key,
-                    municipality=municipality.encode(),
+                    municipality=self.municipality_bytes,
                 )
             ),
             decision.reason,
