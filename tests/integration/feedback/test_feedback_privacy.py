@@ -78,14 +78,6 @@ def token_file() -> str:
     return "\n".join(lines) + "\n"
 
 
-@pytest.fixture(scope="module")
-def mail() -> Any:
-    catcher = MailCatcher()
-    catcher.controller.start()
-    yield catcher
-    catcher.controller.stop()
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def feedback(tmp_path_factory: Any, mail: MailCatcher) -> AsyncIterator[ServiceProcess]:
     schema = f"feedback_p{uuid.uuid4().hex[:8]}"

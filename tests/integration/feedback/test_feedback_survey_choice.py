@@ -49,14 +49,6 @@ resident_interval_days: 90
 """
 
 
-@pytest.fixture(scope="module")
-def mail() -> Any:
-    catcher = MailCatcher()
-    catcher.controller.start()
-    yield catcher
-    catcher.controller.stop()
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def feedback(tmp_path_factory: Any, mail: MailCatcher) -> AsyncIterator[ServiceProcess]:
     schema = f"feedback_t{uuid.uuid4().hex[:8]}"

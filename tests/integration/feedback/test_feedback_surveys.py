@@ -89,14 +89,6 @@ class FakeSmsGateway:
 
 
 @pytest.fixture(scope="module")
-def mail() -> Any:
-    catcher = MailCatcher()
-    catcher.controller.start()
-    yield catcher
-    catcher.controller.stop()
-
-
-@pytest.fixture(scope="module")
 def sms() -> Any:
     gateway = FakeSmsGateway()
     yield gateway
