@@ -328,7 +328,7 @@ async def _decide_and_record(
                 row,
                 SurveySuppressed,
                 time=envelope.time,
-                id_parts=("decision", envelope.dedupe_key),
+                id_parts=_decision_id_parts(row),
                 reason=decision.reason,
             )
         ]
