@@ -24,7 +24,7 @@ from typing import Any
 from rich.console import Console
 from rich.live import Live
 
-from services.common.calendar import load_calendars
+from services.common.calendar_files import load_calendars
 from services.common.config import load_municipalities
 from services.common.settings import REPO_ROOT
 from simulator.clock import SimulatedClock

@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from schemas.common import Channel, Code, MunicipalityCode
 from schemas.events import CaseOutcome, DeliveryChannel
-from services.common.calendar import BusinessCalendar, load_calendars
+from services.common.calendar import BusinessCalendar
+from services.common.calendar_files import load_calendars
 from services.common.config import ConfigError, Municipality, load_municipalities, load_yaml_model
 from services.feedback.domain.policy import SendingHours, SurveyPolicy
 

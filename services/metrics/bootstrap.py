@@ -16,7 +16,8 @@ from prometheus_client import (
     make_asgi_app,
 )
 
-from services.common.calendar import BusinessCalendar, load_calendars
+from services.common.calendar import BusinessCalendar
+from services.common.calendar_files import load_calendars
 from services.common.config import load_case_types, load_municipalities
 from services.common.consumer import BatchConsumer
 from services.common.deadletters import DeadLetters, dead_letter_counter

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.common.calendar import load_calendars
+from services.common.calendar_files import load_calendars
 from services.common.config import load_municipalities, load_yaml_model
 from services.norms.domain.catalog import NormCatalog, NormFile
 
