@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the local stack needs, once. Safe to run again: a second run only checks.
 #
-#   - Python dependencies: uv (via pip when missing), then `uv sync --frozen` into .venv
+#   - Python dependencies: uv (via pip when missing), then `uv sync --frozen` into .venv, and the
+#     hot pure modules compiled with mypyc (scripts/build_native.py)
 #   - Debian packages: PostgreSQL 15, Prometheus, Chromium (browser tests), Maven + Java (Kafka download)
 #   - Apache Kafka's broker jars from Maven Central into a cache outside the repo
 #
@@ -32,6 +33,21 @@ python_deps() {
     (cd "$REPO" && uv sync --frozen --quiet --compile-bytecode)
     (cd "$REPO" && .venv/bin/python -m compileall -q -j 0 services schemas simulator benchmarks tests \
         >/dev/null)
+    native_modules
+}
+
+# The hot pure modules compiled to C by mypyc (services/_native.py; about a minute, once per change
+# of their sources). Without a C compiler the sources run as they are. mypyc type-checks them
+# first: a type error there stops the bootstrap with mypy's message, as a lint error would.
+native_modules() {
+    local log="$REPO/.native/build.log"
+    mkdir -p "$REPO/.native"
+    if ! (cd "$REPO" && .venv/bin/python scripts/build_native.py >"$log" 2>&1); then
+        grep -v '^gcc ' "$log" >&2 || true
+        log "compiling the native modules failed (log: $log)"
+        return 1
+    fi
+    grep '^build_native:' "$log" | sed 's/^/bootstrap: /' >&2 || true
 }
 
 debian_packages() {

@@ -38,12 +38,13 @@ import re
 import resource
 import sys
 import time
+from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -207,11 +208,11 @@ assert SPECVERSION == "1.0"  # what the cheap path compares `ce_specversion` wit
 # ---- a worker's job ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Job:
-    """What one worker process reads and where it writes (picklable: sent to a spawned process)."""
+class Job(NamedTuple):
+    """What one worker process reads and where it writes (picklable: sent to a spawned process;
+    a named tuple, as a compiled frozen dataclass cannot be unpickled)."""
 
-    index: int
+    worker: int  # 0, 1, …
     workers: int
     partitions: tuple[tuple[int, int, int], ...]  # partition, first offset, end offset
     partition_count: int
@@ -227,15 +228,20 @@ class Job:
     max_partition_fetch_bytes: int = 4 << 20
 
 
+def subject_hash(subject_id: str) -> int:
+    """What the default partitioner makes of a subject (the key of its intake events and of
+    its outcome events): Kafka's murmur2, positive."""
+    return murmur2(subject_id.encode()) & 0x7FFFFFFF
+
+
 def owner_of(subject_id: str, partition_count: int, workers: int) -> int:
     """The worker that decides a clock: the one that reads the partition the clock's subject is
     keyed to (so most of a clock's events are its own)."""
-    partition = (murmur2(subject_id.encode()) & 0x7FFFFFFF) % partition_count
-    return partition % workers
+    return (subject_hash(subject_id) % partition_count) % workers
 
 
 # A clock's transitions as sent between processes: compact tuples.
-Fragment = tuple[str, str, str, str, list[tuple[int, str, str, int, str, dict[str, str]]]]
+Fragment = tuple[str, str, str, str, list[list[Any]]]  # (clock_rows.stored_form)
 _KINDS = {kind.value: kind for kind in TransitionKind}
 
 
@@ -363,7 +369,7 @@ def worker_main(job: Job, pipe: Connection) -> None:
     try:
         asyncio.run(_work(job, pipe))
     except BaseException as exc:
-        pipe.send(("failed", f"worker {job.index}: {type(exc).__name__}: {exc}"))
+        pipe.send(("failed", f"worker {job.worker}: {type(exc).__name__}: {exc}"))
         raise
 
 
@@ -374,7 +380,7 @@ async def _work(job: Job, pipe: Connection) -> None:
     # loop between chunks only): a long timeout, so that waiting is no failure.
     producer = durable_producer(
         job.bootstrap,
-        f"servicepuls-norms-rebuild-{job.index}",
+        f"servicepuls-norms-rebuild-{job.worker}",
         request_timeout_ms=300_000,
         max_request_size=REQUEST_BYTES,
         max_batch_size=BATCH_BYTES,
@@ -394,31 +400,33 @@ async def _work(job: Job, pipe: Connection) -> None:
         clocks, summary = await _read(job, conn, catalogs, sender, dead_letters, tally, pipe)
         read_at, cpu_read = time.perf_counter(), time.process_time()
         # Hand the transitions of clocks another worker decides to the parent, which passes them
-        # on once every worker has read its partitions (and says what "now" is).
+        # on once every worker has read its partitions (and says what "now" is). The subject's
+        # hash chooses the owner here and the outcomes' partition later: hashed once per
+        # subject (a subject's clocks are next to each other: one event started them).
         foreign: dict[int, list[Fragment]] = {}
+        hashes = array("I")  # the subject hash of each clock kept, in the order of `clocks`
+        subject, hashed = "", 0
         for cid in list(clocks):
             blank, transitions = clocks[cid]
-            owner = owner_of(blank.subject_id, job.partition_count, job.workers)
-            if owner != job.index:
-                del clocks[cid]
-                foreign.setdefault(owner, []).append(
-                    (
-                        cid,
-                        blank.municipality,
-                        blank.norm_id,
-                        blank.subject_id,
-                        stored_form(transitions),
-                    )
-                )
+            if blank.subject_id != subject:
+                subject, hashed = blank.subject_id, subject_hash(blank.subject_id)
+            owner = (hashed % job.partition_count) % job.workers
+            if owner == job.worker:
+                hashes.append(hashed)
+                continue
+            del clocks[cid]
+            foreign.setdefault(owner, []).append(
+                (cid, blank.municipality, blank.norm_id, blank.subject_id, stored_form(transitions))
+            )
         pipe.send(("read", summary, foreign))
         message = pipe.recv()
         assert message[0] == "decide", message
         _, now, hold, fragments = message
-        _merge(clocks, fragments)
+        _merge(clocks, hashes, fragments)
         pipe.send(("clocks", len(clocks)))
         decided_from = time.perf_counter()
         decided, rows_waited = await _decide(
-            job, conn, catalogs, clocks, now, hold, sender, tally, pipe
+            job, conn, catalogs, clocks, hashes, now, hold, sender, tally, pipe
         )
         decided_at = time.perf_counter()
         await sender.close()
@@ -589,9 +597,11 @@ async def _read(
 
 def _merge(
     clocks: dict[str, tuple[StoredClock, list[tuple[Transition, dict[str, str]]]]],
+    hashes: array[int],
     fragments: list[Fragment],
 ) -> None:
-    """Add the transitions other workers read to the clocks this worker decides."""
+    """Add the transitions other workers read to the clocks this worker decides (and the
+    subject hash of a clock new to it to `hashes`, which follows the order of `clocks`)."""
     for cid, municipality, norm_id, subject_id, stored in fragments:
         transitions = [
             (Transition(at, _KINDS[kind], key, extension, reason), context)
@@ -600,6 +610,7 @@ def _merge(
         entry = clocks.get(cid)
         if entry is None:
             clocks[cid] = (StoredClock(cid, municipality, norm_id, subject_id), transitions)
+            hashes.append(subject_hash(subject_id))
         else:
             entry[1].extend(transitions)
 
@@ -609,6 +620,7 @@ async def _decide(
     conn: asyncpg.Connection,
     catalogs: dict[str, NormCatalog],
     clocks: dict[str, tuple[StoredClock, list[tuple[Transition, dict[str, str]]]]],
+    hashes: array[int],
     now: int | None,
     hold: int | None,
     sender: _Sender,
@@ -622,7 +634,9 @@ async def _decide(
     finals: list[tuple[str, str, int, DecisionKind]] = []
     done = reported = 0
     last_report = time.monotonic()
-    for cid in list(clocks):
+    assert len(hashes) == len(clocks)
+    partitions = sender.partitions
+    for index, cid in enumerate(list(clocks)):
         blank, transitions = clocks.pop(cid)  # (freed as it goes)
         # In event-time order (the live consumer appends them in the order they arrive, which
         # across partitions no log can tell; nothing depends on the order).
@@ -640,7 +654,7 @@ async def _decide(
                     kind = DecisionKind.DATA_QUALITY
                 finals.append((clock.municipality, clock.norm_id, outcome.at, kind))
         if update.events:
-            await sender.add(update.events, sender.partition_of(clock.subject_id.encode()))
+            await sender.add(update.events, partitions[hashes[index] % len(partitions)])
         # A clock that took no decision yet is the row the consumer inserted without reading
         # it (no catalog version); the scheduler writes the version when it first takes one.
         taken = update.taken
@@ -870,7 +884,7 @@ def rebuild(
     processes = []
     for index in range(workers):
         job = Job(
-            index=index,
+            worker=index,
             workers=workers,
             partitions=tuple(
                 (p, first, end)

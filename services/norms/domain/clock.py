@@ -163,7 +163,7 @@ class Decision(NamedTuple):
 
 
 # Decision keys that depend on the kind alone (`Decision.key`).
-_PLAIN_KEYS = {
+_PLAIN_KEYS: dict[DecisionKind, str] = {
     kind: "final" if kind in FINAL_KINDS else kind.value
     for kind in DecisionKind
     if kind not in (DecisionKind.WARNING, DecisionKind.DATA_QUALITY)

@@ -340,18 +340,18 @@ def _explain_cycle(
                 status = "cancelled"
             else:
                 status = "missed" if fold.breached_at is not None else "met"
-            asked = fold.pending
+            unresumed = fold.pending
             fold.pending = None
             if fold.running:  # the term would have run on to its end (as projected)
-                if asked is not None:  # a suspension asked for that never took effect
-                    fold.suspensions.append(Suspension(asked.at, asked.reason, None))
+                if unresumed is not None:  # a suspension asked for that never took effect
+                    fold.suspensions.append(Suspension(unresumed.at, unresumed.reason, None))
                 fold.count(fold.cursor, None)
-            elif asked is not None and fold.pause_at is not None:
+            elif unresumed is not None and fold.pause_at is not None:
                 resumed = max(transition.at, fold.cursor)
                 fold.suspensions.append(
                     Suspension(
-                        asked.at,
-                        asked.reason,
+                        unresumed.at,
+                        unresumed.reason,
                         fold.pause_at,
                         resumed,
                         None,

@@ -212,7 +212,7 @@ def advance_clock(
     if hold_before is not None:
         ready, upcoming, settled = _hold(ready, upcoming, hold_before)
         taken |= settled
-    events = []
+    events: list[Outcome] = []
     update = ClockUpdate(
         events=events, taken=taken, next_decision_at=upcoming, norm_version=norm.version
     )
@@ -276,7 +276,7 @@ def _start_context(clock: StoredClock) -> dict[str, str]:
 
 def compliance_increments(
     outcomes: list[tuple[str, str, int, DecisionKind]], catalogs: dict[str, NormCatalog]
-) -> list[tuple[str, str, Any, int, int, int]]:
+) -> list[tuple[str, str, Any, int, int, int, int]]:
     """Per municipality, norm and local day: (met, missed, cancelled, data_quality) counts to
     add. DATA_QUALITY stands for a cycle cancelled because it was stopped before its start."""
     totals: dict[tuple[str, str, Any], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
