@@ -394,7 +394,12 @@ async def rebuild_throughput(
             for index, timing in enumerate(report.timings):
                 print(
                     f"  worker {index}: "
-                    + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in timing.items()),
+                    + ", ".join(
+                        f"{name} {value:,.0f} clocks"
+                        if name == "foreign"
+                        else f"{name} {value:.1f} s"
+                        for name, value in timing.items()
+                    ),
                     flush=True,
                 )
     finally:

@@ -418,10 +418,13 @@ async def _work(job: Job, pipe: Connection) -> None:
             foreign.setdefault(owner, []).append(
                 (cid, blank.municipality, blank.norm_id, blank.subject_id, stored_form(transitions))
             )
+        split_at = time.perf_counter()
+        summary["foreign"] = sum(len(fragments) for fragments in foreign.values())
         pipe.send(("read", summary, foreign))
         message = pipe.recv()
         assert message[0] == "decide", message
         _, now, hold, fragments = message
+        merge_from = time.perf_counter()
         _merge(clocks, hashes, fragments)
         pipe.send(("clocks", len(clocks)))
         decided_from = time.perf_counter()
@@ -433,6 +436,9 @@ async def _work(job: Job, pipe: Connection) -> None:
         timings = {
             "read": read_at - began,
             "wait": decided_from - read_at,
+            "split": split_at - read_at,  # choosing the owner of each clock
+            "merge": decided_from - merge_from,
+            "foreign": summary["foreign"],  # clocks handed to another worker
             "decide": decided_at - decided_from,
             "send": time.perf_counter() - decided_at,
             "cpu_start": cpu_began,
