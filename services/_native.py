@@ -26,6 +26,7 @@ STAMP = ROOT / ".native" / "stamp.json"
 # What mypyc compiles must type-check: scripts/build_native.py runs mypy on exactly these.
 MODULES = (
     "services/common/calendar.py",
+    "services/common/murmur.py",
     "services/norms/domain/clock.py",
     "services/norms/domain/explain.py",
     "services/norms/domain/outcomes.py",

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import struct
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from functools import lru_cache
 from typing import Any, ClassVar, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -22,6 +20,7 @@ from aiokafka.errors import (
 )
 
 from schemas.envelope import Envelope, KafkaRecord, encode
+from services.common.murmur import murmur2
 
 
 def durable_producer(bootstrap: str, client_id: str, **overrides: Any) -> AIOKafkaProducer:
@@ -41,38 +40,7 @@ def durable_producer(bootstrap: str, client_id: str, **overrides: Any) -> AIOKaf
     return AIOKafkaProducer(**options)
 
 
-_M = 0x5BD1E995
-_MASK = 0xFFFFFFFF
-
-
-@lru_cache(maxsize=256)
-def _words(count: int) -> struct.Struct:
-    return struct.Struct(f"<{count}I")
-
-
-def murmur2(data: bytes) -> int:
-    """Kafka's murmur2 of a key (what the Java client's default partitioner hashes), as an
-    unsigned 32-bit int. Equal to aiokafka's `murmur2`, which goes byte by byte, at half its
-    cost: the key is read four bytes at a time (docs/benchmarks.md, "Intake")."""
-    length = len(data)
-    h = 0x9747B28C ^ length
-    for k in _words(length >> 2).unpack_from(data):
-        k = (k * _M) & _MASK
-        k = ((k ^ (k >> 24)) * _M) & _MASK
-        h = ((h * _M) & _MASK) ^ k
-    rest = length & 3
-    if rest:
-        tail = length - rest
-        if rest == 3:
-            h ^= data[tail + 2] << 16
-        if rest >= 2:
-            h ^= data[tail + 1] << 8
-        h = ((h ^ data[tail]) * _M) & _MASK
-    h = ((h ^ (h >> 13)) * _M) & _MASK
-    return h ^ (h >> 15)
-
-
-# Remembered partitions of recent keys (murmur2 in pure Python costs about as much as the append).
+# Remembered partitions of recent keys (hashing costs about as much as the append).
 PARTITION_MEMO_SIZE = 200_000
 _partition_of_key: dict[tuple[str, bytes], int] = {}
 

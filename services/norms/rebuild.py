@@ -59,8 +59,9 @@ from schemas.events import CATALOG
 from services.common.calendar import from_us, to_us
 from services.common.consumer import MAX_RECORD_BYTES, decode_record
 from services.common.deadletters import DEADLETTER_TOPIC, DeadLetters, Problem, dead_letter_counter
-from services.common.kafka import durable_producer, murmur2, send_grouped, topic_partitions
+from services.common.kafka import durable_producer, send_grouped, topic_partitions
 from services.common.migrations import migrate
+from services.common.murmur import murmur2
 from services.common.settings import InfraSettings
 from services.norms.adapters.clock_rows import stored_form, transitions_json
 from services.norms.adapters.repository import MIGRATIONS
