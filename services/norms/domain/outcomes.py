@@ -114,12 +114,16 @@ class ClockFrame:
 
     __slots__ = (
         "calendar",
+        "due_at",
+        "due_text",
         "head",
         "id_hash",
         "key",
         "municipality",
         "municipality_bytes",
         "norm_id",
+        "started_at",
+        "started_text",
         "template",
     )
 
@@ -149,6 +153,10 @@ class ClockFrame:
         self.municipality = catalog.municipality
         self.municipality_bytes = catalog.municipality.encode()
         self.key = subject_id.encode()
+        # The last start and due instant written, as text: a clock's decisions share them
+        # (-1: none yet; no event is older than 1970, schemas.common.EARLIEST).
+        self.started_at, self.started_text = -1, b""
+        self.due_at, self.due_text = -1, b""
 
     def outcome(
         self,
@@ -158,20 +166,26 @@ class ClockFrame:
         explanation: bytes = b"",
     ) -> Outcome:
         """`decision_key`: `decision.key` (the caller has it already)."""
-        iso = self.calendar.isoformat
+        calendar = self.calendar
         dumps = orjson.dumps
         kind = decision.kind
         template = self.template
         target = template.targets.get(decision.target)
         if target is None:
             target = template.targets[decision.target] = template.target_json(decision.target)
+        if decision.started_at != self.started_at:
+            self.started_at = decision.started_at
+            self.started_text = calendar.isoformat(decision.started_at).encode()
+        if decision.due_at != self.due_at:
+            self.due_at = decision.due_at
+            self.due_text = calendar.isoformat(decision.due_at).encode()
         # ISO 8601 instants and floats need no escaping.
         parts = [
             self.head,
             target,
-            iso(decision.started_at).encode(),
+            self.started_text,
             b'","due_at":"',
-            iso(decision.due_at).encode(),
+            self.due_text,
             b'","elapsed_business_seconds":',
             dumps(decision.elapsed / US),
             b',"paused_seconds":',
@@ -182,7 +196,7 @@ class ClockFrame:
             parts.append(dumps(decision.threshold))
         elif kind is DecisionKind.MET or kind is DecisionKind.MISSED:
             parts.append(b',"stopped_at":"')
-            parts.append(iso(decision.stopped_at or decision.at).encode())
+            parts.append(calendar.isoformat(decision.stopped_at or decision.at).encode())
             parts.append(b'"')
         elif kind is DecisionKind.CANCELLED:
             parts.append(b',"reason":')
@@ -198,7 +212,9 @@ class ClockFrame:
                 b',"cause_id":',
                 dumps(cause_id),
                 b',"cause_time":"',
-                iso(decision.cause_at if decision.cause_at is not None else decision.at).encode(),
+                calendar.isoformat(
+                    decision.cause_at if decision.cause_at is not None else decision.at
+                ).encode(),
                 b'"',
             )
         if explanation:
@@ -221,7 +237,7 @@ class ClockFrame:
                     id=_uuid5_text(sha.digest()).encode(),
                     source=_SOURCE_BYTES,
                     type=_TYPE_BYTES[kind],
-                    time=iso(at).encode(),
+                    time=calendar.isoformat(at).encode(),
                     subject=key,
                     municipality=self.municipality_bytes,
                 )
