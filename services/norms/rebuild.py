@@ -54,7 +54,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from schemas.common import EARLIEST, LATEST
-from schemas.envelope import MUNICIPALITY_ATTRIBUTE, SPECVERSION, Envelope
+from schemas.envelope import HEADER_NAMES, MUNICIPALITY_ATTRIBUTE, SPECVERSION, Envelope
 from schemas.events import CATALOG
 from services.common.calendar import from_us, to_us
 from services.common.consumer import MAX_RECORD_BYTES, decode_record
@@ -130,6 +130,41 @@ _MUNICIPALITY = re.compile(r"GM[0-9]{4}")
 _SOURCE = re.compile(r"[!-~]{1,256}")
 
 
+# Attribute values that repeat across records (types, sources, municipalities), decoded and
+# checked once. Bounded: the values come from outside.
+_KNOWN_MAX = 10_000
+_types: dict[bytes, tuple[str, Any]] = {}
+_sources: dict[bytes, str] = {}
+_municipalities: dict[bytes, str] = {}
+
+
+def _framed_by_intake(headers: Sequence[Any]) -> bool:
+    """Whether the headers are intake's, in its order (`binary_headers`): read by position."""
+    return all(headers[index][0] == HEADER_NAMES[index] for index in range(8))
+
+
+def _event_type(raw: bytes) -> tuple[str, Any]:
+    """The type's text and its data model (None: not an event type of the catalog)."""
+    known = _types.get(raw)
+    if known is None:
+        if len(_types) >= _KNOWN_MAX:
+            _types.clear()
+        text = raw.decode()
+        known = _types[raw] = (text, CATALOG.get(text))
+    return known
+
+
+def _checked(raw: bytes, pattern: re.Pattern[str], known: dict[bytes, str]) -> str:
+    """The value's text if `pattern` matches all of it, else ""."""
+    text = known.get(raw)
+    if text is None:
+        if len(known) >= _KNOWN_MAX:
+            known.clear()
+        text = raw.decode()
+        text = known[raw] = text if pattern.fullmatch(text) else ""
+    return text
+
+
 @dataclass(slots=True)
 class Admitted:
     """What planning needs of an intake event (`plan_events` reads `municipality`, `type` and
@@ -149,28 +184,38 @@ def admit(record: Any, max_bytes: int = MAX_RECORD_BYTES) -> Admitted | Problem:
     model accepts: whatever they do not accept is decoded by `decode_record`, which decides."""
     value = record.value
     if value and len(value) <= max_bytes:
-        attributes: dict[str, Any] = {}
-        for name, raw in record.headers:
-            if name[:3] == "ce_":
-                attributes[name[3:]] = raw
+        headers = record.headers
         try:
-            event_type = attributes["type"].decode()
-            model = CATALOG.get(event_type)
-            event_id = attributes["id"].decode()
-            source = attributes["source"].decode()
-            subject = attributes["subject"].decode()
-            municipality = attributes[MUNICIPALITY_ATTRIBUTE].decode()
-            moment = attributes["time"].decode()
-            spec = attributes.get("specversion")
-        except (KeyError, AttributeError, UnicodeDecodeError):
+            if len(headers) == 8 and _framed_by_intake(headers):  # (the values by position)
+                spec = headers[0][1]
+                event_id = headers[1][1].decode()
+                raw_source, raw_type = headers[2][1], headers[3][1]
+                moment = headers[4][1].decode()
+                subject = headers[5][1].decode()
+                raw_municipality = headers[6][1]
+            else:
+                attributes: dict[str, Any] = {}
+                for name, raw in headers:
+                    if name[:3] == "ce_":
+                        attributes[name[3:]] = raw
+                spec = attributes.get("specversion")
+                event_id = attributes["id"].decode()
+                raw_source, raw_type = attributes["source"], attributes["type"]
+                moment = attributes["time"].decode()
+                subject = attributes["subject"].decode()
+                raw_municipality = attributes[MUNICIPALITY_ATTRIBUTE]
+            event_type, model = _event_type(raw_type)
+            source = _checked(raw_source, _SOURCE, _sources)
+            municipality = _checked(raw_municipality, _MUNICIPALITY, _municipalities)
+        except (KeyError, AttributeError, UnicodeDecodeError, TypeError):
             model = None
         if (
             model is not None
             and (spec is None or spec == b"1.0")
             and 0 < len(event_id) <= 128
             and 0 < len(subject) <= 128
-            and _SOURCE.fullmatch(source)
-            and _MUNICIPALITY.fullmatch(municipality)
+            and source
+            and municipality
             and _TIME.fullmatch(moment)
         ):
             try:

@@ -98,6 +98,27 @@ CASES = {
 }
 
 
+def reframed(headers: list[tuple[str, bytes]]) -> ConsumerRecord[Any, Any]:
+    """GOOD with headers of its own (the cheap path reads intake's order by position)."""
+    good = record()
+    return ConsumerRecord(**{**good.__dict__, "headers": headers})
+
+
+_HEADERS = list(GOOD.headers)
+CASES |= {
+    "headers in another order": reframed(_HEADERS[::-1]),
+    "no content-type": reframed(_HEADERS[:7]),
+    "an extra header": reframed([*_HEADERS, ("traceparent", b"00-1-2-01")]),
+    "a header twice, the second valid": reframed(
+        [("ce_time", b"not a time"), *_HEADERS[:4], *_HEADERS[5:], _HEADERS[4]]
+    ),
+    "a header twice, the second invalid": reframed([*_HEADERS, ("ce_time", b"not a time")]),
+    "intake's names, a type not in the catalog": reframed(
+        [*_HEADERS[:3], ("ce_type", b"nl.servicepuls.nothing.v1"), *_HEADERS[4:]]
+    ),
+}
+
+
 @pytest.mark.parametrize("name", CASES)
 def test_admit_accepts_and_refuses_what_the_live_consumer_does(name: str) -> None:
     assert_same_as_live(CASES[name])
