@@ -422,6 +422,15 @@ def worker_main(job: Job, pipe: Connection) -> None:
 async def _work(job: Job, pipe: Connection) -> None:
     catalogs = load_catalogs(job.config_dir)
     conn = await asyncpg.connect(job.database_url)
+    # The clock rows' instants go to COPY as microseconds (`_pg_instant`), not as datetimes
+    # made only to be taken apart again.
+    await conn.set_type_codec(
+        "timestamptz",
+        schema="pg_catalog",
+        encoder=_pg_instant,
+        decoder=_from_pg_instant,
+        format="tuple",
+    )
     # A record batch waits in the producer while the worker computes (it yields to the event
     # loop between chunks only): a long timeout, so that waiting is no failure.
     producer = durable_producer(
@@ -718,12 +727,12 @@ async def _decide(
                 clock.subject_id,
                 transitions_json(clock),
                 "|".join(sorted(taken)),
-                _ts(update.next_decision_at),
+                update.next_decision_at,
                 update.norm_version if taken else None,
                 update.outcome,
-                _ts(update.started_at),
-                _ts(update.due_at),
-                _ts(update.stopped_at),
+                update.started_at,
+                update.due_at,
+                update.stopped_at,
             )
         )
         done += 1
@@ -745,6 +754,18 @@ async def _decide(
 
 def _in_event_time(item: tuple[Transition, dict[str, str]]) -> tuple[int, int, str]:
     return item[0].sort_key()
+
+
+# asyncpg's "tuple" form of a timestamptz: microseconds since 2000-01-01 UTC.
+_PG_EPOCH_US = 946_684_800 * 1_000_000
+
+
+def _pg_instant(instant_us: int) -> tuple[int]:
+    return (instant_us - _PG_EPOCH_US,)
+
+
+def _from_pg_instant(value: tuple[int]) -> int:
+    return value[0] + _PG_EPOCH_US
 
 
 def _ts(instant: int | None) -> datetime | None:
