@@ -27,6 +27,7 @@ STAMP = ROOT / ".native" / "stamp.json"
 MODULES = (
     "services/common/calendar.py",
     "services/common/murmur.py",
+    "services/norms/adapters/clock_rows.py",
     "services/norms/domain/clock.py",
     "services/norms/domain/explain.py",
     "services/norms/domain/outcomes.py",
