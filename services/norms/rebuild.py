@@ -73,6 +73,7 @@ from services.norms.domain.clock import (
     DecisionKind,
     Transition,
     TransitionKind,
+    new_transition,
 )
 from services.norms.domain.outcomes import Outcome
 from services.norms.domain.planning import (
@@ -165,7 +166,7 @@ def _checked(raw: bytes, pattern: re.Pattern[str], known: dict[bytes, str]) -> s
     return text
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Admitted:
     """What planning needs of an intake event (`plan_events` reads `municipality`, `type` and
     `data` of an envelope), admitted without building the validated `Envelope`."""
@@ -175,6 +176,17 @@ class Admitted:
     data: Any
     at: int  # event time, microseconds since the epoch
     key: str  # Envelope.dedupe_key
+
+    def __init__(  # (written out: the generated one would run as Python code when compiled)
+        self, municipality: str, type: str, data: Any, at: int, key: str
+    ) -> None:
+        self.municipality, self.type, self.data, self.at, self.key = (
+            municipality,
+            type,
+            data,
+            at,
+            key,
+        )
 
 
 def admit(record: Any, max_bytes: int = MAX_RECORD_BYTES) -> Admitted | Problem:
@@ -665,7 +677,7 @@ def _merge(
     subject hash of a clock new to it to `hashes`, which follows the order of `clocks`)."""
     for cid, municipality, norm_id, subject_id, stored in fragments:
         transitions = [
-            (Transition(at, _KINDS[kind], key, extension, reason), context)
+            (new_transition(at, _KINDS[kind], key, extension, reason), context)
             for at, kind, key, extension, reason, context in stored
         ]
         entry = clocks.get(cid)

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from services.norms.domain.clock import Transition, TransitionKind
+from services.norms.domain.clock import Transition, TransitionKind, new_transition
 from services.norms.domain.planning import StoredClock
 
 
@@ -29,7 +29,7 @@ def transitions_from_json(text: str | bytes | None) -> list[tuple[Transition, di
         return []
     kinds = _TRANSITION_KINDS  # a dict lookup: calling the enum is slow
     transitions = [
-        (Transition(at, kinds[kind], key, extension, reason), context)
+        (new_transition(at, kinds[kind], key, extension, reason), context)
         for at, kind, key, extension, reason, context in orjson.loads(text)
     ]
     # Transitions are appended without reading the clock (`ClockRepository`): one event

@@ -35,7 +35,7 @@ stay as they were. A restart while a cycle runs changes nothing (the case is sti
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple
 
@@ -58,6 +58,11 @@ class TransitionKind(StrEnum):
 # event is applied after a same-instant extension or resumption.
 _KIND_ORDER = {kind: rank for rank, kind in enumerate(TransitionKind)}
 
+# A named tuple made from all its fields in order, without the `__new__` that `NamedTuple`
+# generates: that is Python code, run as such even when this module is compiled, and decisions
+# and transitions are made for every event. Same tuple, same class (a unit test holds them equal).
+_new_tuple = tuple.__new__
+
 
 class Transition(NamedTuple):
     """One input event as it affects one clock. (Immutable tuples: made for every event and
@@ -71,6 +76,13 @@ class Transition(NamedTuple):
 
     def sort_key(self) -> tuple[int, int, str]:
         return (self.at, _KIND_ORDER[self.kind], self.event_key)
+
+
+def new_transition(
+    at: int, kind: TransitionKind, event_key: str, extension: int, reason: str
+) -> Transition:
+    """`Transition(at, kind, event_key, extension, reason)`, made as `_new_tuple` says."""
+    return _new_tuple(Transition, (at, kind, event_key, extension, reason))
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,24 +182,33 @@ _PLAIN_KEYS: dict[DecisionKind, str] = {
 }
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class _State:
     rule: ClockRule
     started_at: int
     cursor: int  # consumed is counted up to here
-    consumed: int = 0
-    target: int = 0
-    extended: int = 0
-    due: int = 0
-    running: bool = True
-    pause_at: int | None = None  # effective instant of a pending or active pause
-    paused_total: int = 0
-    breached: bool = False
-    warned: set[str] = field(default_factory=set)
+    consumed: int
+    target: int
+    extended: int
+    due: int
+    running: bool
+    pause_at: int | None  # effective instant of a pending or active pause
+    paused_total: int
+    breached: bool
+    warned: set[str]
     # No decision is taken before the event being applied: a day-granular resumption counts
     # from the start of its day (Awb 4:15), but what it causes happens from its own instant.
-    not_before: int = 0
-    cycle: int = 1
+    not_before: int
+    cycle: int
+
+    def __init__(  # (written out: the generated one would run as Python code when compiled)
+        self, rule: ClockRule, started_at: int, cursor: int, *, target: int = 0, cycle: int = 1
+    ) -> None:
+        self.rule, self.started_at, self.cursor = rule, started_at, cursor
+        self.consumed, self.target, self.extended, self.due = 0, target, 0, 0
+        self.running, self.pause_at, self.paused_total, self.breached = True, None, 0, False
+        self.warned = set()
+        self.not_before, self.cycle = 0, cycle
 
     def round_due(self, raw: int) -> int:
         rule = self.rule
@@ -213,20 +234,37 @@ class _State:
             return self.paused_total + instant - self.pause_at
         return self.paused_total
 
-    def decision(self, kind: DecisionKind, at: int, **extra: object) -> Decision:
+    def decision(
+        self,
+        kind: DecisionKind,
+        at: int,
+        *,
+        threshold: str = "",
+        stopped_at: int | None = None,
+        reason: str = "",
+        cause: str = "",
+        cause_at: int | None = None,
+    ) -> Decision:
         due = (
             self.due if (self.running or self.breached) else self.compute_due(max(at, self.cursor))
         )
-        return Decision(
-            kind=kind,
-            at=at,
-            started_at=self.started_at,
-            due_at=due,
-            target=self.target,
-            elapsed=self.elapsed_at(at),
-            paused=self.paused_at(at),
-            cycle=self.cycle,
-            **extra,  # type: ignore[arg-type]
+        return _new_tuple(
+            Decision,
+            (
+                kind,
+                at,
+                self.started_at,
+                due,
+                self.target,
+                self.elapsed_at(at),
+                self.paused_at(at),
+                threshold,
+                stopped_at,
+                reason,
+                self.cycle,
+                cause,
+                cause_at,
+            ),
         )
 
     def run_until(self, until: int | None, out: list[Decision]) -> None:
@@ -417,15 +455,24 @@ def judge_instant(
     judged from the contact itself. An abandoned contact counts as not answered in time."""
     stopped_at = started_at + waited
     met = answered and waited <= target
-    return Decision(
-        kind=DecisionKind.MET if met else DecisionKind.MISSED,
-        at=stopped_at,
-        started_at=started_at,
-        due_at=started_at + target,
-        target=target,
-        elapsed=waited,
-        paused=0,
-        stopped_at=stopped_at,
+    kind = DecisionKind.MET if met else DecisionKind.MISSED
+    return _new_tuple(
+        Decision,
+        (
+            kind,
+            stopped_at,  # at
+            started_at,
+            started_at + target,  # due_at
+            target,
+            waited,  # elapsed
+            0,  # paused
+            "",  # threshold
+            stopped_at,
+            "",  # reason
+            1,  # cycle
+            "",  # cause
+            None,  # cause_at
+        ),
     )
 
 

@@ -55,11 +55,29 @@ _EVENT_TYPE = {kind: model.event_type for kind, model in _EVENT_MODEL.items()}
 _OUTCOME_ID_PREFIX = hashlib.sha1(uuid.NAMESPACE_URL.bytes + f"servicepuls:{SOURCE}\x1f".encode())
 _SOURCE_BYTES = SOURCE.encode()
 _TYPE_BYTES = {kind: event_type.encode() for kind, event_type in _EVENT_TYPE.items()}
+
+
+def _header_pairs(subject: bytes, municipality: bytes) -> list[tuple[str, bytes]]:
+    """`binary_headers` of a norm event with an empty id, type and time: the pairs that are the
+    same in every event of one clock (specversion, source, subject, municipality, content
+    type), which `ClockFrame` takes once."""
+    return binary_headers(
+        id=b"", source=_SOURCE_BYTES, type=b"", time=b"", subject=subject, municipality=municipality
+    )
+
+
+# The `ce_type` pair of each kind of norm event, as `binary_headers` makes it (shared).
+_TYPE_PAIRS = {
+    kind: binary_headers(
+        id=b"", source=_SOURCE_BYTES, type=type_bytes, time=b"", subject=b"", municipality=b""
+    )[3]
+    for kind, type_bytes in _TYPE_BYTES.items()
+}
 # How many deadline summaries each catalog remembers (emptied when full).
 EXPLANATION_MEMO_SIZE = 50_000
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Outcome:
     """A decision framed as a norm event (key, value and headers of its Kafka record), with
     what the service counts."""
@@ -77,6 +95,23 @@ class Outcome:
     # CANCELLED: the reason; DATA_QUALITY: the problem, and the source of the event at fault.
     reason: str = ""
     cause_source: str = ""
+
+    def __init__(  # (written out: the generated one would run as Python code, compiled or not)
+        self,
+        municipality: str,
+        norm_id: str,
+        kind: DecisionKind,
+        at: int,
+        started_at: int,
+        key: bytes,
+        value: bytes,
+        headers: tuple[tuple[str, bytes], ...],
+        reason: str = "",
+        cause_source: str = "",
+    ) -> None:
+        self.municipality, self.norm_id, self.kind, self.at = municipality, norm_id, kind, at
+        self.started_at, self.key, self.value, self.headers = started_at, key, value, headers
+        self.reason, self.cause_source = reason, cause_source
 
     def record(self, topic: str = NORMS_TOPIC) -> KafkaRecord:
         return KafkaRecord(topic=topic, key=self.key, value=self.value, headers=list(self.headers))
@@ -117,6 +152,7 @@ class ClockFrame:
         "due_at",
         "due_text",
         "head",
+        "headers",
         "id_hash",
         "key",
         "municipality",
@@ -153,6 +189,7 @@ class ClockFrame:
         self.municipality = catalog.municipality
         self.municipality_bytes = catalog.municipality.encode()
         self.key = subject_id.encode()
+        self.headers = _header_pairs(self.key, self.municipality_bytes)
         # The last start and due instant written, as text: a clock's decisions share them
         # (-1: none yet; no event is older than 1970, schemas.common.EARLIEST).
         self.started_at, self.started_text = -1, b""
@@ -223,7 +260,7 @@ class ClockFrame:
         at = decision.at if event_time is None else event_time
         sha = self.id_hash.copy()
         sha.update(decision_key.encode())
-        municipality, key = self.municipality, self.key
+        municipality, key, shared = self.municipality, self.key, self.headers
         return Outcome(
             municipality,
             self.norm_id,
@@ -232,15 +269,15 @@ class ClockFrame:
             decision.started_at,
             key,
             b"".join(parts),
-            tuple(
-                binary_headers(
-                    id=_uuid5_text(sha.digest()).encode(),
-                    source=_SOURCE_BYTES,
-                    type=_TYPE_BYTES[kind],
-                    time=calendar.isoformat(at).encode(),
-                    subject=key,
-                    municipality=self.municipality_bytes,
-                )
+            (  # binary_headers, in its order, from the clock's pairs (made once) and the event's
+                shared[0],
+                ("ce_id", _uuid5_text(sha.digest()).encode()),
+                shared[2],
+                _TYPE_PAIRS[kind],
+                ("ce_time", calendar.isoformat(at).encode()),
+                shared[5],
+                shared[6],
+                shared[7],
             ),
             decision.reason,
             cause_source,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, cast
 
 from schemas.envelope import Envelope
@@ -29,6 +29,7 @@ from services.norms.domain.clock import (
     TransitionKind,
     decisions_due,
     judge_instant,
+    new_transition,
     timeline,
 )
 from services.norms.domain.outcomes import ClockFrame, Outcome, explanation_json, outcome_record
@@ -37,7 +38,11 @@ from services.norms.domain.outcomes import ClockFrame, Outcome, explanation_json
 TIMELINE_MEMO_SIZE = 50_000
 
 
-@dataclass(slots=True)
+# The hot dataclasses below have their `__init__` written out (`init=False`): the generated
+# one is Python code, run as such even in a compiled module, once per clock or outcome.
+
+
+@dataclass(slots=True, init=False)
 class StoredClock:
     """A clock as the repository keeps it (its row's storage form: adapters/clock_rows.py)."""
 
@@ -46,8 +51,22 @@ class StoredClock:
     norm_id: str
     subject_id: str
     # Each transition with the context of its event: (transition, channel, case_type, role).
-    transitions: list[tuple[Transition, dict[str, str]]] = field(default_factory=list)
-    taken: set[str] = field(default_factory=set)
+    transitions: list[tuple[Transition, dict[str, str]]]
+    taken: set[str]
+
+    def __init__(
+        self,
+        clock_id: str,
+        municipality: str,
+        norm_id: str,
+        subject_id: str,
+        transitions: list[tuple[Transition, dict[str, str]]] | None = None,
+        taken: set[str] | None = None,
+    ) -> None:
+        self.clock_id, self.municipality = clock_id, municipality
+        self.norm_id, self.subject_id = norm_id, subject_id
+        self.transitions = [] if transitions is None else transitions
+        self.taken = set() if taken is None else taken
 
     def add(self, transition: Transition, context: dict[str, str]) -> bool:
         if any(
@@ -59,18 +78,33 @@ class StoredClock:
         return True
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class ClockUpdate:
     """The result of advancing one clock: events to emit and the state to store."""
 
     events: list[Outcome]
     taken: set[str]
     next_decision_at: int | None
-    norm_version: str | None = None
-    outcome: str | None = None
-    started_at: int | None = None
-    due_at: int | None = None
-    stopped_at: int | None = None
+    norm_version: str | None
+    outcome: str | None
+    started_at: int | None
+    due_at: int | None
+    stopped_at: int | None
+
+    def __init__(
+        self,
+        events: list[Outcome],
+        taken: set[str],
+        next_decision_at: int | None,
+        norm_version: str | None = None,
+        outcome: str | None = None,
+        started_at: int | None = None,
+        due_at: int | None = None,
+        stopped_at: int | None = None,
+    ) -> None:
+        self.events, self.taken, self.next_decision_at = events, taken, next_decision_at
+        self.norm_version, self.outcome = norm_version, outcome
+        self.started_at, self.due_at, self.stopped_at = started_at, due_at, stopped_at
 
 
 @dataclass(slots=True)
@@ -155,7 +189,7 @@ def plan_events(
                     )
                 entry[1].append(
                     (
-                        Transition(at, match.kind, cause, match.extension, match.reason),
+                        new_transition(at, match.kind, cause, match.extension, match.reason),
                         _context(data) if match.kind is TransitionKind.START else _NO_CONTEXT,
                     )
                 )

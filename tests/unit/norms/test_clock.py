@@ -20,6 +20,7 @@ from services.norms.domain.clock import (
     TransitionKind,
     decisions_due,
     judge_instant,
+    new_transition,
     timeline,
 )
 
@@ -552,3 +553,49 @@ def test_events_before_the_start_follow_one_rule(
         assert [d for d in decisions if d.kind is not DecisionKind.DATA_QUALITY] == timeline(
             rule, late
         )
+
+
+def test_tuples_made_without_their_generated_new_are_the_named_tuples() -> None:
+    """`new_transition` and the decisions (`_new_tuple`, fields in order) equal what the
+    named tuples' own constructors make, field for field."""
+    made = new_transition(5, TransitionKind.PAUSE, "src\x1fid", 0, "advice")
+    assert type(made) is Transition
+    assert made == Transition(5, TransitionKind.PAUSE, "src\x1fid", reason="advice")
+    assert (made.at, made.kind, made.event_key, made.extension, made.reason) == (
+        5,
+        TransitionKind.PAUSE,
+        "src\x1fid",
+        0,
+        "advice",
+    )
+    judged = judge_instant(started_at=10 * US, waited=40 * US, answered=True, target=30 * US)
+    assert type(judged) is Decision
+    assert judged == Decision(
+        kind=DecisionKind.MISSED,
+        at=50 * US,
+        started_at=10 * US,
+        due_at=40 * US,
+        target=30 * US,
+        elapsed=40 * US,
+        paused=0,
+        stopped_at=50 * US,
+    )
+    rule = ClockRule(
+        calendar=CALENDAR,
+        measure=Measure.CONTINUOUS,
+        target=3600 * US,
+        warnings=(Threshold(label="50%", fraction=0.5),),
+    )
+    start = new_transition(0, TransitionKind.START, "k", 0, "")
+    [started, warned, breached] = timeline(rule, [start])
+    assert breached == Decision(
+        kind=DecisionKind.BREACHED,
+        at=3600 * US,
+        started_at=0,
+        due_at=3600 * US,
+        target=3600 * US,
+        elapsed=3600 * US,
+        paused=0,
+    )
+    assert started.kind is DecisionKind.STARTED
+    assert (warned.kind, warned.at, warned.threshold) == (DecisionKind.WARNING, 1800 * US, "50%")
