@@ -30,6 +30,7 @@ MODULES = (
     "services/norms/adapters/clock_rows.py",
     "services/norms/domain/clock.py",
     "services/norms/domain/explain.py",
+    "services/norms/domain/matching.py",
     "services/norms/domain/outcomes.py",
     "services/norms/domain/planning.py",
     "services/norms/rebuild.py",

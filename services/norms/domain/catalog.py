@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -17,22 +16,22 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from schemas.common import Channel, Code, Direction, Duration, DurationUnit
 from schemas.events import PREFIX, CaseOutcome, SuspensionReason
 from services.common.calendar import (
-    US,
     BusinessCalendar,
     Measure,
-    to_us,
 )
 from services.norms.domain.clock import ClockRule, Threshold, TransitionKind
+from services.norms.domain.matching import (
+    CaseTypeScope,
+    FieldTest,
+    InstantMatch,
+    Judge,
+    Match,
+    Matcher,
+    Rule,
+    Test,
+    duration_us,
+)
 
-# Nominal length of one unit of each duration unit, in seconds of its measure.
-UNIT_SECONDS: dict[DurationUnit, int] = {
-    DurationUnit.SECONDS: 1,
-    DurationUnit.MINUTES: 60,
-    DurationUnit.OFFICE_HOURS: 3600,
-    DurationUnit.WORKING_DAYS: 86_400,
-    DurationUnit.CALENDAR_DAYS: 86_400,
-    DurationUnit.WEEKS: 7 * 86_400,
-}
 UNIT_MEASURE: dict[DurationUnit, Measure] = {
     DurationUnit.SECONDS: Measure.CONTINUOUS,
     DurationUnit.MINUTES: Measure.CONTINUOUS,
@@ -42,11 +41,6 @@ UNIT_MEASURE: dict[DurationUnit, Measure] = {
     DurationUnit.WEEKS: Measure.CALENDAR_DAYS,
 }
 DAY_UNITS = frozenset({DurationUnit.WORKING_DAYS, DurationUnit.CALENDAR_DAYS, DurationUnit.WEEKS})
-
-
-def duration_us(duration: Duration) -> int:
-    """A duration in nominal business microseconds of its own measure."""
-    return round(duration.amount * UNIT_SECONDS[duration.unit] * US)
 
 
 class _Strict(BaseModel):
@@ -113,7 +107,7 @@ class Selector(_Strict):
         """Whether the event data `data` is selected."""
         return self.compile()(data.__dict__)
 
-    def compile(self) -> Callable[[dict[str, Any]], bool]:
+    def compile(self) -> Test:
         """`matches` as a function of a model's field values (its `__dict__`), with the option
         lists as sets: the catalog compiles each selector once and tests every event with it."""
         one_of = [
@@ -135,19 +129,7 @@ class Selector(_Strict):
             )
             if value is not None
         ]
-        reply = self.reply
-
-        def test(fields: dict[str, Any]) -> bool:
-            for name, options in one_of:
-                value = fields.get(name)
-                if value is None or value not in options:
-                    return False
-            for name, wanted in equal:
-                if fields.get(name) != wanted:
-                    return False
-            return reply is None or (fields.get("in_reply_to") is not None) == reply
-
-        return test
+        return FieldTest(one_of, equal, self.reply)
 
     def matches_by_definition(self, data: Any) -> bool:
         """`matches` spelled out field by field (a unit test holds the compiled form to it)."""
@@ -298,24 +280,6 @@ class Norm:
         return self.definition.id
 
 
-@dataclass(frozen=True, slots=True)
-class Match:
-    norm: Norm
-    kind: TransitionKind
-    subject_id: str
-    extension: int = 0
-    reason: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class InstantMatch:
-    norm: Norm
-    subject_id: str
-    started_at: int
-    waited: int
-    answered: bool
-
-
 # When one event matches several rules of one norm, the strongest wins.
 _PRECEDENCE = (
     TransitionKind.CANCEL,
@@ -326,13 +290,6 @@ _PRECEDENCE = (
     TransitionKind.START,
     TransitionKind.RESTART,
 )
-
-
-# (norm, its id, kind, selector, test, the field naming the subject, the cancel reason): what
-# `match` needs of a rule for every event, worked out once.
-_Rule = tuple[Norm, str, TransitionKind, Selector, Callable[[dict[str, Any]], bool], str, str]
-# (norm, selector, test, the field naming the subject)
-_Judge = tuple[Norm, Selector, Callable[[dict[str, Any]], bool], str]
 
 
 class NormCatalog:
@@ -353,12 +310,12 @@ class NormCatalog:
         self.outcome_templates: dict[str, Any] = {}
         # Deadline summaries of plain cycles (see outcomes.explanation_json).
         self.explanations: dict[Any, bytes] = {}
-        self._rules: dict[str, list[_Rule]] = {}
-        self._judges: dict[str, list[_Judge]] = {}
+        rules: dict[str, list[Rule]] = {}
+        judges: dict[str, list[Judge]] = {}
         for norm in self.norms.values():
             d = norm.definition
             if d.judge is not None:
-                self._judges.setdefault(d.judge.event_type, []).append(
+                judges.setdefault(d.judge.event_type, []).append(
                     (norm, d.judge, d.judge.compile(), d.judge.key_field)
                 )
                 continue
@@ -368,7 +325,7 @@ class NormCatalog:
                     test = selector.compile()
                     if scope is not None and kind is not TransitionKind.START:
                         test = _within(scope, selector.key_field, test)
-                    self._rules.setdefault(selector.event_type, []).append(
+                    rules.setdefault(selector.event_type, []).append(
                         (
                             norm,
                             d.id,
@@ -379,89 +336,11 @@ class NormCatalog:
                             selector.as_reason or "",
                         )
                     )
-        # The rules (and judges) an event can match, by its type and channel: most rules name
-        # a channel, so an event is tested against few. Order (precedence) is kept.
-        self._by_channel: dict[tuple[str, Any], list[_Rule]] = {}
-        self._judges_by_channel: dict[tuple[str, Any], list[_Judge]] = {}
-
-    def _rules_for(self, event_type: str, channel: Any) -> list[_Rule]:
-        key = (event_type, channel)
-        rules = self._by_channel.get(key)
-        if rules is None:
-            rules = self._by_channel[key] = [
-                rule
-                for rule in self._rules.get(event_type, ())
-                if rule[3].channel is None or (channel is not None and channel in rule[3].channel)
-            ]
-        return rules
-
-    def _judges_for(self, event_type: str, channel: Any) -> list[_Judge]:
-        key = (event_type, channel)
-        judges = self._judges_by_channel.get(key)
-        if judges is None:
-            judges = self._judges_by_channel[key] = [
-                judge
-                for judge in self._judges.get(event_type, ())
-                if judge[1].channel is None or (channel is not None and channel in judge[1].channel)
-            ]
-        return judges
-
-    def match(self, event_type: str, data: Any) -> list[Match]:
-        """The transitions this event causes: at most one per norm."""
-        fields = data.__dict__
-        channel = fields.get("channel")
-        rules = self._by_channel.get((event_type, channel))
-        if rules is None:
-            rules = self._rules_for(event_type, channel)
-        matches: list[Match] = []
-        if not rules:
-            return matches
-        seen: set[str] = set()
-        for norm, norm_id, kind, _, selected, key_field, reason in rules:
-            if norm_id in seen or not selected(fields):
-                continue
-            subject = fields.get(key_field)
-            if not subject:
-                continue
-            seen.add(norm_id)
-            extension = 0
-            if kind is TransitionKind.EXTEND:
-                extension = duration_us(data.extension)
-            elif kind is TransitionKind.CANCEL and not reason:
-                outcome = fields.get("outcome")
-                reason = str(outcome.value) if outcome is not None else "cancelled"
-            elif kind is TransitionKind.PAUSE:
-                # Kept with the transition: a deadline's explanation names why it stood still.
-                why = fields.get("reason")
-                reason = str(getattr(why, "value", why)) if why is not None else ""
-            matches.append(Match(norm, kind, subject, extension, reason))
-        return matches
-
-    def judge(self, event_type: str, data: Any) -> list[InstantMatch]:
-        """Instant norms this contact is judged against (needs started_at and wait_seconds)."""
-        fields = data.__dict__
-        channel = fields.get("channel")
-        judges = self._judges_by_channel.get((event_type, channel))
-        if judges is None:
-            judges = self._judges_for(event_type, channel)
-        judged: list[InstantMatch] = []
-        for norm, _, selected, key_field in judges:
-            if not selected(fields):
-                continue
-            started: datetime | None = fields.get("started_at")
-            waited = fields.get("wait_seconds")
-            if started is None or waited is None:
-                continue
-            judged.append(
-                InstantMatch(
-                    norm,
-                    fields[key_field],
-                    to_us(started),
-                    round(waited * US),
-                    bool(fields.get("answered", True)),
-                )
-            )
-        return judged
+        # What an event matches: `match` (the transitions it causes, at most one per norm) and
+        # `judge` (the instant norms it is judged against), compiled (matching.Matcher).
+        matcher = Matcher(rules, judges)
+        self.match: Callable[[str, Any], list[Match]] = matcher.match
+        self.judge: Callable[[str, Any], list[InstantMatch]] = matcher.judge
 
 
 def _case_types_started(definition: NormDefinition) -> frozenset[str] | None:
@@ -475,22 +354,11 @@ def _case_types_started(definition: NormDefinition) -> frozenset[str] | None:
     return frozenset(types) if types else None
 
 
-def _within(
-    case_types: frozenset[str], key_field: str, test: Callable[[dict[str, Any]], bool]
-) -> Callable[[dict[str, Any]], bool]:
+def _within(case_types: frozenset[str], key_field: str, test: Test) -> Test:
     """`test`, but never for an event about a case of a type the norm's clocks cannot have.
     (A case's type is fixed: closing a public-space report would otherwise leave a clock row
     without a start for every norm that stops at any case.closed.)"""
-    if key_field != "case_id":
-        return test
-
-    def scoped(fields: dict[str, Any]) -> bool:
-        case_type = fields.get("case_type")
-        if case_type is not None and case_type not in case_types:
-            return False
-        return test(fields)
-
-    return scoped
+    return CaseTypeScope(case_types, test) if key_field == "case_id" else test
 
 
 def clock_id(municipality: str, norm_id: str, subject_id: str) -> str:

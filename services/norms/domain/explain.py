@@ -29,8 +29,9 @@ from services.common.calendar import (
     Measure,
     from_us,
 )
-from services.norms.domain.catalog import UNIT_SECONDS, Norm
+from services.norms.domain.catalog import Norm
 from services.norms.domain.clock import ClockRule, Transition, TransitionKind
+from services.norms.domain.matching import UNIT_SECONDS
 
 _ONE_DAY = timedelta(days=1)
 

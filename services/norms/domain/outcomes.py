@@ -35,9 +35,10 @@ from schemas.events import (
     NormWarning,
 )
 from services.common.calendar import US
-from services.norms.domain.catalog import UNIT_SECONDS, Norm, NormCatalog
+from services.norms.domain.catalog import Norm, NormCatalog
 from services.norms.domain.clock import Decision, DecisionKind, Transition, TransitionKind
 from services.norms.domain.explain import explain, summary
+from services.norms.domain.matching import UNIT_SECONDS
 
 SOURCE = "/servicepuls/norms"
 NORMS_TOPIC = TOPICS[Family.NORMS]
