@@ -15,10 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from schemas.common import Channel, Code, Direction, Duration, DurationUnit
 from schemas.events import PREFIX, CaseOutcome, SuspensionReason
-from services.common.calendar import (
-    BusinessCalendar,
-    Measure,
-)
+from services.common.calendar import BusinessCalendar, Measure
 from services.norms.domain.clock import ClockRule, Threshold, TransitionKind
 from services.norms.domain.matching import (
     CaseTypeScope,

@@ -174,6 +174,43 @@ class Decision(NamedTuple):
         return key if self.cycle == 1 else f"{self.cycle}:{key}"
 
 
+def new_decision(
+    kind: DecisionKind,
+    at: int,
+    started_at: int,
+    due_at: int,
+    target: int,
+    elapsed: int,
+    paused: int,
+    *,
+    threshold: str = "",
+    stopped_at: int | None = None,
+    reason: str = "",
+    cycle: int = 1,
+    cause: str = "",
+    cause_at: int | None = None,
+) -> Decision:
+    """`Decision(...)`, made as `_new_tuple` says (the fields in their order)."""
+    return _new_tuple(
+        Decision,
+        (
+            kind,
+            at,
+            started_at,
+            due_at,
+            target,
+            elapsed,
+            paused,
+            threshold,
+            stopped_at,
+            reason,
+            cycle,
+            cause,
+            cause_at,
+        ),
+    )
+
+
 # Decision keys that depend on the kind alone (`Decision.key`).
 _PLAIN_KEYS: dict[DecisionKind, str] = {
     kind: "final" if kind in FINAL_KINDS else kind.value
@@ -248,23 +285,20 @@ class _State:
         due = (
             self.due if (self.running or self.breached) else self.compute_due(max(at, self.cursor))
         )
-        return _new_tuple(
-            Decision,
-            (
-                kind,
-                at,
-                self.started_at,
-                due,
-                self.target,
-                self.elapsed_at(at),
-                self.paused_at(at),
-                threshold,
-                stopped_at,
-                reason,
-                self.cycle,
-                cause,
-                cause_at,
-            ),
+        return new_decision(
+            kind,
+            at,
+            self.started_at,
+            due,
+            self.target,
+            self.elapsed_at(at),
+            self.paused_at(at),
+            threshold=threshold,
+            stopped_at=stopped_at,
+            reason=reason,
+            cycle=self.cycle,
+            cause=cause,
+            cause_at=cause_at,
         )
 
     def run_until(self, until: int | None, out: list[Decision]) -> None:
@@ -455,24 +489,15 @@ def judge_instant(
     judged from the contact itself. An abandoned contact counts as not answered in time."""
     stopped_at = started_at + waited
     met = answered and waited <= target
-    kind = DecisionKind.MET if met else DecisionKind.MISSED
-    return _new_tuple(
-        Decision,
-        (
-            kind,
-            stopped_at,  # at
-            started_at,
-            started_at + target,  # due_at
-            target,
-            waited,  # elapsed
-            0,  # paused
-            "",  # threshold
-            stopped_at,
-            "",  # reason
-            1,  # cycle
-            "",  # cause
-            None,  # cause_at
-        ),
+    return new_decision(
+        DecisionKind.MET if met else DecisionKind.MISSED,
+        stopped_at,
+        started_at,
+        started_at + target,
+        target,
+        waited,
+        0,
+        stopped_at=stopped_at,
     )
 
 
